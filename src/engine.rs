@@ -1,0 +1,408 @@
+//! The batched LSTM engine: forward, loss and backward of an L-layer LSTM with one-hot input
+//! and a linear head, over B streams and T steps, written by hand (ENGINE.md's layout).
+//!
+//! Everything that is not recurrent runs as one GEMM over all T·B rows (layer l>0's input
+//! projection, the head, every weight gradient, the gradient into the layer below). Only
+//! h_{t-1}·W_hhᵀ and dgates_t·W_hh run per step. The gate maths is fused into one pass.
+//! All buffers live in `Workspace`, allocated once for (B, T); the step allocates nothing.
+//!
+//! Owns the maths of one training step. Does not own the parameters (a flat slice laid out by
+//! `model::Layout`), the optimiser, or the data. Layout of activations is time-major: row
+//! t·B + b is stream b at step t.
+
+use crate::float::Float;
+use crate::linalg::{matmul, MatRef, Threads};
+use crate::model::Layout;
+
+/// The recurrent state carried between batches: h and c of every layer, each (L, B, H).
+#[derive(Clone, Debug, PartialEq)]
+pub struct State<F> {
+    pub h: Vec<F>, // (L, B, H)
+    pub c: Vec<F>, // (L, B, H)
+}
+
+impl<F: Float> State<F> {
+    pub fn zeros(layers: usize, batch: usize, hidden: usize) -> Self {
+        let n = layers * batch * hidden;
+        State { h: vec![F::ZERO; n], c: vec![F::ZERO; n] }
+    }
+    pub fn reset(&mut self) {
+        self.h.fill(F::ZERO);
+        self.c.fill(F::ZERO);
+    }
+}
+
+/// Buffers for one (B, T) shape. Gradient buffers exist only when asked for.
+pub struct Workspace<F> {
+    pub batch: usize,
+    pub seq: usize,
+    t_len: usize,         // steps in the last forward (≤ seq)
+    gates: Vec<Vec<F>>,   // per layer (T, B, 4H): pre-activations, then i, f, g, o activated
+    h: Vec<Vec<F>>,       // per layer (T+1, B, H); block 0 is the carried-in state
+    c: Vec<Vec<F>>,       // per layer (T+1, B, H)
+    tc: Vec<Vec<F>>,      // per layer (T, B, H): tanh(c_t), kept for backward
+    pub logits: Vec<F>,   // (T·B, V); after `loss_and_grad` it holds dlogits
+    bias: Vec<F>,         // (4H): b_ih + b_hh of the layer being run
+    wih0_t: Vec<F>,       // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
+    grad: Option<GradBuffers<F>>,
+    pub threads: Threads, // for the large hoisted GEMMs; the per-step ones run on one thread
+}
+
+struct GradBuffers<F> {
+    dgates: Vec<F>,  // (T, B, 4H)
+    dh: Vec<F>,      // (T, B, H): gradient into the current layer's outputs
+    dx: Vec<F>,      // (T, B, H): gradient into the layer below's outputs
+    dh_next: Vec<F>, // (B, H)
+    dc_next: Vec<F>, // (B, H)
+    dbias: Vec<F>,   // (4H)
+    dwih0_t: Vec<F>, // (V, 4H): layer 0 input-weight gradient, transposed, touched rows only
+    seen: Vec<bool>, // (V): which rows of dwih0_t this step touched
+    dstate: State<F>, // (L, B, H) each: gradient of the loss w.r.t. the carried-in state
+}
+
+impl<F: Float> Workspace<F> {
+    pub fn new(layout: &Layout, batch: usize, seq: usize, with_grad: bool, threads: Threads) -> Self {
+        let cfg = layout.config;
+        let (l, h, v) = (cfg.layers, cfg.hidden, cfg.vocab);
+        let n = batch * seq;
+        let per_layer = |len: usize| (0..l).map(|_| vec![F::ZERO; len]).collect::<Vec<_>>();
+        let grad = with_grad.then(|| GradBuffers {
+            dgates: vec![F::ZERO; n * 4 * h],
+            dh: vec![F::ZERO; n * h],
+            dx: vec![F::ZERO; n * h],
+            dh_next: vec![F::ZERO; batch * h],
+            dc_next: vec![F::ZERO; batch * h],
+            dbias: vec![F::ZERO; 4 * h],
+            dwih0_t: vec![F::ZERO; v * 4 * h],
+            seen: vec![false; v],
+            dstate: State::zeros(l, batch, h),
+        });
+        Workspace {
+            batch,
+            seq,
+            t_len: 0,
+            gates: per_layer(n * 4 * h),
+            h: per_layer((seq + 1) * batch * h),
+            c: per_layer((seq + 1) * batch * h),
+            tc: per_layer(n * h),
+            logits: vec![F::ZERO; n * v],
+            bias: vec![F::ZERO; 4 * h],
+            wih0_t: vec![F::ZERO; v * 4 * h],
+            grad,
+            threads,
+        }
+    }
+
+    /// Runs the model over `x` (t_len·B ids, time-major, t_len ≤ T) from `state`; fills the
+    /// logits (t_len·B, V). The final state is read with `final_state`.
+    pub fn forward(&mut self, params: &[F], layout: &Layout, x: &[u32], state: &State<F>) {
+        let cfg = layout.config;
+        let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
+        let g4 = 4 * h;
+        assert!(x.len() % b == 0 && x.len() / b <= self.seq, "input does not fit the workspace");
+        assert_eq!(params.len(), layout.total);
+        let t_len = x.len() / b;
+        let n = t_len * b;
+        self.t_len = t_len;
+
+        // Layer 0's input weight, transposed (V, 4H): the one-hot product becomes a row copy.
+        let w0 = &params[layout.layers[0].w_ih..][..g4 * v];
+        for (j, wrow) in w0.chunks_exact(v).enumerate() {
+            for (id, &w) in wrow.iter().enumerate() {
+                self.wih0_t[id * g4 + j] = w;
+            }
+        }
+
+        for (l, off) in layout.layers.iter().enumerate() {
+            for ((s, &bi), &bh) in self.bias.iter_mut().zip(&params[off.b_ih..][..g4]).zip(&params[off.b_hh..][..g4]) {
+                *s = bi + bh;
+            }
+            let gates = &mut self.gates[l][..n * g4]; // (t_len, B, 4H)
+            let (below, this_and_up) = self.h.split_at_mut(l);
+            let hs = &mut this_and_up[0]; // (T+1, B, H)
+            hs[..b * h].copy_from_slice(&state.h[l * b * h..][..b * h]);
+            self.c[l][..b * h].copy_from_slice(&state.c[l * b * h..][..b * h]);
+
+            // Input projection for all steps at once: gates = bias + x·W_ihᵀ.
+            if l == 0 {
+                for (row, &id) in gates.chunks_exact_mut(g4).zip(x) {
+                    let w = &self.wih0_t[id as usize * g4..][..g4];
+                    for ((r, &wv), &bv) in row.iter_mut().zip(w).zip(&self.bias) {
+                        *r = wv + bv;
+                    }
+                }
+            } else {
+                for row in gates.chunks_exact_mut(g4) {
+                    row.copy_from_slice(&self.bias);
+                }
+                let input = MatRef::new(&below[l - 1][b * h..(t_len + 1) * b * h], n, h);
+                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * h], g4, h);
+                matmul(gates, input, w_ih.t(), true, self.threads);
+            }
+
+            // The recurrence: only h_{t-1}·W_hhᵀ is step by step.
+            let w_hh_t = MatRef::new(&params[off.w_hh..][..g4 * h], g4, h).t(); // (H, 4H)
+            let cs = &mut self.c[l];
+            let tcs = &mut self.tc[l];
+            for t in 0..t_len {
+                let gt = &mut gates[t * b * g4..][..b * g4]; // (B, 4H)
+                let (h_done, h_rest) = hs.split_at_mut((t + 1) * b * h);
+                let h_prev = &h_done[t * b * h..]; // (B, H)
+                matmul(gt, MatRef::new(h_prev, b, h), w_hh_t, true, Threads(1));
+                let (c_done, c_rest) = cs.split_at_mut((t + 1) * b * h);
+                let c_prev = &c_done[t * b * h..];
+                let c_next = &mut c_rest[..b * h];
+                let h_next = &mut h_rest[..b * h];
+                let tc_t = &mut tcs[t * b * h..][..b * h];
+                for bi in 0..b {
+                    let g = &mut gt[bi * g4..][..g4];
+                    let (gi, rest) = g.split_at_mut(h);
+                    let (gf, rest) = rest.split_at_mut(h);
+                    let (gg, go) = rest.split_at_mut(h);
+                    let r = bi * h..(bi + 1) * h;
+                    cell_forward(gi, gf, gg, go, &c_prev[r.clone()], &mut c_next[r.clone()], &mut tc_t[r.clone()], &mut h_next[r]);
+                }
+            }
+        }
+
+        // Head: logits = b + h_top·Wᵀ, one GEMM over all rows.
+        let top = MatRef::new(&self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h], n, h);
+        let logits = &mut self.logits[..n * v];
+        let hb = &params[layout.head_b..][..v];
+        for row in logits.chunks_exact_mut(v) {
+            row.copy_from_slice(hb);
+        }
+        let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
+        matmul(logits, top, hw.t(), true, self.threads);
+    }
+
+    /// Logits of the last forward, (t_len·B, V).
+    pub fn logits(&self, vocab: usize) -> &[F] {
+        &self.logits[..self.t_len * self.batch * vocab]
+    }
+
+    /// Copies the state after the last forward's final step into `state` (the carry of
+    /// truncated BPTT: values only, no gradient flows back through it).
+    pub fn final_state(&self, state: &mut State<F>) {
+        let bh = state.h.len() / self.h.len(); // B·H
+        let t = self.t_len;
+        for l in 0..self.h.len() {
+            state.h[l * bh..][..bh].copy_from_slice(&self.h[l][t * bh..][..bh]);
+            state.c[l * bh..][..bh].copy_from_slice(&self.c[l][t * bh..][..bh]);
+        }
+    }
+
+    /// Summed cross-entropy (nats) of the last forward's logits against targets `y`; logits
+    /// are left as they are.
+    pub fn loss_sum(&self, y: &[u32], vocab: usize) -> f64 {
+        let logits = &self.logits[..y.len() * vocab];
+        logits.chunks_exact(vocab).zip(y).map(|(row, &yi)| log_sum_exp(row) - row[yi as usize].to_f64()).sum()
+    }
+
+    /// Mean cross-entropy over all rows; turns the logits into dloss/dlogits in place.
+    pub fn loss_and_grad(&mut self, y: &[u32], vocab: usize) -> f64 {
+        let n = y.len();
+        assert_eq!(n, self.t_len * self.batch, "targets do not match the forward");
+        let scale = F::from_f64(1.0 / n as f64);
+        let mut total = 0.0f64;
+        for (row, &yi) in self.logits[..n * vocab].chunks_exact_mut(vocab).zip(y) {
+            let yi = yi as usize;
+            let max = row.iter().fold(row[0], |m, &x| m.max(x));
+            let z_y = (row[yi] - max).to_f64();
+            let mut sum = F::ZERO;
+            for x in row.iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
+            }
+            total += sum.to_f64().ln() - z_y;
+            let inv = scale / sum;
+            for x in row.iter_mut() {
+                *x *= inv;
+            }
+            row[yi] -= scale;
+        }
+        total / n as f64
+    }
+
+    /// Backpropagates the dlogits left by `loss_and_grad` through the last forward;
+    /// accumulates parameter gradients into `grads` (laid out like the parameters).
+    pub fn backward(&mut self, params: &[F], layout: &Layout, x: &[u32], grads: &mut [F]) {
+        let cfg = layout.config;
+        let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
+        let g4 = 4 * h;
+        let t_len = self.t_len;
+        let n = t_len * b;
+        assert_eq!(x.len(), n, "input does not match the forward");
+        assert_eq!(grads.len(), layout.total);
+        let threads = self.threads;
+        let gb = self.grad.as_mut().expect("workspace built without gradient buffers");
+
+        // Head.
+        let dlogits = MatRef::new(&self.logits[..n * v], n, v);
+        let top = MatRef::new(&self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h], n, h);
+        matmul(&mut grads[layout.head_w..][..v * h], dlogits.t(), top, true, threads); // (V, H)
+        let dhb = &mut grads[layout.head_b..][..v];
+        for row in self.logits[..n * v].chunks_exact(v) {
+            for (d, &g) in dhb.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+        let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
+        matmul(&mut gb.dh[..n * h], dlogits, hw, false, threads); // (N, H)
+
+        for (l, off) in layout.layers.iter().enumerate().rev() {
+            let gates = &self.gates[l];
+            let hs = &self.h[l];
+            let cs = &self.c[l];
+            let tcs = &self.tc[l];
+            let w_hh = MatRef::new(&params[off.w_hh..][..g4 * h], g4, h); // (4H, H)
+            gb.dh_next.fill(F::ZERO);
+            gb.dc_next.fill(F::ZERO);
+            for t in (0..t_len).rev() {
+                let dg_t = &mut gb.dgates[t * b * g4..][..b * g4];
+                for bi in 0..b {
+                    let r = (t * b + bi) * h..(t * b + bi + 1) * h;
+                    let g = &gates[(t * b + bi) * g4..][..g4];
+                    let dg = &mut dg_t[bi * g4..][..g4];
+                    let s = bi * h..(bi + 1) * h;
+                    cell_backward(
+                        g,
+                        dg,
+                        &gb.dh[r.clone()],
+                        &tcs[r.clone()],
+                        &cs[r.clone()], // c_{t-1}: block t of (T+1, B, H)
+                        &mut gb.dh_next[s.clone()],
+                        &mut gb.dc_next[s],
+                        h,
+                    );
+                }
+                // dh_{t-1} = dgates_t · W_hh; becomes dh_next for the step before.
+                matmul(&mut gb.dh_next, MatRef::new(dg_t, b, g4), w_hh, false, Threads(1));
+            }
+            gb.dstate.h[l * b * h..][..b * h].copy_from_slice(&gb.dh_next);
+            gb.dstate.c[l * b * h..][..b * h].copy_from_slice(&gb.dc_next);
+
+            // Weight gradients, one GEMM each over all rows.
+            let dgates = MatRef::new(&gb.dgates[..n * g4], n, g4);
+            let h_prev = MatRef::new(&hs[..n * h], n, h); // h_{t-1} for t = 0..T
+            matmul(&mut grads[off.w_hh..][..g4 * h], dgates.t(), h_prev, true, threads);
+            gb.dbias.fill(F::ZERO);
+            for row in gb.dgates[..n * g4].chunks_exact(g4) {
+                for (d, &g) in gb.dbias.iter_mut().zip(row) {
+                    *d += g;
+                }
+            }
+            for off_b in [off.b_ih, off.b_hh] {
+                for (d, &g) in grads[off_b..][..g4].iter_mut().zip(&gb.dbias) {
+                    *d += g;
+                }
+            }
+            if l > 0 {
+                let input = MatRef::new(&self.h[l - 1][b * h..(t_len + 1) * b * h], n, h);
+                matmul(&mut grads[off.w_ih..][..g4 * h], dgates.t(), input, true, threads);
+                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * h], g4, h);
+                matmul(&mut gb.dx[..n * h], dgates, w_ih, false, threads);
+                std::mem::swap(&mut gb.dh, &mut gb.dx);
+            } else {
+                // One-hot input: dW_ih[:, id] += dgates row, a scatter into the transposed copy.
+                gb.seen.fill(false);
+                for (row, &id) in gb.dgates[..n * g4].chunks_exact(g4).zip(x) {
+                    let id = id as usize;
+                    let acc = &mut gb.dwih0_t[id * g4..][..g4];
+                    if !gb.seen[id] {
+                        gb.seen[id] = true;
+                        acc.fill(F::ZERO);
+                    }
+                    for (a, &g) in acc.iter_mut().zip(row) {
+                        *a += g;
+                    }
+                }
+                let dw = &mut grads[off.w_ih..][..g4 * v];
+                for id in (0..v).filter(|&id| gb.seen[id]) {
+                    let acc = &gb.dwih0_t[id * g4..][..g4];
+                    for (j, &a) in acc.iter().enumerate() {
+                        dw[j * v + id] += a;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gradient of the loss w.r.t. the carried-in state, from the last backward.
+    pub fn dstate(&self) -> &State<F> {
+        &self.grad.as_ref().expect("workspace built without gradient buffers").dstate
+    }
+}
+
+fn log_sum_exp<F: Float>(row: &[F]) -> f64 {
+    let max = row.iter().fold(row[0], |m, &x| m.max(x)).to_f64();
+    max + row.iter().map(|&x| (x.to_f64() - max).exp()).sum::<f64>().ln()
+}
+
+/// One row of the fused gate maths: activates the gates in place (i, f, o sigmoid; g tanh) and
+/// writes c_t, tanh(c_t) and h_t.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cell_forward<F: Float>(
+    gi: &mut [F],
+    gf: &mut [F],
+    gg: &mut [F],
+    go: &mut [F],
+    c_prev: &[F],
+    c_next: &mut [F],
+    tc: &mut [F],
+    h_next: &mut [F],
+) {
+    let h = gi.len();
+    for j in 0..h {
+        let i = gi[j].sigmoid();
+        let f = gf[j].sigmoid();
+        let g = gg[j].tanh();
+        let o = go[j].sigmoid();
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = g;
+        go[j] = o;
+        let c = f * c_prev[j] + i * g;
+        let t = c.tanh();
+        c_next[j] = c;
+        tc[j] = t;
+        h_next[j] = o * t;
+    }
+}
+
+/// One row of the backward gate maths. Reads the activated gates `g` (4H), the gradient from
+/// above `dh_above` and the carried `dh_next`/`dc_next`; writes the pre-activation gradients
+/// `dg` (4H) and leaves dc_{t-1} in `dc_next`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cell_backward<F: Float>(
+    g: &[F],
+    dg: &mut [F],
+    dh_above: &[F],
+    tc: &[F],
+    c_prev: &[F],
+    dh_next: &mut [F],
+    dc_next: &mut [F],
+    h: usize,
+) {
+    let one = F::ONE;
+    for j in 0..h {
+        let (i, f, gg, o) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
+        let dh = dh_above[j] + dh_next[j];
+        let t = tc[j];
+        let dc = dc_next[j] + dh * o * (one - t * t);
+        let d_o = dh * t;
+        let di = dc * gg;
+        let dgg = dc * i;
+        let df = dc * c_prev[j];
+        dc_next[j] = dc * f;
+        dg[j] = di * i * (one - i);
+        dg[h + j] = df * f * (one - f);
+        dg[2 * h + j] = dgg * (one - gg * gg);
+        dg[3 * h + j] = d_o * o * (one - o);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+//! The engine's proofs: a naive forward, an f64 numeric gradient check of every parameter
+//! tensor and of the carried-in state, and the PyTorch reference fixture.
+
+use super::*;
+use crate::model::{init_params, ModelConfig};
+use crate::optim::{clip_grad_norm, Adam};
+use crate::rng::Rng;
+
+fn sig(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Plain loops, one stream and one step at a time, in f64: the definition of the model.
+/// Returns (logits (T·B, V) time-major, final state).
+fn naive_forward(p: &[f64], layout: &Layout, x: &[u32], b: usize, s0: &State<f64>) -> (Vec<f64>, State<f64>) {
+    let c = layout.config;
+    let (h, v, nl) = (c.hidden, c.vocab, c.layers);
+    let t_len = x.len() / b;
+    let mut logits = vec![0.0; t_len * b * v];
+    let mut fin = State::zeros(nl, b, h);
+    for bi in 0..b {
+        let mut hs: Vec<Vec<f64>> = (0..nl).map(|l| s0.h[(l * b + bi) * h..][..h].to_vec()).collect();
+        let mut cs: Vec<Vec<f64>> = (0..nl).map(|l| s0.c[(l * b + bi) * h..][..h].to_vec()).collect();
+        for t in 0..t_len {
+            let mut inp = vec![0.0; v];
+            inp[x[t * b + bi] as usize] = 1.0;
+            for (l, off) in layout.layers.iter().enumerate() {
+                let i_sz = off.input;
+                let mut z = vec![0.0; 4 * h];
+                for (j, zj) in z.iter_mut().enumerate() {
+                    *zj = p[off.b_ih + j] + p[off.b_hh + j];
+                    for k in 0..i_sz {
+                        *zj += p[off.w_ih + j * i_sz + k] * inp[k];
+                    }
+                    for k in 0..h {
+                        *zj += p[off.w_hh + j * h + k] * hs[l][k];
+                    }
+                }
+                for j in 0..h {
+                    let (i, f, g, o) = (sig(z[j]), sig(z[h + j]), z[2 * h + j].tanh(), sig(z[3 * h + j]));
+                    cs[l][j] = f * cs[l][j] + i * g;
+                    hs[l][j] = o * cs[l][j].tanh();
+                }
+                inp = hs[l].clone();
+            }
+            for k in 0..v {
+                let mut s = p[layout.head_b + k];
+                for j in 0..h {
+                    s += p[layout.head_w + k * h + j] * inp[j];
+                }
+                logits[(t * b + bi) * v + k] = s;
+            }
+        }
+        for l in 0..nl {
+            fin.h[(l * b + bi) * h..][..h].copy_from_slice(&hs[l]);
+            fin.c[(l * b + bi) * h..][..h].copy_from_slice(&cs[l]);
+        }
+    }
+    (logits, fin)
+}
+
+fn random_ids(rng: &mut Rng, n: usize, v: usize) -> Vec<u32> {
+    (0..n).map(|_| (rng.next_u64() % v as u64) as u32).collect()
+}
+
+fn random_state(rng: &mut Rng, l: usize, b: usize, h: usize) -> State<f64> {
+    let mut s = State::zeros(l, b, h);
+    for x in s.h.iter_mut().chain(s.c.iter_mut()) {
+        *x = rng.uniform_in(-0.8, 0.8);
+    }
+    s
+}
+
+fn to_f32(x: &[f64]) -> Vec<f32> {
+    x.iter().map(|&v| v as f32).collect()
+}
+
+#[test]
+fn fast_forward_equals_naive_forward() {
+    // Sizes that exercise GEMM blocking (H=40, 4H=160) and more than two layers.
+    for &(v, h, l, b, t, threads) in &[(7, 5, 3, 3, 4, 1), (23, 40, 2, 9, 6, 2)] {
+        let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+        let mut rng = Rng::new(11);
+        let p64: Vec<f64> = init_params(&layout, &mut rng);
+        let x = random_ids(&mut rng, b * t, v);
+        let s0 = random_state(&mut rng, l, b, h);
+        let (want, want_state) = naive_forward(&p64, &layout, &x, b, &s0);
+
+        let p32 = to_f32(&p64);
+        let s32 = State { h: to_f32(&s0.h), c: to_f32(&s0.c) };
+        let mut ws = Workspace::<f32>::new(&layout, b, t, false, Threads(threads));
+        ws.forward(&p32, &layout, &x, &s32);
+        let mut got_state = State::zeros(l, b, h);
+        ws.final_state(&mut got_state);
+        let worst = |a: &[f32], b: &[f64]| a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).abs()).fold(0.0, f64::max);
+        assert!(worst(ws.logits(v), &want) < 1e-5, "logits differ by {}", worst(ws.logits(v), &want));
+        assert!(worst(&got_state.h, &want_state.h) < 1e-5);
+        assert!(worst(&got_state.c, &want_state.c) < 1e-5);
+
+        // And the f64 engine agrees with it to round-off.
+        let mut ws64 = Workspace::<f64>::new(&layout, b, t, false, Threads(1));
+        ws64.forward(&p64, &layout, &x, &s0);
+        let d = ws64.logits(v).iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(d < 1e-12, "f64 engine differs by {d}");
+    }
+}
+
+#[test]
+fn gradients_match_central_differences_in_f64() {
+    let (v, h, l, b, t) = (5, 4, 2, 2, 3);
+    let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+    let mut rng = Rng::new(3);
+    // Wider than the default init so that no gate saturates into a flat gradient.
+    let p: Vec<f64> = (0..layout.total).map(|_| rng.uniform_in(-0.9, 0.9)).collect();
+    let x = random_ids(&mut rng, b * t, v);
+    let y = random_ids(&mut rng, b * t, v);
+    let s0 = random_state(&mut rng, l, b, h);
+    let mut ws = Workspace::<f64>::new(&layout, b, t, true, Threads(1));
+
+    let mut loss_at = |p: &[f64], s: &State<f64>| {
+        ws.forward(p, &layout, &x, s);
+        ws.loss_sum(&y, v) / y.len() as f64
+    };
+    let eps = 1e-5;
+    let numeric = |f: &mut dyn FnMut(f64) -> f64| (f(eps) - f(-eps)) / (2.0 * eps);
+
+    let mut num_p = vec![0.0; p.len()];
+    for k in 0..p.len() {
+        num_p[k] = numeric(&mut |d| {
+            let mut q = p.clone();
+            q[k] += d;
+            loss_at(&q, &s0)
+        });
+    }
+    let mut num_s = State::zeros(l, b, h);
+    for k in 0..s0.h.len() {
+        num_s.h[k] = numeric(&mut |d| {
+            let mut s = s0.clone();
+            s.h[k] += d;
+            loss_at(&p, &s)
+        });
+        num_s.c[k] = numeric(&mut |d| {
+            let mut s = s0.clone();
+            s.c[k] += d;
+            loss_at(&p, &s)
+        });
+    }
+
+    let mut ws = Workspace::<f64>::new(&layout, b, t, true, Threads(1));
+    ws.forward(&p, &layout, &x, &s0);
+    ws.loss_and_grad(&y, v);
+    let mut grads = vec![0.0; p.len()];
+    ws.backward(&p, &layout, &x, &mut grads);
+
+    let check = |name: &str, got: &[f64], want: &[f64]| {
+        let mut checked = 0;
+        for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
+            if w.abs() > 1e-4 {
+                let rel = (g - w).abs() / w.abs();
+                assert!(rel <= 1e-6, "{name}[{k}]: analytic {g}, numeric {w}, relative error {rel}");
+                checked += 1;
+            } else {
+                assert!((g - w).abs() < 1e-9, "{name}[{k}]: analytic {g}, numeric {w}");
+            }
+        }
+        assert!(checked > got.len() / 2, "{name}: only {checked} of {} entries above 1e-4", got.len());
+    };
+    for ti in &layout.tensors {
+        let r = ti.offset..ti.offset + ti.len;
+        check(&ti.name, &grads[r.clone()], &num_p[r]);
+    }
+    check("h0", &ws.dstate().h, &num_s.h);
+    check("c0", &ws.dstate().c, &num_s.c);
+}
+
+#[test]
+fn gradients_accumulate_across_backward_calls() {
+    let layout = Layout::new(ModelConfig { vocab: 6, hidden: 3, layers: 2 });
+    let mut rng = Rng::new(5);
+    let p: Vec<f64> = init_params(&layout, &mut rng);
+    let x = random_ids(&mut rng, 4, 6);
+    let y = random_ids(&mut rng, 4, 6);
+    let s0 = State::zeros(2, 2, 3);
+    let mut ws = Workspace::<f64>::new(&layout, 2, 2, true, Threads(1));
+    let mut once = vec![0.0; p.len()];
+    let mut twice = vec![0.0; p.len()];
+    for (g, reps) in [(&mut once, 1), (&mut twice, 2)] {
+        for _ in 0..reps {
+            ws.forward(&p, &layout, &x, &s0);
+            ws.loss_and_grad(&y, 6);
+            ws.backward(&p, &layout, &x, g);
+        }
+    }
+    for (a, b) in once.iter().zip(&twice) {
+        assert!((2.0 * a - b).abs() < 1e-12);
+    }
+    assert!(once.iter().any(|&g| g.abs() > 1e-3));
+}
+
+// ---- PyTorch reference (tests/fixtures/reference_lstm.safetensors, made by
+// ---- scripts/gen_reference.py with torch 2.15) ----
+
+struct Fixture {
+    bytes: Vec<u8>,
+}
+
+impl Fixture {
+    fn load() -> Fixture {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference_lstm.safetensors");
+        Fixture { bytes: std::fs::read(&path).expect("reference fixture is committed in the repo") }
+    }
+    fn st(&self) -> safetensors::SafeTensors<'_> {
+        safetensors::SafeTensors::deserialize(&self.bytes).unwrap()
+    }
+    fn meta(&self, key: &str) -> String {
+        let (_, m) = safetensors::SafeTensors::read_metadata(&self.bytes).unwrap();
+        m.metadata().as_ref().unwrap()[key].clone()
+    }
+    fn f32(&self, name: &str) -> Vec<f32> {
+        let st = self.st();
+        let t = st.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
+        t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+    fn ids(&self, name: &str) -> (Vec<i64>, Vec<usize>) {
+        let st = self.st();
+        let t = st.tensor(name).unwrap();
+        assert_eq!(t.dtype(), safetensors::Dtype::I64, "{name}");
+        let v = t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        (v, t.shape().to_vec())
+    }
+    /// (B, T) batch-first ids → time-major (T·B).
+    fn time_major(&self, ids: &[i64], b: usize, t: usize) -> Vec<u32> {
+        (0..t * b).map(|k| ids[(k % b) * t + k / b] as u32).collect()
+    }
+    fn params(&self, layout: &Layout, prefix: &str) -> Vec<f32> {
+        let mut p = vec![0.0; layout.total];
+        for ti in &layout.tensors {
+            let w = self.f32(&format!("{prefix}{}", ti.name));
+            assert_eq!(w.len(), ti.len, "{}", ti.name);
+            p[ti.offset..ti.offset + ti.len].copy_from_slice(&w);
+        }
+        p
+    }
+}
+
+/// |got − want| ≤ 1e-4·max(|want|, 1e-2): 1e-4 relative, with an absolute floor of 1e-6 for
+/// entries near zero, where relative error of an f32 sum means nothing.
+fn assert_close(name: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tol = 1e-4 * w.abs().max(1e-2);
+        assert!((g - w).abs() <= tol, "{name}[{k}]: got {g}, PyTorch {w}");
+    }
+}
+
+#[test]
+fn matches_pytorch_reference_forward_and_gradients() {
+    let fx = Fixture::load();
+    let m = |k: &str| fx.meta(k).parse::<usize>().unwrap();
+    let (v, h, l, b, t) = (m("V"), m("H"), m("L"), m("B"), m("T"));
+    let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+    let p = fx.params(&layout, "");
+    let x = fx.time_major(&fx.ids("x").0, b, t);
+    let y = fx.time_major(&fx.ids("y").0, b, t);
+    let s0 = State { h: fx.f32("h0"), c: fx.f32("c0") };
+
+    let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(1));
+    ws.forward(&p, &layout, &x, &s0);
+    // PyTorch logits are (B, T, V); ours are time-major (T, B, V).
+    let want_logits = fx.f32("logits");
+    let got_logits: Vec<f32> = (0..b * t * v)
+        .map(|k| {
+            let (row, j) = (k / v, k % v);
+            let (bi, ti) = (row / t, row % t);
+            ws.logits(v)[(ti * b + bi) * v + j]
+        })
+        .collect();
+    assert_close("logits", &got_logits, &want_logits);
+    let mut fin = State::zeros(l, b, h);
+    ws.final_state(&mut fin);
+    assert_close("hT", &fin.h, &fx.f32("hT"));
+    assert_close("cT", &fin.c, &fx.f32("cT"));
+
+    let loss = ws.loss_and_grad(&y, v);
+    assert!((loss - fx.f32("loss")[0] as f64).abs() < 1e-5, "loss {loss} vs {:?}", fx.f32("loss"));
+    let mut grads = vec![0.0f32; layout.total];
+    ws.backward(&p, &layout, &x, &mut grads);
+    for ti in &layout.tensors {
+        assert_close(&format!("grad.{}", ti.name), &grads[ti.offset..][..ti.len], &fx.f32(&format!("grad.{}", ti.name)));
+    }
+    assert_close("grad.h0", &ws.dstate().h, &fx.f32("grad.h0"));
+    assert_close("grad.c0", &ws.dstate().c, &fx.f32("grad.c0"));
+}
+
+#[test]
+fn matches_pytorch_reference_adam_and_amsgrad_steps() {
+    let fx = Fixture::load();
+    let m = |k: &str| fx.meta(k).parse::<usize>().unwrap();
+    let (v, h, l, b, t) = (m("V"), m("H"), m("L"), m("B"), m("T"));
+    let lr: f64 = fx.meta("lr").parse().unwrap();
+    let clip: f64 = fx.meta("clip").parse().unwrap();
+    let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+    let (ox, shape) = fx.ids("opt.x");
+    let (oy, _) = fx.ids("opt.y");
+    let steps = shape[0];
+    let s0 = State { h: fx.f32("h0"), c: fx.f32("c0") };
+    let mut finals = Vec::new();
+    for (name, amsgrad) in [("adam", false), ("amsgrad", true)] {
+        let mut p = fx.params(&layout, "");
+        let mut adam = Adam::<f32>::new(layout.total, lr, amsgrad);
+        let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(1));
+        let want_loss = fx.f32(&format!("{name}.loss"));
+        let want_norm = fx.f32(&format!("{name}.gnorm"));
+        for k in 0..steps {
+            let x = fx.time_major(&ox[k * b * t..][..b * t], b, t);
+            let y = fx.time_major(&oy[k * b * t..][..b * t], b, t);
+            ws.forward(&p, &layout, &x, &s0);
+            let loss = ws.loss_and_grad(&y, v);
+            let mut grads = vec![0.0f32; layout.total];
+            ws.backward(&p, &layout, &x, &mut grads);
+            let norm = clip_grad_norm(&mut grads, clip);
+            assert!((loss - want_loss[k] as f64).abs() < 1e-4 * want_loss[k] as f64, "{name} step {k}: loss {loss} vs {}", want_loss[k]);
+            assert!((norm - want_norm[k] as f64).abs() < 1e-4 * want_norm[k] as f64, "{name} step {k}: norm {norm} vs {}", want_norm[k]);
+            adam.step(&mut p, &grads);
+        }
+        let want = fx.params(&layout, &format!("{name}.final."));
+        for ti in &layout.tensors {
+            assert_close(&format!("{name}.final.{}", ti.name), &p[ti.offset..][..ti.len], &want[ti.offset..][..ti.len]);
+        }
+        finals.push(p);
+    }
+    // The fixture is made so that AMSGrad's running max matters: the two runs must differ.
+    let diff = finals[0].iter().zip(&finals[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff > 1e-3, "adam and amsgrad runs differ by only {diff}");
+}

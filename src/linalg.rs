@@ -1,0 +1,157 @@
+//! Matrix products for the engine: one safe wrapper over the `gemm` crate (bounds checked once
+//! per call, strides for free transposes) and a plain matvec for batch-1 sampling.
+//!
+//! Owns no buffers and no model knowledge; the engine decides shapes and threads.
+
+use crate::float::Float;
+
+/// A read-only matrix view: `rows × cols`, element (r, c) at `data[r * rs + c * cs]`.
+/// A transpose is the same data with `rs` and `cs` swapped.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a, F> {
+    pub data: &'a [F],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, F> MatRef<'a, F> {
+    /// Row-major `rows × cols`.
+    pub fn new(data: &'a [F], rows: usize, cols: usize) -> Self {
+        MatRef { data, rows, cols, rs: cols, cs: 1 }
+    }
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+    }
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+            assert!(last < self.data.len(), "matrix view out of bounds");
+        }
+    }
+}
+
+/// How many threads a product may use. `1` runs on the caller's thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threads(pub usize);
+
+/// `c (m × n, row-major) = [c +] a (m × k) · b (k × n)`.
+pub fn matmul<F: Float>(c: &mut [F], a: MatRef<F>, b: MatRef<F>, accumulate: bool, threads: Threads) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert!(c.len() >= m * n, "output too small");
+    a.check();
+    b.check();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(F::ZERO);
+        }
+        return;
+    }
+    let par = if threads.0 > 1 {
+        gemm::Parallelism::Rayon(threads.0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: every index the kernel touches was bounds-checked above (views and `c`), the
+    // output does not alias the inputs (distinct borrows), and F is f32 or f64.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            F::ONE,
+            F::ONE,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// `y (n) += W (n × k, row-major) · x (k)`, in a fixed summation order so that sampling gives
+/// the same bits on every machine. Eight partial sums let the compiler vectorise it.
+pub fn matvec_acc(y: &mut [f32], w: &[f32], x: &[f32]) {
+    let k = x.len();
+    assert_eq!(w.len(), y.len() * k, "matvec shape");
+    for (yi, row) in y.iter_mut().zip(w.chunks_exact(k)) {
+        let mut acc = [0.0f32; 8];
+        let mut rc = row.chunks_exact(8);
+        let mut xc = x.chunks_exact(8);
+        for (r8, x8) in (&mut rc).zip(&mut xc) {
+            for j in 0..8 {
+                acc[j] += r8[j] * x8[j];
+            }
+        }
+        let mut tail = 0.0f32;
+        for (r, xv) in rc.remainder().iter().zip(xc.remainder()) {
+            tail += r * xv;
+        }
+        let s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        *yi += s + tail;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: MatRef<f64>, b: MatRef<f64>) -> Vec<f64> {
+        let mut c = vec![0.0; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                for p in 0..a.cols {
+                    c[i * b.cols + j] += a.data[i * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs];
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matmul_matches_naive_with_transposes_and_accumulation() {
+        let a: Vec<f64> = (0..35).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..63).map(|i| (i as f64 * 0.11).cos()).collect();
+        // a as 5×7, b as 9×7 transposed → 7×9
+        let am = MatRef::new(&a, 5, 7);
+        let bm = MatRef::new(&b, 9, 7).t();
+        let want = naive(am, bm);
+        let mut c = vec![1.0; 45];
+        matmul(&mut c, am, bm, true, Threads(1));
+        for (g, w) in c.iter().zip(&want) {
+            assert!((g - (w + 1.0)).abs() < 1e-12);
+        }
+        matmul(&mut c, am, bm, false, Threads(2));
+        for (g, w) in c.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn matvec_matches_naive() {
+        let w: Vec<f32> = (0..13 * 19).map(|i| ((i * 7 % 11) as f32 - 5.0) / 8.0).collect();
+        let x: Vec<f32> = (0..19).map(|i| (i as f32 - 9.0) / 4.0).collect();
+        let mut y = vec![0.5f32; 13];
+        matvec_acc(&mut y, &w, &x);
+        for i in 0..13 {
+            let want: f32 = 0.5 + (0..19).map(|j| w[i * 19 + j] * x[j]).sum::<f32>();
+            assert!((y[i] - want).abs() < 1e-5);
+        }
+    }
+}

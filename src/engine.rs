@@ -24,7 +24,10 @@ pub struct State<F> {
 impl<F: Float> State<F> {
     pub fn zeros(layers: usize, batch: usize, hidden: usize) -> Self {
         let n = layers * batch * hidden;
-        State { h: vec![F::ZERO; n], c: vec![F::ZERO; n] }
+        State {
+            h: vec![F::ZERO; n],
+            c: vec![F::ZERO; n],
+        }
     }
     pub fn reset(&mut self) {
         self.h.fill(F::ZERO);
@@ -36,32 +39,38 @@ impl<F: Float> State<F> {
 pub struct Workspace<F> {
     pub batch: usize,
     pub seq: usize,
-    t_len: usize,         // steps in the last forward (≤ seq)
-    gates: Vec<Vec<F>>,   // per layer (T, B, 4H): pre-activations, then i, f, g, o activated
-    h: Vec<Vec<F>>,       // per layer (T+1, B, H); block 0 is the carried-in state
-    c: Vec<Vec<F>>,       // per layer (T+1, B, H)
-    tc: Vec<Vec<F>>,      // per layer (T, B, H): tanh(c_t), kept for backward
-    pub logits: Vec<F>,   // (T·B, V); after `loss_and_grad` it holds dlogits
-    bias: Vec<F>,         // (4H): b_ih + b_hh of the layer being run
-    wih0_t: Vec<F>,       // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
+    t_len: usize,       // steps in the last forward (≤ seq)
+    gates: Vec<Vec<F>>, // per layer (T, B, 4H): pre-activations, then i, f, g, o activated
+    h: Vec<Vec<F>>,     // per layer (T+1, B, H); block 0 is the carried-in state
+    c: Vec<Vec<F>>,     // per layer (T+1, B, H)
+    tc: Vec<Vec<F>>,    // per layer (T, B, H): tanh(c_t), kept for backward
+    pub logits: Vec<F>, // (T·B, V); after `loss_and_grad` it holds dlogits
+    bias: Vec<F>,       // (4H): b_ih + b_hh of the layer being run
+    wih0_t: Vec<F>,     // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
     grad: Option<GradBuffers<F>>,
     pub threads: Threads, // for the large hoisted GEMMs; the per-step ones run on one thread
 }
 
 struct GradBuffers<F> {
-    dgates: Vec<F>,  // (T, B, 4H)
-    dh: Vec<F>,      // (T, B, H): gradient into the current layer's outputs
-    dx: Vec<F>,      // (T, B, H): gradient into the layer below's outputs
-    dh_next: Vec<F>, // (B, H)
-    dc_next: Vec<F>, // (B, H)
-    dbias: Vec<F>,   // (4H)
-    dwih0_t: Vec<F>, // (V, 4H): layer 0 input-weight gradient, transposed, touched rows only
-    seen: Vec<bool>, // (V): which rows of dwih0_t this step touched
+    dgates: Vec<F>,   // (T, B, 4H)
+    dh: Vec<F>,       // (T, B, H): gradient into the current layer's outputs
+    dx: Vec<F>,       // (T, B, H): gradient into the layer below's outputs
+    dh_next: Vec<F>,  // (B, H)
+    dc_next: Vec<F>,  // (B, H)
+    dbias: Vec<F>,    // (4H)
+    dwih0_t: Vec<F>,  // (V, 4H): layer 0 input-weight gradient, transposed, touched rows only
+    seen: Vec<bool>,  // (V): which rows of dwih0_t this step touched
     dstate: State<F>, // (L, B, H) each: gradient of the loss w.r.t. the carried-in state
 }
 
 impl<F: Float> Workspace<F> {
-    pub fn new(layout: &Layout, batch: usize, seq: usize, with_grad: bool, threads: Threads) -> Self {
+    pub fn new(
+        layout: &Layout,
+        batch: usize,
+        seq: usize,
+        with_grad: bool,
+        threads: Threads,
+    ) -> Self {
         let cfg = layout.config;
         let (l, h, v) = (cfg.layers, cfg.hidden, cfg.vocab);
         let n = batch * seq;
@@ -99,7 +108,10 @@ impl<F: Float> Workspace<F> {
         let cfg = layout.config;
         let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
         let g4 = 4 * h;
-        assert!(x.len() % b == 0 && x.len() / b <= self.seq, "input does not fit the workspace");
+        assert!(
+            x.len() % b == 0 && x.len() / b <= self.seq,
+            "input does not fit the workspace"
+        );
         assert_eq!(params.len(), layout.total);
         let t_len = x.len() / b;
         let n = t_len * b;
@@ -114,7 +126,12 @@ impl<F: Float> Workspace<F> {
         }
 
         for (l, off) in layout.layers.iter().enumerate() {
-            for ((s, &bi), &bh) in self.bias.iter_mut().zip(&params[off.b_ih..][..g4]).zip(&params[off.b_hh..][..g4]) {
+            for ((s, &bi), &bh) in self
+                .bias
+                .iter_mut()
+                .zip(&params[off.b_ih..][..g4])
+                .zip(&params[off.b_hh..][..g4])
+            {
                 *s = bi + bh;
             }
             let gates = &mut self.gates[l][..n * g4]; // (t_len, B, 4H)
@@ -160,7 +177,16 @@ impl<F: Float> Workspace<F> {
                     let (gf, rest) = rest.split_at_mut(h);
                     let (gg, go) = rest.split_at_mut(h);
                     let r = bi * h..(bi + 1) * h;
-                    cell_forward(gi, gf, gg, go, &c_prev[r.clone()], &mut c_next[r.clone()], &mut tc_t[r.clone()], &mut h_next[r]);
+                    cell_forward(
+                        gi,
+                        gf,
+                        gg,
+                        go,
+                        &c_prev[r.clone()],
+                        &mut c_next[r.clone()],
+                        &mut tc_t[r.clone()],
+                        &mut h_next[r],
+                    );
                 }
             }
         }
@@ -196,13 +222,21 @@ impl<F: Float> Workspace<F> {
     /// are left as they are.
     pub fn loss_sum(&self, y: &[u32], vocab: usize) -> f64 {
         let logits = &self.logits[..y.len() * vocab];
-        logits.chunks_exact(vocab).zip(y).map(|(row, &yi)| log_sum_exp(row) - row[yi as usize].to_f64()).sum()
+        logits
+            .chunks_exact(vocab)
+            .zip(y)
+            .map(|(row, &yi)| log_sum_exp(row) - row[yi as usize].to_f64())
+            .sum()
     }
 
     /// Mean cross-entropy over all rows; turns the logits into dloss/dlogits in place.
     pub fn loss_and_grad(&mut self, y: &[u32], vocab: usize) -> f64 {
         let n = y.len();
-        assert_eq!(n, self.t_len * self.batch, "targets do not match the forward");
+        assert_eq!(
+            n,
+            self.t_len * self.batch,
+            "targets do not match the forward"
+        );
         let scale = F::from_f64(1.0 / n as f64);
         let mut total = 0.0f64;
         for (row, &yi) in self.logits[..n * vocab].chunks_exact_mut(vocab).zip(y) {
@@ -235,12 +269,21 @@ impl<F: Float> Workspace<F> {
         assert_eq!(x.len(), n, "input does not match the forward");
         assert_eq!(grads.len(), layout.total);
         let threads = self.threads;
-        let gb = self.grad.as_mut().expect("workspace built without gradient buffers");
+        let gb = self
+            .grad
+            .as_mut()
+            .expect("workspace built without gradient buffers");
 
         // Head.
         let dlogits = MatRef::new(&self.logits[..n * v], n, v);
         let top = MatRef::new(&self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h], n, h);
-        matmul(&mut grads[layout.head_w..][..v * h], dlogits.t(), top, true, threads); // (V, H)
+        matmul(
+            &mut grads[layout.head_w..][..v * h],
+            dlogits.t(),
+            top,
+            true,
+            threads,
+        ); // (V, H)
         let dhb = &mut grads[layout.head_b..][..v];
         for row in self.logits[..n * v].chunks_exact(v) {
             for (d, &g) in dhb.iter_mut().zip(row) {
@@ -277,7 +320,13 @@ impl<F: Float> Workspace<F> {
                     );
                 }
                 // dh_{t-1} = dgates_t · W_hh; becomes dh_next for the step before.
-                matmul(&mut gb.dh_next, MatRef::new(dg_t, b, g4), w_hh, false, Threads(1));
+                matmul(
+                    &mut gb.dh_next,
+                    MatRef::new(dg_t, b, g4),
+                    w_hh,
+                    false,
+                    Threads(1),
+                );
             }
             gb.dstate.h[l * b * h..][..b * h].copy_from_slice(&gb.dh_next);
             gb.dstate.c[l * b * h..][..b * h].copy_from_slice(&gb.dc_next);
@@ -285,7 +334,13 @@ impl<F: Float> Workspace<F> {
             // Weight gradients, one GEMM each over all rows.
             let dgates = MatRef::new(&gb.dgates[..n * g4], n, g4);
             let h_prev = MatRef::new(&hs[..n * h], n, h); // h_{t-1} for t = 0..T
-            matmul(&mut grads[off.w_hh..][..g4 * h], dgates.t(), h_prev, true, threads);
+            matmul(
+                &mut grads[off.w_hh..][..g4 * h],
+                dgates.t(),
+                h_prev,
+                true,
+                threads,
+            );
             gb.dbias.fill(F::ZERO);
             for row in gb.dgates[..n * g4].chunks_exact(g4) {
                 for (d, &g) in gb.dbias.iter_mut().zip(row) {
@@ -299,7 +354,13 @@ impl<F: Float> Workspace<F> {
             }
             if l > 0 {
                 let input = MatRef::new(&self.h[l - 1][b * h..(t_len + 1) * b * h], n, h);
-                matmul(&mut grads[off.w_ih..][..g4 * h], dgates.t(), input, true, threads);
+                matmul(
+                    &mut grads[off.w_ih..][..g4 * h],
+                    dgates.t(),
+                    input,
+                    true,
+                    threads,
+                );
                 let w_ih = MatRef::new(&params[off.w_ih..][..g4 * h], g4, h);
                 matmul(&mut gb.dx[..n * h], dgates, w_ih, false, threads);
                 std::mem::swap(&mut gb.dh, &mut gb.dx);
@@ -330,13 +391,21 @@ impl<F: Float> Workspace<F> {
 
     /// Gradient of the loss w.r.t. the carried-in state, from the last backward.
     pub fn dstate(&self) -> &State<F> {
-        &self.grad.as_ref().expect("workspace built without gradient buffers").dstate
+        &self
+            .grad
+            .as_ref()
+            .expect("workspace built without gradient buffers")
+            .dstate
     }
 }
 
 fn log_sum_exp<F: Float>(row: &[F]) -> f64 {
     let max = row.iter().fold(row[0], |m, &x| m.max(x)).to_f64();
-    max + row.iter().map(|&x| (x.to_f64() - max).exp()).sum::<f64>().ln()
+    max + row
+        .iter()
+        .map(|&x| (x.to_f64() - max).exp())
+        .sum::<f64>()
+        .ln()
 }
 
 /// One row of the fused gate maths: activates the gates in place (i, f, o sigmoid; g tanh) and

@@ -1,6 +1,27 @@
-pub mod float;
+//! charrnn: a character-level LSTM language model with a hand-written CPU engine.
+//!
+//! `main.rs` is a thin shell over this library: `cli` parses, `train` and `sample` run the two
+//! commands, `engine` is the batched forward/backward, `checkpoint` the file format.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
 pub mod engine;
+pub mod error;
+pub mod float;
 pub mod linalg;
 pub mod model;
 pub mod optim;
 pub mod rng;
+pub mod sample;
+pub mod train;
+
+use error::Result;
+
+/// Runs one parsed command line.
+pub fn run(cli: cli::Cli) -> Result<()> {
+    match cli.command {
+        cli::Command::Train(a) => train::train(&a),
+        cli::Command::Sample(a) => sample::run(&a),
+    }
+}

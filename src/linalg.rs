@@ -19,11 +19,23 @@ pub struct MatRef<'a, F> {
 impl<'a, F> MatRef<'a, F> {
     /// Row-major `rows × cols`.
     pub fn new(data: &'a [F], rows: usize, cols: usize) -> Self {
-        MatRef { data, rows, cols, rs: cols, cs: 1 }
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transpose (no copy).
     pub fn t(self) -> Self {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
     fn check(&self) {
         if self.rows > 0 && self.cols > 0 {
@@ -38,7 +50,13 @@ impl<'a, F> MatRef<'a, F> {
 pub struct Threads(pub usize);
 
 /// `c (m × n, row-major) = [c +] a (m × k) · b (k × n)`.
-pub fn matmul<F: Float>(c: &mut [F], a: MatRef<F>, b: MatRef<F>, accumulate: bool, threads: Threads) {
+pub fn matmul<F: Float>(
+    c: &mut [F],
+    a: MatRef<F>,
+    b: MatRef<F>,
+    accumulate: bool,
+    threads: Threads,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert!(c.len() >= m * n, "output too small");
@@ -145,7 +163,9 @@ mod tests {
 
     #[test]
     fn matvec_matches_naive() {
-        let w: Vec<f32> = (0..13 * 19).map(|i| ((i * 7 % 11) as f32 - 5.0) / 8.0).collect();
+        let w: Vec<f32> = (0..13 * 19)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 8.0)
+            .collect();
         let x: Vec<f32> = (0..19).map(|i| (i as f32 - 9.0) / 4.0).collect();
         let mut y = vec![0.5f32; 13];
         matvec_acc(&mut y, &w, &x);

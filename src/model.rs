@@ -55,7 +55,12 @@ impl Layout {
         let mut total = 0;
         let mut push = |name: String, shape: Vec<usize>| {
             let len = shape.iter().product();
-            tensors.push(TensorInfo { name, shape, offset: total, len });
+            tensors.push(TensorInfo {
+                name,
+                shape,
+                offset: total,
+                len,
+            });
             total += len;
             total - len
         };
@@ -66,11 +71,24 @@ impl Layout {
             let w_hh = push(format!("lstm.weight_hh_l{l}"), vec![4 * h, h]);
             let b_ih = push(format!("lstm.bias_ih_l{l}"), vec![4 * h]);
             let b_hh = push(format!("lstm.bias_hh_l{l}"), vec![4 * h]);
-            layers.push(LayerOffsets { w_ih, w_hh, b_ih, b_hh, input });
+            layers.push(LayerOffsets {
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+                input,
+            });
         }
         let head_w = push("head.weight".into(), vec![v, h]);
         let head_b = push("head.bias".into(), vec![v]);
-        Layout { config, tensors, layers, head_w, head_b, total }
+        Layout {
+            config,
+            tensors,
+            layers,
+            head_w,
+            head_b,
+            total,
+        }
     }
 
     pub fn find(&self, name: &str) -> Option<&TensorInfo> {
@@ -82,7 +100,9 @@ impl Layout {
 /// ±1/√H (for Linear, kaiming_uniform(a=√5) reduces to the same bound with fan_in = H).
 pub fn init_params<F: Float>(layout: &Layout, rng: &mut Rng) -> Vec<F> {
     let bound = 1.0 / (layout.config.hidden as f64).sqrt();
-    (0..layout.total).map(|_| F::from_f64(rng.uniform_in(-bound, bound))).collect()
+    (0..layout.total)
+        .map(|_| F::from_f64(rng.uniform_in(-bound, bound)))
+        .collect()
 }
 
 /// Training FLOPs per character, the count ENGINE.md uses: 72H² + 6HV for 2 layers

@@ -53,13 +53,22 @@ impl<F: Float> Adam<F> {
         };
         match &mut self.vmax {
             None => {
-                for (((p, m), v), &g) in params.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(grads) {
+                for (((p, m), v), &g) in params
+                    .iter_mut()
+                    .zip(&mut self.m)
+                    .zip(&mut self.v)
+                    .zip(grads)
+                {
                     update(p, m, v, g, &mut |v| v);
                 }
             }
             Some(vmax) => {
-                for ((((p, m), v), vm), &g) in
-                    params.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(vmax.iter_mut()).zip(grads)
+                for ((((p, m), v), vm), &g) in params
+                    .iter_mut()
+                    .zip(&mut self.m)
+                    .zip(&mut self.v)
+                    .zip(vmax.iter_mut())
+                    .zip(grads)
                 {
                     update(p, m, v, g, &mut |v| {
                         *vm = vm.max(v);
@@ -75,7 +84,11 @@ impl<F: Float> Adam<F> {
 /// `clip_grad_norm_`, including its 1e-6 in the denominator). Returns the norm before clipping.
 /// `max_norm <= 0` only measures.
 pub fn clip_grad_norm<F: Float>(grads: &mut [F], max_norm: f64) -> f64 {
-    let norm = grads.iter().map(|&g| g.to_f64() * g.to_f64()).sum::<f64>().sqrt();
+    let norm = grads
+        .iter()
+        .map(|&g| g.to_f64() * g.to_f64())
+        .sum::<f64>()
+        .sqrt();
     if max_norm > 0.0 {
         let coef = max_norm / (norm + 1e-6);
         if coef < 1.0 {
@@ -108,7 +121,10 @@ mod tests {
         let mut p = vec![1.0f64, 1.0, 1.0];
         let mut adam = Adam::new(3, 0.1, false);
         adam.step(&mut p, &[2.0, -0.5, 0.0]);
-        assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] - 1.1).abs() < 1e-6 && p[2] == 1.0, "{p:?}");
+        assert!(
+            (p[0] - 0.9).abs() < 1e-6 && (p[1] - 1.1).abs() < 1e-6 && p[2] == 1.0,
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -118,6 +134,10 @@ mod tests {
         a.step(&mut p, &[10.0]);
         a.step(&mut p, &[0.1]);
         let vmax = a.vmax.as_ref().unwrap()[0];
-        assert!(vmax > a.v[0] && (vmax - 0.1).abs() < 1e-9, "vmax {vmax} v {}", a.v[0]);
+        assert!(
+            vmax > a.v[0] && (vmax - 0.1).abs() < 1e-9,
+            "vmax {vmax} v {}",
+            a.v[0]
+        );
     }
 }

@@ -12,15 +12,25 @@ fn sig(x: f64) -> f64 {
 
 /// Plain loops, one stream and one step at a time, in f64: the definition of the model.
 /// Returns (logits (T·B, V) time-major, final state).
-fn naive_forward(p: &[f64], layout: &Layout, x: &[u32], b: usize, s0: &State<f64>) -> (Vec<f64>, State<f64>) {
+fn naive_forward(
+    p: &[f64],
+    layout: &Layout,
+    x: &[u32],
+    b: usize,
+    s0: &State<f64>,
+) -> (Vec<f64>, State<f64>) {
     let c = layout.config;
     let (h, v, nl) = (c.hidden, c.vocab, c.layers);
     let t_len = x.len() / b;
     let mut logits = vec![0.0; t_len * b * v];
     let mut fin = State::zeros(nl, b, h);
     for bi in 0..b {
-        let mut hs: Vec<Vec<f64>> = (0..nl).map(|l| s0.h[(l * b + bi) * h..][..h].to_vec()).collect();
-        let mut cs: Vec<Vec<f64>> = (0..nl).map(|l| s0.c[(l * b + bi) * h..][..h].to_vec()).collect();
+        let mut hs: Vec<Vec<f64>> = (0..nl)
+            .map(|l| s0.h[(l * b + bi) * h..][..h].to_vec())
+            .collect();
+        let mut cs: Vec<Vec<f64>> = (0..nl)
+            .map(|l| s0.c[(l * b + bi) * h..][..h].to_vec())
+            .collect();
         for t in 0..t_len {
             let mut inp = vec![0.0; v];
             inp[x[t * b + bi] as usize] = 1.0;
@@ -37,7 +47,12 @@ fn naive_forward(p: &[f64], layout: &Layout, x: &[u32], b: usize, s0: &State<f64
                     }
                 }
                 for j in 0..h {
-                    let (i, f, g, o) = (sig(z[j]), sig(z[h + j]), z[2 * h + j].tanh(), sig(z[3 * h + j]));
+                    let (i, f, g, o) = (
+                        sig(z[j]),
+                        sig(z[h + j]),
+                        z[2 * h + j].tanh(),
+                        sig(z[3 * h + j]),
+                    );
                     cs[l][j] = f * cs[l][j] + i * g;
                     hs[l][j] = o * cs[l][j].tanh();
                 }
@@ -79,7 +94,11 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
 fn fast_forward_equals_naive_forward() {
     // Sizes that exercise GEMM blocking (H=40, 4H=160) and more than two layers.
     for &(v, h, l, b, t, threads) in &[(7, 5, 3, 3, 4, 1), (23, 40, 2, 9, 6, 2)] {
-        let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+        let layout = Layout::new(ModelConfig {
+            vocab: v,
+            hidden: h,
+            layers: l,
+        });
         let mut rng = Rng::new(11);
         let p64: Vec<f64> = init_params(&layout, &mut rng);
         let x = random_ids(&mut rng, b * t, v);
@@ -87,20 +106,37 @@ fn fast_forward_equals_naive_forward() {
         let (want, want_state) = naive_forward(&p64, &layout, &x, b, &s0);
 
         let p32 = to_f32(&p64);
-        let s32 = State { h: to_f32(&s0.h), c: to_f32(&s0.c) };
+        let s32 = State {
+            h: to_f32(&s0.h),
+            c: to_f32(&s0.c),
+        };
         let mut ws = Workspace::<f32>::new(&layout, b, t, false, Threads(threads));
         ws.forward(&p32, &layout, &x, &s32);
         let mut got_state = State::zeros(l, b, h);
         ws.final_state(&mut got_state);
-        let worst = |a: &[f32], b: &[f64]| a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).abs()).fold(0.0, f64::max);
-        assert!(worst(ws.logits(v), &want) < 1e-5, "logits differ by {}", worst(ws.logits(v), &want));
+        let worst = |a: &[f32], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| (x as f64 - y).abs())
+                .fold(0.0, f64::max)
+        };
+        assert!(
+            worst(ws.logits(v), &want) < 1e-5,
+            "logits differ by {}",
+            worst(ws.logits(v), &want)
+        );
         assert!(worst(&got_state.h, &want_state.h) < 1e-5);
         assert!(worst(&got_state.c, &want_state.c) < 1e-5);
 
         // And the f64 engine agrees with it to round-off.
         let mut ws64 = Workspace::<f64>::new(&layout, b, t, false, Threads(1));
         ws64.forward(&p64, &layout, &x, &s0);
-        let d = ws64.logits(v).iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let d = ws64
+            .logits(v)
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(d < 1e-12, "f64 engine differs by {d}");
     }
 }
@@ -108,10 +144,16 @@ fn fast_forward_equals_naive_forward() {
 #[test]
 fn gradients_match_central_differences_in_f64() {
     let (v, h, l, b, t) = (5, 4, 2, 2, 3);
-    let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+    let layout = Layout::new(ModelConfig {
+        vocab: v,
+        hidden: h,
+        layers: l,
+    });
     let mut rng = Rng::new(3);
     // Wider than the default init so that no gate saturates into a flat gradient.
-    let p: Vec<f64> = (0..layout.total).map(|_| rng.uniform_in(-0.9, 0.9)).collect();
+    let p: Vec<f64> = (0..layout.total)
+        .map(|_| rng.uniform_in(-0.9, 0.9))
+        .collect();
     let x = random_ids(&mut rng, b * t, v);
     let y = random_ids(&mut rng, b * t, v);
     let s0 = random_state(&mut rng, l, b, h);
@@ -157,13 +199,23 @@ fn gradients_match_central_differences_in_f64() {
         for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
             if w.abs() > 1e-4 {
                 let rel = (g - w).abs() / w.abs();
-                assert!(rel <= 1e-6, "{name}[{k}]: analytic {g}, numeric {w}, relative error {rel}");
+                assert!(
+                    rel <= 1e-6,
+                    "{name}[{k}]: analytic {g}, numeric {w}, relative error {rel}"
+                );
                 checked += 1;
             } else {
-                assert!((g - w).abs() < 1e-9, "{name}[{k}]: analytic {g}, numeric {w}");
+                assert!(
+                    (g - w).abs() < 1e-9,
+                    "{name}[{k}]: analytic {g}, numeric {w}"
+                );
             }
         }
-        assert!(checked > got.len() / 2, "{name}: only {checked} of {} entries above 1e-4", got.len());
+        assert!(
+            checked > got.len() / 2,
+            "{name}: only {checked} of {} entries above 1e-4",
+            got.len()
+        );
     };
     for ti in &layout.tensors {
         let r = ti.offset..ti.offset + ti.len;
@@ -175,7 +227,11 @@ fn gradients_match_central_differences_in_f64() {
 
 #[test]
 fn gradients_accumulate_across_backward_calls() {
-    let layout = Layout::new(ModelConfig { vocab: 6, hidden: 3, layers: 2 });
+    let layout = Layout::new(ModelConfig {
+        vocab: 6,
+        hidden: 3,
+        layers: 2,
+    });
     let mut rng = Rng::new(5);
     let p: Vec<f64> = init_params(&layout, &mut rng);
     let x = random_ids(&mut rng, 4, 6);
@@ -206,8 +262,11 @@ struct Fixture {
 
 impl Fixture {
     fn load() -> Fixture {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference_lstm.safetensors");
-        Fixture { bytes: std::fs::read(&path).expect("reference fixture is committed in the repo") }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/reference_lstm.safetensors");
+        Fixture {
+            bytes: std::fs::read(&path).expect("reference fixture is committed in the repo"),
+        }
     }
     fn st(&self) -> safetensors::SafeTensors<'_> {
         safetensors::SafeTensors::deserialize(&self.bytes).unwrap()
@@ -218,20 +277,31 @@ impl Fixture {
     }
     fn f32(&self, name: &str) -> Vec<f32> {
         let st = self.st();
-        let t = st.tensor(name).unwrap_or_else(|_| panic!("fixture lacks {name}"));
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("fixture lacks {name}"));
         assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
-        t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
     fn ids(&self, name: &str) -> (Vec<i64>, Vec<usize>) {
         let st = self.st();
         let t = st.tensor(name).unwrap();
         assert_eq!(t.dtype(), safetensors::Dtype::I64, "{name}");
-        let v = t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        let v = t
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         (v, t.shape().to_vec())
     }
     /// (B, T) batch-first ids → time-major (T·B).
     fn time_major(&self, ids: &[i64], b: usize, t: usize) -> Vec<u32> {
-        (0..t * b).map(|k| ids[(k % b) * t + k / b] as u32).collect()
+        (0..t * b)
+            .map(|k| ids[(k % b) * t + k / b] as u32)
+            .collect()
     }
     fn params(&self, layout: &Layout, prefix: &str) -> Vec<f32> {
         let mut p = vec![0.0; layout.total];
@@ -259,11 +329,18 @@ fn matches_pytorch_reference_forward_and_gradients() {
     let fx = Fixture::load();
     let m = |k: &str| fx.meta(k).parse::<usize>().unwrap();
     let (v, h, l, b, t) = (m("V"), m("H"), m("L"), m("B"), m("T"));
-    let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+    let layout = Layout::new(ModelConfig {
+        vocab: v,
+        hidden: h,
+        layers: l,
+    });
     let p = fx.params(&layout, "");
     let x = fx.time_major(&fx.ids("x").0, b, t);
     let y = fx.time_major(&fx.ids("y").0, b, t);
-    let s0 = State { h: fx.f32("h0"), c: fx.f32("c0") };
+    let s0 = State {
+        h: fx.f32("h0"),
+        c: fx.f32("c0"),
+    };
 
     let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(1));
     ws.forward(&p, &layout, &x, &s0);
@@ -283,11 +360,19 @@ fn matches_pytorch_reference_forward_and_gradients() {
     assert_close("cT", &fin.c, &fx.f32("cT"));
 
     let loss = ws.loss_and_grad(&y, v);
-    assert!((loss - fx.f32("loss")[0] as f64).abs() < 1e-5, "loss {loss} vs {:?}", fx.f32("loss"));
+    assert!(
+        (loss - fx.f32("loss")[0] as f64).abs() < 1e-5,
+        "loss {loss} vs {:?}",
+        fx.f32("loss")
+    );
     let mut grads = vec![0.0f32; layout.total];
     ws.backward(&p, &layout, &x, &mut grads);
     for ti in &layout.tensors {
-        assert_close(&format!("grad.{}", ti.name), &grads[ti.offset..][..ti.len], &fx.f32(&format!("grad.{}", ti.name)));
+        assert_close(
+            &format!("grad.{}", ti.name),
+            &grads[ti.offset..][..ti.len],
+            &fx.f32(&format!("grad.{}", ti.name)),
+        );
     }
     assert_close("grad.h0", &ws.dstate().h, &fx.f32("grad.h0"));
     assert_close("grad.c0", &ws.dstate().c, &fx.f32("grad.c0"));
@@ -300,11 +385,18 @@ fn matches_pytorch_reference_adam_and_amsgrad_steps() {
     let (v, h, l, b, t) = (m("V"), m("H"), m("L"), m("B"), m("T"));
     let lr: f64 = fx.meta("lr").parse().unwrap();
     let clip: f64 = fx.meta("clip").parse().unwrap();
-    let layout = Layout::new(ModelConfig { vocab: v, hidden: h, layers: l });
+    let layout = Layout::new(ModelConfig {
+        vocab: v,
+        hidden: h,
+        layers: l,
+    });
     let (ox, shape) = fx.ids("opt.x");
     let (oy, _) = fx.ids("opt.y");
     let steps = shape[0];
-    let s0 = State { h: fx.f32("h0"), c: fx.f32("c0") };
+    let s0 = State {
+        h: fx.f32("h0"),
+        c: fx.f32("c0"),
+    };
     let mut finals = Vec::new();
     for (name, amsgrad) in [("adam", false), ("amsgrad", true)] {
         let mut p = fx.params(&layout, "");
@@ -320,17 +412,33 @@ fn matches_pytorch_reference_adam_and_amsgrad_steps() {
             let mut grads = vec![0.0f32; layout.total];
             ws.backward(&p, &layout, &x, &mut grads);
             let norm = clip_grad_norm(&mut grads, clip);
-            assert!((loss - want_loss[k] as f64).abs() < 1e-4 * want_loss[k] as f64, "{name} step {k}: loss {loss} vs {}", want_loss[k]);
-            assert!((norm - want_norm[k] as f64).abs() < 1e-4 * want_norm[k] as f64, "{name} step {k}: norm {norm} vs {}", want_norm[k]);
+            assert!(
+                (loss - want_loss[k] as f64).abs() < 1e-4 * want_loss[k] as f64,
+                "{name} step {k}: loss {loss} vs {}",
+                want_loss[k]
+            );
+            assert!(
+                (norm - want_norm[k] as f64).abs() < 1e-4 * want_norm[k] as f64,
+                "{name} step {k}: norm {norm} vs {}",
+                want_norm[k]
+            );
             adam.step(&mut p, &grads);
         }
         let want = fx.params(&layout, &format!("{name}.final."));
         for ti in &layout.tensors {
-            assert_close(&format!("{name}.final.{}", ti.name), &p[ti.offset..][..ti.len], &want[ti.offset..][..ti.len]);
+            assert_close(
+                &format!("{name}.final.{}", ti.name),
+                &p[ti.offset..][..ti.len],
+                &want[ti.offset..][..ti.len],
+            );
         }
         finals.push(p);
     }
     // The fixture is made so that AMSGrad's running max matters: the two runs must differ.
-    let diff = finals[0].iter().zip(&finals[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let diff = finals[0]
+        .iter()
+        .zip(&finals[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(diff > 1e-3, "adam and amsgrad runs differ by only {diff}");
 }

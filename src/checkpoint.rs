@@ -1,0 +1,242 @@
+//! Checkpoint files: one safetensors file holding every parameter by its PyTorch name, the
+//! Adam moments (`adam.m.<name>`, `adam.v.<name>`, `adam.vmax.<name>`) and the carried state
+//! (`state.h`, `state.c`, (L, B, H)), with JSON metadata: format and version, model config,
+//! vocabulary, training config and training state. Python reads it with
+//! `safetensors.torch.load_file`. Files are written to a temporary name and renamed, so a crash
+//! never leaves a half-written checkpoint.
+//!
+//! Owns the file format. Does not decide when to save (see `train`).
+
+use crate::bail;
+use crate::data::Vocab;
+use crate::engine::State;
+use crate::error::{Error, Result};
+use crate::model::{Layout, ModelConfig};
+use crate::optim::Adam;
+use crate::train::{TrainConfig, TrainState};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+pub const FORMAT: &str = "charrnn";
+/// Bumped whenever a reader of the previous version would misread a new file.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub struct Checkpoint {
+    pub model: ModelConfig,
+    pub vocab: Vocab,
+    pub params: Vec<f32>,
+    /// Present in checkpoints written by training: everything `--resume` needs.
+    pub train: Option<TrainSnapshot>,
+}
+
+pub struct TrainSnapshot {
+    pub config: TrainConfig,
+    pub state: TrainState,
+    pub adam: Adam<f32>,
+    pub carry: State<f32>,
+}
+
+#[derive(Deserialize)]
+struct VocabFile {
+    chars: Vec<char>,
+    unk: Option<u32>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Serialises a checkpoint to bytes.
+pub fn to_bytes(ck: &Checkpoint) -> Result<Vec<u8>> {
+    let layout = Layout::new(ck.model);
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut add_flat = |prefix: &str, flat: &[f32]| {
+        for t in &layout.tensors {
+            named.push((
+                format!("{prefix}{}", t.name),
+                t.shape.clone(),
+                f32_bytes(&flat[t.offset..][..t.len]),
+            ));
+        }
+    };
+    add_flat("", &ck.params);
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+    meta.insert(
+        "model".to_string(),
+        serde_json::to_string(&ck.model).unwrap(),
+    );
+    meta.insert(
+        "vocab".to_string(),
+        serde_json::to_string(&ck.vocab).unwrap(),
+    );
+    if let Some(tr) = &ck.train {
+        add_flat("adam.m.", &tr.adam.m);
+        add_flat("adam.v.", &tr.adam.v);
+        if let Some(vmax) = &tr.adam.vmax {
+            add_flat("adam.vmax.", vmax);
+        }
+        let shape = vec![ck.model.layers, tr.config.batch, ck.model.hidden];
+        named.push(("state.h".into(), shape.clone(), f32_bytes(&tr.carry.h)));
+        named.push(("state.c".into(), shape, f32_bytes(&tr.carry.c)));
+        meta.insert(
+            "train_config".to_string(),
+            serde_json::to_string(&tr.config).unwrap(),
+        );
+        meta.insert(
+            "train_state".to_string(),
+            serde_json::to_string(&tr.state).unwrap(),
+        );
+    }
+    let views = named
+        .iter()
+        .map(|(n, s, b)| {
+            Ok((
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b)
+                    .map_err(|e| Error::input(format!("{e}")))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::tensor::serialize(views, &Some(meta))
+        .map_err(|e| Error::input(format!("cannot serialise checkpoint: {e}")))
+}
+
+/// Writes `ck` to `path` atomically: a temporary file in the same folder, synced, then renamed.
+/// On failure the previous file at `path` is untouched and the temporary file is removed.
+pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
+    let bytes = to_bytes(ck)?;
+    write_atomic(path, &bytes)
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("checkpoint");
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(format!("cannot write {}", path.display()), e)
+    })
+}
+
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!(
+            "{shown} is a directory; give a checkpoint file such as {}",
+            path.join("best.safetensors").display()
+        );
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("cannot read checkpoint {shown}"), e))?;
+    from_bytes(&bytes, &shown.to_string())
+}
+
+pub fn from_bytes(bytes: &[u8], shown: &str) -> Result<Checkpoint> {
+    let not_ours =
+        |why: String| Error::input(format!("{shown} is not a charrnn checkpoint ({why})"));
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| not_ours(format!("not a safetensors file: {e:?}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(not_ours("no charrnn metadata".into()));
+    }
+    let version: u32 = meta
+        .get("format_version")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| not_ours("no format version".into()))?;
+    if version > FORMAT_VERSION {
+        bail!("{shown} has checkpoint format version {version}, newer than this charrnn reads ({FORMAT_VERSION}); upgrade charrnn");
+    }
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::input(format!("{shown} is damaged or truncated: {e:?}")))?;
+    let json = |key: &str| -> Result<&str> {
+        meta.get(key)
+            .map(String::as_str)
+            .ok_or_else(|| not_ours(format!("missing {key}")))
+    };
+    let bad = |key: &str, e: serde_json::Error| {
+        Error::input(format!("{shown} has unreadable {key} metadata: {e}"))
+    };
+    let model: ModelConfig = serde_json::from_str(json("model")?).map_err(|e| bad("model", e))?;
+    let vf: VocabFile = serde_json::from_str(json("vocab")?).map_err(|e| bad("vocab", e))?;
+    if vf.chars.len() != model.vocab {
+        bail!(
+            "{shown} is inconsistent: vocabulary of {} characters, model of {}",
+            vf.chars.len(),
+            model.vocab
+        );
+    }
+    let vocab = Vocab::from_chars(vf.chars, vf.unk);
+    let layout = Layout::new(model);
+    let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let t = st
+            .tensor(name)
+            .map_err(|_| Error::input(format!("{shown} lacks tensor {name}")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape {
+            bail!(
+                "{shown}: tensor {name} is {:?} {:?}, expected F32 {shape:?}",
+                t.dtype(),
+                t.shape()
+            );
+        }
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    };
+    let flat = |prefix: &str| -> Result<Vec<f32>> {
+        let mut v = vec![0.0f32; layout.total];
+        for t in &layout.tensors {
+            v[t.offset..][..t.len]
+                .copy_from_slice(&tensor(&format!("{prefix}{}", t.name), &t.shape)?);
+        }
+        Ok(v)
+    };
+    let params = flat("")?;
+    let train = match (meta.get("train_config"), meta.get("train_state")) {
+        (Some(c), Some(s)) => {
+            let config: TrainConfig =
+                serde_json::from_str(c).map_err(|e| bad("train_config", e))?;
+            let state: TrainState = serde_json::from_str(s).map_err(|e| bad("train_state", e))?;
+            let shape = [model.layers, config.batch, model.hidden];
+            let carry = State {
+                h: tensor("state.h", &shape)?,
+                c: tensor("state.c", &shape)?,
+            };
+            let mut adam = Adam::new(layout.total, config.lr, config.amsgrad);
+            adam.t = state.adam_steps;
+            adam.m = flat("adam.m.")?;
+            adam.v = flat("adam.v.")?;
+            if config.amsgrad {
+                adam.vmax = Some(flat("adam.vmax.")?);
+            }
+            Some(TrainSnapshot {
+                config,
+                state,
+                adam,
+                carry,
+            })
+        }
+        _ => None,
+    };
+    Ok(Checkpoint {
+        model,
+        vocab,
+        params,
+        train,
+    })
+}

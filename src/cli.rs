@@ -1,0 +1,114 @@
+//! The command line: every subcommand and flag, with the doc comments that `--help` shows.
+//!
+//! Owns parsing only; `train`, `sample` and friends do the work.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Character-level LSTM language model: train on any UTF-8 text on a CPU, then sample text in
+/// its style.
+#[derive(Parser, Debug)]
+#[command(name = "charrnn", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model on a text file (or resume training from a checkpoint).
+    Train(TrainArgs),
+    /// Generate text from a trained checkpoint, streaming to stdout.
+    Sample(SampleArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrainArgs {
+    /// The UTF-8 text to train on.
+    pub file: PathBuf,
+    /// Folder for checkpoints (last.safetensors, best.safetensors) [default: runs/<file stem>,
+    /// or the resumed checkpoint's folder].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue exactly from this checkpoint (same text; model and training settings come from it).
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+    /// Hidden size of each LSTM layer [default: 256].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Number of stacked LSTM layers [default: 2].
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Number of parallel streams per step (B) [default: 50].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Characters per stream per step, the truncated-BPTT length (T) [default: 50].
+    #[arg(long)]
+    pub seq: Option<usize>,
+    /// Adam learning rate [default: 0.002].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Clip the global gradient norm to this value; 0 turns clipping off [default: 5].
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Use the AMSGrad variant of Adam, as the blog post did.
+    #[arg(long)]
+    pub amsgrad: bool,
+    /// Random seed for the initial weights [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fraction of the text, taken from its end, used for validation [default: 0.1].
+    #[arg(long)]
+    pub val_frac: Option<f64>,
+    /// Transliterate the text to ASCII first (as the blog post did with unidecode).
+    #[arg(long)]
+    pub ascii: bool,
+    /// Replace invalid UTF-8 with U+FFFD instead of stopping with an error.
+    #[arg(long)]
+    pub lossy: bool,
+    /// Keep at most N distinct characters; rarer ones map to one unknown symbol (U+FFFD).
+    #[arg(long, value_name = "N")]
+    pub max_vocab: Option<usize>,
+    /// Map characters seen fewer than N times to the unknown symbol (U+FFFD).
+    #[arg(long, value_name = "N")]
+    pub min_count: Option<usize>,
+    /// Stop after this many passes over the training text (fractions allowed) [default: 10,
+    /// when neither --steps nor --minutes is given].
+    #[arg(long)]
+    pub epochs: Option<f64>,
+    /// Stop when the run has taken this many optimiser steps in all (resumed steps count).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Stop after this many minutes of training in this invocation (validation not counted).
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Measure validation loss, print a sample and write checkpoints every N steps.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub eval_every: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// A checkpoint written by `charrnn train` (e.g. runs/NAME/best.safetensors).
+    pub checkpoint: PathBuf,
+    /// Number of characters to generate (the prime is not counted).
+    #[arg(long, default_value_t = 1000)]
+    pub length: usize,
+    /// Softmax temperature: lower is more conservative; at or below 1e-6 it always takes the
+    /// most likely character.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Text to run through the model first; it is printed, then continued.
+    #[arg(long)]
+    pub prime: Option<String>,
+    /// Random seed; the same seed gives the same text [default: a new one each run, printed
+    /// to stderr].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Draw only from the K most likely characters.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+}

@@ -1,0 +1,250 @@
+//! Batch-1 generation: a matvec per layer per character (no GEMM packing, no threads), then
+//! softmax(logits / temperature) with optional top-k and one multinomial draw. The arithmetic
+//! has a fixed order and our own exp, so a seed gives the same text on every machine.
+//!
+//! Owns the sampler's state and the choice of the next character. Does not own the CLI
+//! (see `cli`) or the parameters.
+
+use crate::engine::cell_forward;
+use crate::linalg::matvec_acc;
+use crate::model::Layout;
+use crate::rng::Rng;
+
+pub struct Sampler<'a> {
+    layout: &'a Layout,
+    params: &'a [f32],
+    h: Vec<f32>,      // (L, H)
+    c: Vec<f32>,      // (L, H)
+    gates: Vec<f32>,  // (4H)
+    c_new: Vec<f32>,  // (H)
+    tc: Vec<f32>,     // (H)
+    logits: Vec<f32>, // (V)
+    probs: Vec<f32>,  // (V)
+}
+
+impl<'a> Sampler<'a> {
+    pub fn new(layout: &'a Layout, params: &'a [f32]) -> Self {
+        let c = layout.config;
+        let (l, h, v) = (c.layers, c.hidden, c.vocab);
+        assert_eq!(params.len(), layout.total);
+        Sampler {
+            layout,
+            params,
+            h: vec![0.0; l * h],
+            c: vec![0.0; l * h],
+            gates: vec![0.0; 4 * h],
+            c_new: vec![0.0; h],
+            tc: vec![0.0; h],
+            logits: vec![0.0; v],
+            probs: vec![0.0; v],
+        }
+    }
+
+    /// Runs one character through the model; returns the logits for the next one.
+    pub fn feed(&mut self, id: u32) -> &[f32] {
+        let cfg = self.layout.config;
+        let (h, v) = (cfg.hidden, cfg.vocab);
+        let p = self.params;
+        for (l, off) in self.layout.layers.iter().enumerate() {
+            let g = &mut self.gates;
+            for ((s, &bi), &bh) in g
+                .iter_mut()
+                .zip(&p[off.b_ih..][..4 * h])
+                .zip(&p[off.b_hh..][..4 * h])
+            {
+                *s = bi + bh;
+            }
+            let (below, this) = self.h.split_at_mut(l * h);
+            if l == 0 {
+                // One-hot input: add column `id` of W_ih (4H, V).
+                for (j, s) in g.iter_mut().enumerate() {
+                    *s += p[off.w_ih + j * v + id as usize];
+                }
+            } else {
+                matvec_acc(g, &p[off.w_ih..][..4 * h * h], &below[(l - 1) * h..]);
+            }
+            let h_l = &mut this[..h];
+            matvec_acc(g, &p[off.w_hh..][..4 * h * h], h_l);
+            let (gi, rest) = g.split_at_mut(h);
+            let (gf, rest) = rest.split_at_mut(h);
+            let (gg, go) = rest.split_at_mut(h);
+            let c_l = &mut self.c[l * h..][..h];
+            cell_forward(gi, gf, gg, go, c_l, &mut self.c_new, &mut self.tc, h_l);
+            c_l.copy_from_slice(&self.c_new);
+        }
+        self.logits.copy_from_slice(&p[self.layout.head_b..][..v]);
+        let top = &self.h[(cfg.layers - 1) * h..];
+        matvec_acc(&mut self.logits, &p[self.layout.head_w..][..v * h], top);
+        &self.logits
+    }
+
+    /// Picks the next character from the last logits: the argmax at temperature ≤ 1e-6,
+    /// else a draw from softmax(logits / temperature), restricted to the `top_k` most likely.
+    pub fn pick(&mut self, temperature: f32, top_k: Option<usize>, rng: &mut Rng) -> u32 {
+        pick(&self.logits, &mut self.probs, temperature, top_k, rng)
+    }
+
+    /// Log-probability (nats) of `id` under the last logits at temperature 1.
+    pub fn log_prob(&self, id: u32) -> f64 {
+        let max = self.logits.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
+        let lse = max
+            + self
+                .logits
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        self.logits[id as usize] as f64 - lse
+    }
+}
+
+pub fn pick(
+    logits: &[f32],
+    probs: &mut [f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    rng: &mut Rng,
+) -> u32 {
+    let argmax = logits
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > logits[best] { i } else { best });
+    if temperature <= 1e-6 {
+        return argmax as u32;
+    }
+    let floor = match top_k {
+        Some(k) if k < logits.len() => {
+            let mut sorted = logits.to_vec();
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            sorted[k.max(1) - 1]
+        }
+        _ => f32::NEG_INFINITY,
+    };
+    let max = logits[argmax];
+    let inv_t = 1.0 / temperature;
+    let mut sum = 0.0f64;
+    for (p, &x) in probs.iter_mut().zip(logits) {
+        *p = if x >= floor {
+            crate::float::exp_f32((x - max) * inv_t)
+        } else {
+            0.0
+        };
+        sum += *p as f64;
+    }
+    let mut u = rng.uniform() * sum;
+    for (i, &p) in probs.iter().enumerate() {
+        u -= p as f64;
+        if u < 0.0 {
+            return i as u32;
+        }
+    }
+    argmax as u32 // only reachable through rounding at the very top of the range
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{State, Workspace};
+    use crate::linalg::Threads;
+    use crate::model::{init_params, ModelConfig};
+
+    #[test]
+    fn sampler_matches_the_batched_engine() {
+        let layout = Layout::new(ModelConfig {
+            vocab: 9,
+            hidden: 12,
+            layers: 2,
+        });
+        let p: Vec<f32> = init_params(&layout, &mut Rng::new(1));
+        let x = [3u32, 0, 8, 8, 1];
+        let mut ws = Workspace::<f32>::new(&layout, 1, 5, false, Threads(1));
+        ws.forward(&p, &layout, &x, &State::zeros(2, 1, 12));
+        let mut s = Sampler::new(&layout, &p);
+        for (t, &id) in x.iter().enumerate() {
+            let got = s.feed(id).to_vec();
+            for (a, b) in got.iter().zip(&ws.logits(9)[t * 9..][..9]) {
+                assert!((a - b).abs() < 1e-5, "step {t}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn picking_rules() {
+        let logits = [0.0f32, 2.0, 1.0, -1.0];
+        let mut probs = [0.0f32; 4];
+        let mut rng = Rng::new(0);
+        assert_eq!(pick(&logits, &mut probs, 0.0, None, &mut rng), 1);
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            counts[pick(&logits, &mut probs, 1.0, Some(2), &mut rng) as usize] += 1;
+        }
+        assert_eq!(
+            counts[0] + counts[3],
+            0,
+            "top-k 2 must only pick ids 1 and 2: {counts:?}"
+        );
+        // softmax([2, 1]) = [0.731, 0.269]
+        assert!(
+            (counts[1] as f64 / 4000.0 - 0.731).abs() < 0.03,
+            "{counts:?}"
+        );
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            counts[pick(&logits, &mut probs, 1.0, None, &mut rng) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+    }
+}
+
+/// `charrnn sample`: prime, then stream `length` characters to stdout.
+pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
+    use crate::error::Error;
+    use std::io::Write;
+    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
+        crate::bail!("--temperature must be 0 or more, got {}", a.temperature);
+    }
+    if a.top_k == Some(0) {
+        crate::bail!("--top-k must be at least 1");
+    }
+    let ck = crate::checkpoint::load(&a.checkpoint)?;
+    let layout = Layout::new(ck.model);
+    let vocab = &ck.vocab;
+    let prime_ids = match &a.prime {
+        Some(p) if !p.is_empty() => vocab.encode(p, "--prime")?.0,
+        _ => vec![vocab.id('\n').unwrap_or(0)],
+    };
+    let seed = a.seed.unwrap_or_else(|| {
+        let s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        eprintln!("charrnn: --seed {s} reproduces this sample");
+        s
+    });
+    let mut rng = Rng::new(seed);
+    let mut s = Sampler::new(&layout, &ck.params);
+    for &id in &prime_ids {
+        s.feed(id);
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let io = |e| Error::io("cannot write to stdout", e);
+    if let Some(p) = a.prime.as_deref() {
+        out.write_all(p.as_bytes()).map_err(io)?;
+    }
+    let mut buf = [0u8; 4];
+    for i in 0..a.length {
+        let id = s.pick(a.temperature, a.top_k, &mut rng);
+        let c = vocab.char(id);
+        out.write_all(c.encode_utf8(&mut buf).as_bytes())
+            .map_err(io)?;
+        // Stream: flush at line ends and every 64 characters.
+        if c == '\n' || i % 64 == 63 {
+            out.flush().map_err(io)?;
+        }
+        if i + 1 < a.length {
+            s.feed(id);
+        }
+    }
+    out.write_all(b"\n").map_err(io)?;
+    out.flush().map_err(io)
+}

@@ -1,0 +1,661 @@
+//! The training run: settings (fresh or from a checkpoint), the step loop of truncated BPTT,
+//! exact validation, checkpoints, progress and Ctrl-C.
+//!
+//! Owns the loop and what a run remembers (`TrainConfig`, `TrainState`). Does not own the maths
+//! (`engine`, `optim`), the data rules (`data`) or the file format (`checkpoint`).
+
+use crate::bail;
+use crate::checkpoint::{self, Checkpoint, TrainSnapshot};
+use crate::cli::TrainArgs;
+use crate::data::{self, Batches, Vocab};
+use crate::engine::{State, Workspace};
+use crate::error::{Error, Kind, Result};
+use crate::linalg::Threads;
+use crate::model::{init_params, Layout, ModelConfig};
+use crate::optim::{clip_grad_norm, Adam};
+use crate::rng::Rng;
+use crate::sample::Sampler;
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Everything that decides the arithmetic of a run: fixed at the start, restored on resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub seq: usize,
+    pub lr: f64,
+    pub clip: f64,
+    pub amsgrad: bool,
+    pub seed: u64,
+    pub val_frac: f64,
+    pub ascii: bool,
+    pub lossy: bool,
+    pub max_vocab: Option<usize>,
+    pub min_count: usize,
+}
+
+/// Where a run is: enough, with the weights, moments and carried state, to continue exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// Completed passes over the training text.
+    pub epoch: u64,
+    /// Position within the epoch, in steps: the next batch read is `cursor`.
+    pub cursor: u64,
+    pub steps_per_epoch: u64,
+    pub adam_steps: u64,
+    /// xoshiro256** state of the run's generator, as hex words.
+    pub rng: [String; 4],
+    pub best_val: Option<f64>,
+    pub last_val: Option<f64>,
+    /// Seconds spent in training steps over all invocations.
+    pub train_seconds: f64,
+    pub corpus: CorpusInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CorpusInfo {
+    pub file: String,
+    pub chars: usize,
+    pub fingerprint: String,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// First Ctrl-C (or SIGTERM): finish the step, save, exit 130. Second: exit at once.
+fn install_interrupt_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("\ncharrnn: interrupted again; exiting without saving");
+                std::process::exit(130);
+            }
+        });
+    });
+}
+
+/// Sets the thread pool used by the engine's large GEMMs; returns the thread count.
+pub fn setup_threads(requested: Option<usize>) -> Result<usize> {
+    let n = match requested {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    // Already built (a second run in one process) is fine: keep the first pool.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+    Ok(n.min(rayon::current_num_threads()))
+}
+
+/// The flags of a fresh run, checked, with defaults filled in.
+fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
+    let hidden = a.hidden.unwrap_or(256);
+    let layers = a.layers.unwrap_or(2);
+    let cfg = TrainConfig {
+        batch: a.batch.unwrap_or(50),
+        seq: a.seq.unwrap_or(50),
+        lr: a.lr.unwrap_or(2e-3),
+        clip: a.clip.unwrap_or(5.0),
+        amsgrad: a.amsgrad,
+        seed: a.seed.unwrap_or(1),
+        val_frac: a.val_frac.unwrap_or(0.1),
+        ascii: a.ascii,
+        lossy: a.lossy,
+        max_vocab: a.max_vocab,
+        min_count: a.min_count.unwrap_or(0),
+    };
+    for (name, v) in [
+        ("--hidden", hidden),
+        ("--layers", layers),
+        ("--batch", cfg.batch),
+        ("--seq", cfg.seq),
+    ] {
+        if v == 0 {
+            bail!("{name} must be at least 1");
+        }
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        bail!("--lr must be a positive number, got {}", cfg.lr);
+    }
+    if !(cfg.clip >= 0.0 && cfg.clip.is_finite()) {
+        bail!("--clip must be 0 (off) or positive, got {}", cfg.clip);
+    }
+    if !(cfg.val_frac > 0.0 && cfg.val_frac < 1.0) {
+        bail!(
+            "--val-frac must be between 0 and 1 (exclusive), got {}",
+            cfg.val_frac
+        );
+    }
+    if cfg.max_vocab.is_some_and(|m| m < 2) {
+        bail!("--max-vocab must be at least 2 (one kept character and the unknown symbol)");
+    }
+    Ok((
+        ModelConfig {
+            vocab: 0,
+            hidden,
+            layers,
+        },
+        cfg,
+    ))
+}
+
+/// On resume, a flag that would change the arithmetic must agree with the checkpoint.
+fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Path) -> Result<()> {
+    let mut conflicts = Vec::new();
+    let mut check = |flag: &str, given: Option<String>, saved: String| {
+        if let Some(g) = given {
+            if g != saved {
+                conflicts.push(format!("{flag} {g} (the checkpoint has {saved})"));
+            }
+        }
+    };
+    let s = |x: Option<usize>| x.map(|v| v.to_string());
+    check("--hidden", s(a.hidden), m.hidden.to_string());
+    check("--layers", s(a.layers), m.layers.to_string());
+    check("--batch", s(a.batch), c.batch.to_string());
+    check("--seq", s(a.seq), c.seq.to_string());
+    check("--lr", a.lr.map(|v| v.to_string()), c.lr.to_string());
+    check("--clip", a.clip.map(|v| v.to_string()), c.clip.to_string());
+    check("--seed", a.seed.map(|v| v.to_string()), c.seed.to_string());
+    check(
+        "--val-frac",
+        a.val_frac.map(|v| v.to_string()),
+        c.val_frac.to_string(),
+    );
+    check(
+        "--max-vocab",
+        s(a.max_vocab),
+        c.max_vocab.map_or("none".into(), |v| v.to_string()),
+    );
+    check("--min-count", s(a.min_count), c.min_count.to_string());
+    check(
+        "--amsgrad",
+        a.amsgrad.then(|| "on".into()),
+        if c.amsgrad { "on" } else { "off" }.into(),
+    );
+    check(
+        "--ascii",
+        a.ascii.then(|| "on".into()),
+        if c.ascii { "on" } else { "off" }.into(),
+    );
+    check(
+        "--lossy",
+        a.lossy.then(|| "on".into()),
+        if c.lossy { "on" } else { "off" }.into(),
+    );
+    if !conflicts.is_empty() {
+        bail!(
+            "cannot resume {} with {}: an exact resume keeps the run's settings; drop these flags",
+            ckpt.display(),
+            conflicts.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Exact validation loss in nats/char: mean cross-entropy of predicting ids[t+1] from
+/// ids[..=t] for every t, one stream from a zero state, run in chunks with the state carried
+/// (the definition of `peers/pytorch/common.py`).
+pub fn evaluate(layout: &Layout, params: &[f32], ids: &[u32], threads: Threads) -> f64 {
+    const CHUNK: usize = 1000;
+    let n = ids.len().saturating_sub(1);
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mut ws = Workspace::<f32>::new(layout, 1, CHUNK.min(n), false, threads);
+    let mut state = State::zeros(layout.config.layers, 1, layout.config.hidden);
+    let mut total = 0.0;
+    for s in (0..n).step_by(CHUNK) {
+        let e = (s + CHUNK).min(n);
+        ws.forward(params, layout, &ids[s..e], &state);
+        total += ws.loss_sum(&ids[s + 1..e + 1], layout.config.vocab);
+        ws.final_state(&mut state);
+    }
+    total / n as f64
+}
+
+/// A short sample to watch the model learn (its own generator: training is not disturbed).
+fn preview(layout: &Layout, params: &[f32], vocab: &Vocab, seed: u64, len: usize) -> String {
+    let mut s = Sampler::new(layout, params);
+    let mut rng = Rng::new(seed);
+    let mut id = vocab.id('\n').unwrap_or(0);
+    let mut out = String::new();
+    for _ in 0..len {
+        s.feed(id);
+        id = s.pick(0.8, None, &mut rng);
+        out.push(vocab.char(id));
+    }
+    out
+}
+
+fn hms(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Progress: a redrawn bar on a terminal, plain greppable lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(1000);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30.cyan/blue} {percent:>3}% {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Progress {
+            bar,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn line(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    /// `fraction` of the run done; `status` is the one-line summary.
+    fn update(&mut self, fraction: f64, status: &str) {
+        match &self.bar {
+            Some(b) => {
+                b.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+                b.set_message(status.to_string());
+            }
+            None => {
+                if self.last_line.elapsed() >= Duration::from_secs(10) {
+                    self.last_line = Instant::now();
+                    eprintln!("{status}");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn train(a: &TrainArgs) -> Result<()> {
+    let threads = setup_threads(a.threads)?;
+    if a.eval_every == 0 {
+        bail!("--eval-every must be at least 1");
+    }
+    if a.steps == Some(0) {
+        bail!("--steps must be at least 1");
+    }
+    if let Some(e) = a.epochs.filter(|e| !(*e > 0.0 && e.is_finite())) {
+        bail!("--epochs must be positive, got {e}");
+    }
+    if let Some(m) = a.minutes.filter(|m| !(*m > 0.0 && m.is_finite())) {
+        bail!("--minutes must be positive, got {m}");
+    }
+
+    // Settings and, on resume, the saved run.
+    let resumed = match &a.resume {
+        Some(p) => {
+            let ck = checkpoint::load(p)?;
+            let Some(snap) = ck.train else {
+                bail!(
+                    "{} holds no training state, so it cannot be resumed",
+                    p.display()
+                );
+            };
+            check_resume_flags(a, &ck.model, &snap.config, p)?;
+            Some((ck.model, ck.vocab, ck.params, snap))
+        }
+        None => None,
+    };
+    let fresh = if resumed.is_none() {
+        Some(fresh_config(a)?)
+    } else {
+        None
+    };
+    let config = match (&resumed, &fresh) {
+        (Some((_, _, _, snap)), _) => snap.config.clone(),
+        (None, Some((_, c))) => c.clone(),
+        _ => unreachable!(),
+    };
+
+    // The text.
+    let raw = data::read_text(&a.file, config.lossy)?;
+    let text = if config.ascii {
+        data::to_ascii(&raw)
+    } else {
+        raw
+    };
+    let vocab = match &resumed {
+        Some((_, v, _, _)) => v.clone(),
+        None => Vocab::build(&text, config.max_vocab, config.min_count),
+    };
+    let fingerprint = data::fingerprint(&text);
+    let n_chars = text.chars().count();
+    if let Some((_, _, _, snap)) = &resumed {
+        if snap.state.corpus.fingerprint != fingerprint {
+            bail!(
+                "{} is not the text this run was trained on ({}, {} characters); resume with that file",
+                a.file.display(),
+                snap.state.corpus.file,
+                snap.state.corpus.chars
+            );
+        }
+    }
+    let (ids, unknown) = vocab.encode(&text, &format!("{}", a.file.display()))?;
+    drop(text);
+    let (train_ids, val_ids) = data::split(&ids, config.val_frac);
+    if val_ids.len() < 2 {
+        bail!(
+            "the validation part of {} has {} character(s); it needs at least 2: use a larger --val-frac or a longer text",
+            a.file.display(),
+            val_ids.len()
+        );
+    }
+    let batches = Batches::new(train_ids, config.batch, config.seq)?;
+    let spe = batches.steps_per_epoch as u64;
+
+    // Model, optimiser and run state.
+    let (model_cfg, mut params, mut adam, mut carry, mut st) = match resumed {
+        Some((m, _, p, snap)) => {
+            let TrainSnapshot {
+                adam, carry, state, ..
+            } = snap;
+            (m, p, adam, carry, state)
+        }
+        None => {
+            let m = ModelConfig {
+                vocab: vocab.len(),
+                ..fresh.unwrap().0
+            };
+            let layout = Layout::new(m);
+            let mut rng = Rng::new(config.seed);
+            let p: Vec<f32> = init_params(&layout, &mut rng);
+            let adam = Adam::new(layout.total, config.lr, config.amsgrad);
+            let carry = State::zeros(m.layers, config.batch, m.hidden);
+            let state = TrainState {
+                step: 0,
+                epoch: 0,
+                cursor: 0,
+                steps_per_epoch: spe,
+                adam_steps: 0,
+                rng: rng.state().map(|w| format!("{w:016x}")),
+                best_val: None,
+                last_val: None,
+                train_seconds: 0.0,
+                corpus: CorpusInfo {
+                    file: a.file.display().to_string(),
+                    chars: n_chars,
+                    fingerprint,
+                },
+            };
+            (m, p, adam, carry, state)
+        }
+    };
+    let layout = Layout::new(model_cfg);
+
+    // Where checkpoints go; fail now, not after an hour, if it cannot be written.
+    let out: PathBuf = match (&a.out, &a.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
+        (None, None) => Path::new("runs").join(a.file.file_stem().unwrap_or_default()),
+    };
+    prepare_out_dir(&out)?;
+
+    // When to stop.
+    let target_steps = {
+        let by_epochs = a
+            .epochs
+            .or((a.steps.is_none() && a.minutes.is_none()).then_some(10.0))
+            .map(|e| (e * spe as f64).ceil() as u64);
+        match (a.steps, by_epochs) {
+            (Some(s), Some(e)) => Some(s.min(e)),
+            (s, e) => s.or(e),
+        }
+    };
+    let budget = a.minutes.map(|m| m * 60.0);
+    if target_steps.is_some_and(|t| st.step >= t) {
+        bail!(
+            "the run is already at step {} (target {}); give a larger --steps or --epochs",
+            st.step,
+            target_steps.unwrap()
+        );
+    }
+
+    let progress = &mut Progress::new();
+    progress.line(&format!(
+        "charrnn: {}: {} characters, vocabulary {}{}; train {} / validation {}",
+        a.file.display(),
+        n_chars,
+        vocab.len(),
+        if unknown > 0 {
+            format!(" ({unknown} rare characters as U+FFFD)")
+        } else {
+            String::new()
+        },
+        train_ids.len(),
+        val_ids.len()
+    ));
+    progress.line(&format!(
+        "charrnn: LSTM {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} thread(s){}",
+        model_cfg.layers,
+        model_cfg.hidden,
+        layout.total,
+        config.batch,
+        config.seq,
+        spe,
+        config.lr,
+        config.clip,
+        if config.amsgrad { ", AMSGrad" } else { "" },
+        threads,
+        if st.step > 0 { format!(", resuming at step {}", st.step) } else { String::new() }
+    ));
+
+    install_interrupt_handler();
+    let thr = Threads(threads);
+    let (b, t) = (config.batch, config.seq);
+    let mut ws = Workspace::<f32>::new(&layout, b, t, true, thr);
+    let mut grads = vec![0.0f32; layout.total];
+    let (mut x, mut y) = (vec![0u32; b * t], vec![0u32; b * t]);
+    let started = Instant::now();
+    let mut run_seconds = 0.0; // training time in this invocation
+    let mut loss_avg: Option<f64> = None;
+    let mut rate_chars = 0.0;
+    let mut rate_secs = 0.0;
+    let mut last_eval_step = None;
+
+    let save = |st: &TrainState,
+                params: &[f32],
+                adam: &Adam<f32>,
+                carry: &State<f32>,
+                best: bool|
+     -> Result<()> {
+        let ck = Checkpoint {
+            model: model_cfg,
+            vocab: vocab.clone(),
+            params: params.to_vec(),
+            train: Some(TrainSnapshot {
+                config: config.clone(),
+                state: st.clone(),
+                adam: adam.clone(),
+                carry: carry.clone(),
+            }),
+        };
+        let bytes = checkpoint::to_bytes(&ck)?;
+        checkpoint::write_atomic(&out.join("last.safetensors"), &bytes)?;
+        if best {
+            checkpoint::write_atomic(&out.join("best.safetensors"), &bytes)?;
+        }
+        Ok(())
+    };
+    let validate = |st: &mut TrainState,
+                    params: &[f32],
+                    adam: &Adam<f32>,
+                    carry: &State<f32>,
+                    progress: &Progress|
+     -> Result<()> {
+        let t0 = Instant::now();
+        let val = evaluate(&layout, params, val_ids, thr);
+        st.last_val = Some(val);
+        let improved = st.best_val.is_none_or(|b| val < b);
+        if improved {
+            st.best_val = Some(val);
+        }
+        save(st, params, adam, carry, improved)?;
+        progress.line(&format!(
+            "step {} epoch {:.2}: validation loss {:.4} nats/char ({:.4} bits/char){} [eval {:.1}s]",
+            st.step,
+            st.step as f64 / spe as f64,
+            val,
+            val / std::f64::consts::LN_2,
+            if improved { ", best so far" } else { "" },
+            t0.elapsed().as_secs_f64()
+        ));
+        let sample = preview(&layout, params, &vocab, st.step, 200);
+        progress.line(&format!(
+            "--- sample at step {} (temperature 0.8) ---\n{}\n---",
+            st.step,
+            sample.trim_end()
+        ));
+        Ok(())
+    };
+
+    let stop_reason = loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            break "interrupted";
+        }
+        if target_steps.is_some_and(|ts| st.step >= ts) {
+            break "done";
+        }
+        if budget.is_some_and(|bgt| run_seconds >= bgt) {
+            break "time budget reached";
+        }
+        let t0 = Instant::now();
+        let k = (st.step % spe) as usize;
+        if k == 0 {
+            carry.reset(); // new epoch: the streams restart, so does the state
+        }
+        batches.fill(k, &mut x, &mut y);
+        ws.forward(&params, &layout, &x, &carry);
+        let loss = ws.loss_and_grad(&y, layout.config.vocab);
+        grads.fill(0.0);
+        ws.backward(&params, &layout, &x, &mut grads);
+        ws.final_state(&mut carry);
+        clip_grad_norm(&mut grads, config.clip);
+        adam.step(&mut params, &grads);
+        st.step += 1;
+        st.adam_steps = adam.t;
+        st.epoch = st.step / spe;
+        st.cursor = st.step % spe;
+        if !loss.is_finite() {
+            save(&st, &params, &adam, &carry, false)?;
+            bail!(
+                "training diverged at step {} (loss {loss}); try a smaller --lr or --clip",
+                st.step
+            );
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        run_seconds += dt;
+        st.train_seconds += dt;
+        rate_chars += (b * t) as f64;
+        rate_secs += dt;
+        loss_avg = Some(loss_avg.map_or(loss, |l| 0.95 * l + 0.05 * loss));
+        let cps = rate_chars / rate_secs;
+        if rate_secs > 20.0 {
+            // a moving window: halve the history
+            rate_chars /= 2.0;
+            rate_secs /= 2.0;
+        }
+        let secs_per_step = (b * t) as f64 / cps;
+        let mut frac: f64 = 0.0;
+        let mut eta = f64::INFINITY;
+        if let Some(ts) = target_steps {
+            frac = frac.max(st.step as f64 / ts as f64);
+            eta = eta.min((ts - st.step.min(ts)) as f64 * secs_per_step);
+        }
+        if let Some(bgt) = budget {
+            frac = frac.max(run_seconds / bgt);
+            eta = eta.min(bgt - run_seconds);
+        }
+        let val = st.last_val.map_or("-".to_string(), |v| {
+            format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
+        });
+        progress.update(
+            frac,
+            &format!(
+                "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s elapsed {} eta {}",
+                st.step,
+                target_steps.map_or(String::new(), |t| format!("/{t}")),
+                st.step as f64 / spe as f64,
+                loss_avg.unwrap(),
+                val,
+                cps,
+                hms(started.elapsed().as_secs_f64()),
+                if eta.is_finite() {
+                    hms(eta)
+                } else {
+                    "-".into()
+                },
+            ),
+        );
+        if st.step % a.eval_every == 0 {
+            validate(&mut st, &params, &adam, &carry, progress)?;
+            last_eval_step = Some(st.step);
+        }
+    };
+    if last_eval_step != Some(st.step) && st.step > 0 {
+        validate(&mut st, &params, &adam, &carry, progress)?;
+    }
+    progress.finish();
+    let last = out.join("last.safetensors");
+    if stop_reason == "interrupted" {
+        return Err(Error {
+            kind: Kind::Interrupted,
+            msg: format!(
+                "interrupted at step {}; saved {}; continue with: charrnn train {} --resume {}",
+                st.step,
+                last.display(),
+                a.file.display(),
+                last.display()
+            ),
+        });
+    }
+    eprintln!(
+        "charrnn: {stop_reason} at step {} (epoch {:.2}, {} of training); best validation loss {:.4} nats/char; checkpoints in {}",
+        st.step,
+        st.step as f64 / spe as f64,
+        hms(st.train_seconds),
+        st.best_val.unwrap_or(f64::NAN),
+        out.display()
+    );
+    Ok(())
+}
+
+fn prepare_out_dir(out: &Path) -> Result<()> {
+    let shown = out.display();
+    if out.exists() && !out.is_dir() {
+        bail!("output folder {shown} is a file; give a folder with --out");
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::io(format!("cannot create output folder {shown}"), e))?;
+    let probe = out.join(format!(".charrnn-write-test{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| Error::io(format!("cannot write into output folder {shown}"), e))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}

@@ -148,8 +148,12 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 pub fn from_bytes(bytes: &[u8], shown: &str) -> Result<Checkpoint> {
     let not_ours =
         |why: String| Error::input(format!("{shown} is not a charrnn checkpoint ({why})"));
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| not_ours(format!("not a safetensors file: {e:?}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| match e {
+        safetensors::SafeTensorError::MetadataIncompleteBuffer => Error::input(format!(
+            "{shown} is damaged or truncated (shorter than its header says)"
+        )),
+        e => not_ours(format!("not a safetensors file: {e:?}")),
+    })?;
     let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(not_ours("no charrnn metadata".into()));

@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model on a text file (or resume training from a checkpoint).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Generate text from a trained checkpoint, streaming to stdout.
     Sample(SampleArgs),
 }
@@ -34,31 +34,31 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
     /// Hidden size of each LSTM layer [default: 256].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub hidden: Option<usize>,
     /// Number of stacked LSTM layers [default: 2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub layers: Option<usize>,
     /// Number of parallel streams per step (B) [default: 50].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch: Option<usize>,
     /// Characters per stream per step, the truncated-BPTT length (T) [default: 50].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seq: Option<usize>,
     /// Adam learning rate [default: 0.002].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Clip the global gradient norm to this value; 0 turns clipping off [default: 5].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
     /// Use the AMSGrad variant of Adam, as the blog post did.
     #[arg(long)]
     pub amsgrad: bool,
     /// Random seed for the initial weights [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Fraction of the text, taken from its end, used for validation [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub val_frac: Option<f64>,
     /// Transliterate the text to ASCII first (as the blog post did with unidecode).
     #[arg(long)]
@@ -67,26 +67,31 @@ pub struct TrainArgs {
     #[arg(long)]
     pub lossy: bool,
     /// Keep at most N distinct characters; rarer ones map to one unknown symbol (U+FFFD).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_vocab: Option<usize>,
     /// Map characters seen fewer than N times to the unknown symbol (U+FFFD).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub min_count: Option<usize>,
     /// Stop after this many passes over the training text (fractions allowed) [default: 10,
     /// when neither --steps nor --minutes is given].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<f64>,
     /// Stop when the run has taken this many optimiser steps in all (resumed steps count).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Stop after this many minutes of training in this invocation (validation not counted).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub minutes: Option<f64>,
     /// Measure validation loss, print a sample and write checkpoints every N steps.
-    #[arg(long, value_name = "N", default_value_t = 500)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 500,
+        allow_negative_numbers = true
+    )]
     pub eval_every: u64,
     /// Worker threads [default: all cores].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
 }
 
@@ -95,20 +100,29 @@ pub struct SampleArgs {
     /// A checkpoint written by `charrnn train` (e.g. runs/NAME/best.safetensors).
     pub checkpoint: PathBuf,
     /// Number of characters to generate (the prime is not counted).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub length: usize,
     /// Softmax temperature: lower is more conservative; at or below 1e-6 it always takes the
     /// most likely character.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Text to run through the model first; it is printed, then continued.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub prime: Option<String>,
     /// Random seed; the same seed gives the same text [default: a new one each run, printed
     /// to stderr].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Draw only from the K most likely characters.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub top_k: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

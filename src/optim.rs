@@ -41,15 +41,21 @@ impl<F: Float> Adam<F> {
         let t = self.t as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
+        // The same operations, in the same order and with the same f64-computed constants, as
+        // torch's single-tensor Adam (lerp, addcmul, sqrt / bc2_sqrt + eps, addcdiv).
         let step_size = F::from_f64(self.lr / bc1);
-        let inv_bc2_sqrt = F::from_f64(1.0 / bc2_sqrt);
-        let (b1, b2) = (F::from_f64(self.beta1), F::from_f64(self.beta2));
-        let (one, eps) = (F::ONE, F::from_f64(self.eps));
+        let bc2_sqrt = F::from_f64(bc2_sqrt);
+        let (c1, b2, c2) = (
+            F::from_f64(1.0 - self.beta1),
+            F::from_f64(self.beta2),
+            F::from_f64(1.0 - self.beta2),
+        );
+        let eps = F::from_f64(self.eps);
         let update = |p: &mut F, m: &mut F, v: &mut F, g: F, vhat: &mut dyn FnMut(F) -> F| {
-            *m = b1 * *m + (one - b1) * g;
-            *v = b2 * *v + (one - b2) * g * g;
-            let denom = vhat(*v).sqrt() * inv_bc2_sqrt + eps;
-            *p -= step_size * *m / denom;
+            *m += c1 * (g - *m);
+            *v = *v * b2 + c2 * g * g;
+            let denom = vhat(*v).sqrt() / bc2_sqrt + eps;
+            *p += -step_size * (*m / denom);
         };
         match &mut self.vmax {
             None => {

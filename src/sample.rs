@@ -141,6 +141,59 @@ pub fn pick(
     argmax as u32 // only reachable through rounding at the very top of the range
 }
 
+/// `charrnn sample`: prime, then stream `length` characters to stdout.
+pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
+    use crate::error::Error;
+    use std::io::Write;
+    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
+        crate::bail!("--temperature must be 0 or more, got {}", a.temperature);
+    }
+    if a.top_k == Some(0) {
+        crate::bail!("--top-k must be at least 1");
+    }
+    let ck = crate::checkpoint::load(&a.checkpoint)?;
+    let layout = Layout::new(ck.model);
+    let vocab = &ck.vocab;
+    let prime_ids = match &a.prime {
+        Some(p) if !p.is_empty() => vocab.encode(p, "--prime")?.0,
+        _ => vec![vocab.id('\n').unwrap_or(0)],
+    };
+    let seed = a.seed.unwrap_or_else(|| {
+        let s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        eprintln!("charrnn: --seed {s} reproduces this sample");
+        s
+    });
+    let mut rng = Rng::new(seed);
+    let mut s = Sampler::new(&layout, &ck.params);
+    for &id in &prime_ids {
+        s.feed(id);
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let io = |e| Error::io("cannot write to stdout", e);
+    if let Some(p) = a.prime.as_deref() {
+        out.write_all(p.as_bytes()).map_err(io)?;
+    }
+    let mut buf = [0u8; 4];
+    for i in 0..a.length {
+        let id = s.pick(a.temperature, a.top_k, &mut rng);
+        let c = vocab.char(id);
+        out.write_all(c.encode_utf8(&mut buf).as_bytes())
+            .map_err(io)?;
+        // Stream: flush at line ends and every 64 characters.
+        if c == '\n' || i % 64 == 63 {
+            out.flush().map_err(io)?;
+        }
+        if i + 1 < a.length {
+            s.feed(id);
+        }
+    }
+    out.write_all(b"\n").map_err(io)?;
+    out.flush().map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,57 +247,4 @@ mod tests {
         }
         assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
     }
-}
-
-/// `charrnn sample`: prime, then stream `length` characters to stdout.
-pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
-    use crate::error::Error;
-    use std::io::Write;
-    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
-        crate::bail!("--temperature must be 0 or more, got {}", a.temperature);
-    }
-    if a.top_k == Some(0) {
-        crate::bail!("--top-k must be at least 1");
-    }
-    let ck = crate::checkpoint::load(&a.checkpoint)?;
-    let layout = Layout::new(ck.model);
-    let vocab = &ck.vocab;
-    let prime_ids = match &a.prime {
-        Some(p) if !p.is_empty() => vocab.encode(p, "--prime")?.0,
-        _ => vec![vocab.id('\n').unwrap_or(0)],
-    };
-    let seed = a.seed.unwrap_or_else(|| {
-        let s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        eprintln!("charrnn: --seed {s} reproduces this sample");
-        s
-    });
-    let mut rng = Rng::new(seed);
-    let mut s = Sampler::new(&layout, &ck.params);
-    for &id in &prime_ids {
-        s.feed(id);
-    }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let io = |e| Error::io("cannot write to stdout", e);
-    if let Some(p) = a.prime.as_deref() {
-        out.write_all(p.as_bytes()).map_err(io)?;
-    }
-    let mut buf = [0u8; 4];
-    for i in 0..a.length {
-        let id = s.pick(a.temperature, a.top_k, &mut rng);
-        let c = vocab.char(id);
-        out.write_all(c.encode_utf8(&mut buf).as_bytes())
-            .map_err(io)?;
-        // Stream: flush at line ends and every 64 characters.
-        if c == '\n' || i % 64 == 63 {
-            out.flush().map_err(io)?;
-        }
-        if i + 1 < a.length {
-            s.feed(id);
-        }
-    }
-    out.write_all(b"\n").map_err(io)?;
-    out.flush().map_err(io)
 }

@@ -378,6 +378,18 @@ fn matches_pytorch_reference_forward_and_gradients() {
     assert_close("grad.c0", &ws.dstate().c, &fx.f32("grad.c0"));
 }
 
+/// Adam normalises every step to about `lr` whatever the gradient's size, so f32 round-off in
+/// tiny gradient entries shows up as an absolute error proportional to lr (0.3 here, 10 steps).
+/// Measured worst: 2.0e-5. Adam and AMSGrad end 1.9e-3 apart, so this still tells them apart.
+const ADAM_TOL: f32 = 5e-5;
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 #[test]
 fn matches_pytorch_reference_adam_and_amsgrad_steps() {
     let fx = Fixture::load();
@@ -426,15 +438,19 @@ fn matches_pytorch_reference_adam_and_amsgrad_steps() {
         }
         let want = fx.params(&layout, &format!("{name}.final."));
         for ti in &layout.tensors {
-            assert_close(
-                &format!("{name}.final.{}", ti.name),
-                &p[ti.offset..][..ti.len],
-                &want[ti.offset..][..ti.len],
+            let d = max_abs_diff(&p[ti.offset..][..ti.len], &want[ti.offset..][..ti.len]);
+            assert!(
+                d <= ADAM_TOL,
+                "{name}.final.{}: differs from PyTorch by {d}",
+                ti.name
             );
         }
         finals.push(p);
     }
-    // The fixture is made so that AMSGrad's running max matters: the two runs must differ.
+    // The fixture is made so that AMSGrad's running max matters: the two runs must differ, by
+    // far more than the tolerance, or the comparison above could not tell them apart.
+    let adam_ref = fx.params(&layout, "adam.final.");
+    assert!(max_abs_diff(&finals[1], &adam_ref) > 20.0 * ADAM_TOL);
     let diff = finals[0]
         .iter()
         .zip(&finals[1])

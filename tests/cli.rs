@@ -1,0 +1,498 @@
+//! End-to-end tests of the `charrnn` binary: each runs the built executable in its own temp
+//! folder and asserts on exit codes, messages and files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A temp folder that removes itself, with helpers to run charrnn inside it.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("charrnn-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_charrnn"));
+        c.args(args).current_dir(&self.0).stdin(Stdio::null());
+        c
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        Run(self.cmd(args).output().unwrap())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code(),
+            0,
+            "expected success; stderr:\n{}",
+            self.stderr()
+        );
+        self
+    }
+    /// Bad input: exit 2, one `charrnn: …` line containing `needle`, and never a panic.
+    fn bad(self, needle: &str) {
+        let err = self.stderr();
+        assert_eq!(self.code(), 2, "expected exit 2; stderr:\n{err}");
+        assert!(!err.contains("panicked"), "panic: {err}");
+        let first = err
+            .lines()
+            .find(|l| l.starts_with("charrnn: ") || l.starts_with("error: "));
+        assert!(first.is_some(), "no clear error line: {err}");
+        assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    }
+}
+
+const LINE: &str = "the quick brown fox jumps over the lazy dog.\n";
+
+/// A small repetitive corpus: 16,200 characters of one line.
+fn repetitive(d: &Dir) -> PathBuf {
+    d.write("fox.txt", LINE.repeat(360))
+}
+
+/// Small, fast training flags for tests.
+const SMALL: &[&str] = &[
+    "--hidden",
+    "48",
+    "--layers",
+    "2",
+    "--batch",
+    "8",
+    "--seq",
+    "32",
+    "--threads",
+    "1",
+];
+
+fn train(d: &Dir, file: &Path, out: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["train", file.to_str().unwrap(), "--out", out];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(extra);
+    d.run(&args)
+}
+
+fn tensors(path: &Path) -> charrnn::checkpoint::Checkpoint {
+    charrnn::checkpoint::load(path).unwrap()
+}
+
+fn leftover_temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp") || n.contains("write-test"))
+        .collect()
+}
+
+#[test]
+fn learns_a_repetitive_text_and_samples_it_back() {
+    let d = Dir::new("learn");
+    let f = repetitive(&d);
+    let r = train(
+        &d,
+        &f,
+        "run",
+        &["--steps", "300", "--eval-every", "100", "--lr", "0.01"],
+    )
+    .ok();
+    let err = r.stderr();
+    assert!(err.contains("validation loss"), "{err}");
+    // The last validation loss must be far below ln(V) (a uniform guess).
+    let v = LINE
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as f64;
+    let last_val: f64 = err
+        .lines()
+        .filter_map(|l| l.split("validation loss ").nth(1))
+        .next_back()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("a validation line");
+    assert!(
+        last_val < 0.1 * v.ln(),
+        "validation loss {last_val} is not far below ln V = {}",
+        v.ln()
+    );
+    for f in ["run/best.safetensors", "run/last.safetensors"] {
+        assert!(d.path(f).is_file(), "{f} missing");
+    }
+    assert!(leftover_temp_files(&d.path("run")).is_empty());
+
+    let s = d
+        .run(&[
+            "sample",
+            "run/best.safetensors",
+            "--temperature",
+            "0",
+            "--prime",
+            "the quick",
+            "--length",
+            "80",
+        ])
+        .ok();
+    let want: String = format!("the quick{}", &LINE.repeat(3)[9..])
+        .chars()
+        .take(9 + 80)
+        .collect();
+    assert_eq!(
+        s.stdout().trim_end_matches('\n'),
+        want.trim_end_matches('\n')
+    );
+}
+
+#[test]
+fn same_seed_gives_the_same_sample_and_a_different_seed_does_not() {
+    let d = Dir::new("seed");
+    let f = repetitive(&d);
+    train(&d, &f, "run", &["--steps", "30"]).ok();
+    let a = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--seed",
+            "5",
+            "--length",
+            "300",
+        ])
+        .ok()
+        .stdout();
+    let b = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--seed",
+            "5",
+            "--length",
+            "300",
+        ])
+        .ok()
+        .stdout();
+    let c = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--seed",
+            "6",
+            "--length",
+            "300",
+        ])
+        .ok()
+        .stdout();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_eq!(a.chars().count(), 301, "300 characters and a final newline");
+}
+
+#[test]
+fn resume_is_exact_and_same_seed_is_deterministic() {
+    let d = Dir::new("resume");
+    let f = repetitive(&d);
+    // 40 steps in one go (an epoch is 63 steps: the resume falls mid-epoch, with carried state).
+    train(
+        &d,
+        &f,
+        "one",
+        &["--steps", "40", "--eval-every", "15", "--amsgrad"],
+    )
+    .ok();
+    train(
+        &d,
+        &f,
+        "again",
+        &["--steps", "40", "--eval-every", "1000", "--amsgrad"],
+    )
+    .ok();
+    // 25 steps, then resume to 40.
+    train(
+        &d,
+        &f,
+        "two",
+        &["--steps", "25", "--eval-every", "1000", "--amsgrad"],
+    )
+    .ok();
+    std::fs::copy(d.path("two/last.safetensors"), d.path("mid.safetensors")).unwrap();
+    let r = d
+        .run(&[
+            "train",
+            f.to_str().unwrap(),
+            "--resume",
+            "two/last.safetensors",
+            "--steps",
+            "40",
+            "--threads",
+            "1",
+        ])
+        .ok();
+    assert!(r.stderr().contains("resuming at step 25"), "{}", r.stderr());
+
+    let one = tensors(&d.path("one/last.safetensors"));
+    let again = tensors(&d.path("again/last.safetensors"));
+    let two = tensors(&d.path("two/last.safetensors"));
+    assert_eq!(two.train.as_ref().unwrap().state.step, 40);
+    for other in [&again, &two] {
+        assert!(one.params == other.params, "weights differ");
+        let (a, b) = (one.train.as_ref().unwrap(), other.train.as_ref().unwrap());
+        assert!(a.adam == b.adam, "Adam state differs");
+        assert!(a.carry == b.carry, "carried state differs");
+    }
+    let mid = tensors(&d.path("mid.safetensors"));
+    assert!(
+        mid.params != one.params,
+        "the comparison must be able to fail"
+    );
+}
+
+#[test]
+fn resume_refuses_a_different_text_or_changed_settings() {
+    let d = Dir::new("resume-bad");
+    let f = repetitive(&d);
+    train(&d, &f, "run", &["--steps", "5"]).ok();
+    let g = d.write("other.txt", LINE.replace("fox", "cat").repeat(360));
+    d.run(&[
+        "train",
+        g.to_str().unwrap(),
+        "--resume",
+        "run/last.safetensors",
+    ])
+    .bad("not the text this run was trained on");
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "run/last.safetensors",
+        "--hidden",
+        "64",
+    ])
+    .bad("--hidden 64");
+}
+
+#[test]
+fn unicode_text_trains_and_samples_as_characters() {
+    let d = Dir::new("unicode");
+    let poem = "床前明月光，疑是地上霜。举头望明月，低头思故乡。\r\n";
+    let f = d.write("poem.txt", format!("\u{FEFF}{}", poem.repeat(200)));
+    train(&d, &f, "run", &["--steps", "150", "--lr", "0.01"]).ok();
+    let s = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--temperature",
+            "0",
+            "--prime",
+            "床前",
+            "--length",
+            "8",
+        ])
+        .ok()
+        .stdout();
+    assert_eq!(s, "床前明月光，疑是地上\n");
+    let ck = tensors(&d.path("run/last.safetensors"));
+    assert!(ck.vocab.chars.contains(&'\r'), "CRLF must be kept verbatim");
+    assert!(
+        !ck.vocab.chars.contains(&'\u{FEFF}'),
+        "the BOM must be dropped"
+    );
+    assert_eq!(ck.vocab.len(), 21);
+}
+
+#[test]
+fn ascii_and_vocabulary_cap() {
+    let d = Dir::new("ascii");
+    let f = d.write("t.txt", "Ça va? Très bien, naïve café.\n".repeat(300));
+    train(&d, &f, "a", &["--steps", "2", "--ascii"]).ok();
+    assert!(tensors(&d.path("a/last.safetensors"))
+        .vocab
+        .chars
+        .iter()
+        .all(|c| c.is_ascii()));
+    train(&d, &f, "b", &["--steps", "2", "--max-vocab", "10"]).ok();
+    let v = tensors(&d.path("b/last.safetensors")).vocab;
+    assert_eq!(v.len(), 10);
+    assert!(v.chars.contains(&'\u{FFFD}'));
+}
+
+#[test]
+fn bad_training_inputs_exit_2_with_one_clear_line() {
+    let d = Dir::new("bad-train");
+    let f = repetitive(&d);
+    let fs = f.to_str().unwrap();
+    d.run(&["train", "missing.txt"])
+        .bad("cannot read missing.txt");
+    std::fs::create_dir(d.path("folder")).unwrap();
+    d.run(&["train", "folder"]).bad("is a directory");
+    d.write("empty.txt", "");
+    d.run(&["train", "empty.txt"]).bad("is empty");
+    d.write("short.txt", "hello world, a short text\n".repeat(10));
+    d.run(&["train", "short.txt"])
+        .bad("smaller --batch or --seq");
+    d.write("latin1.txt", b"caf\xe9 au lait\n".repeat(100));
+    d.run(&["train", "latin1.txt"])
+        .bad("invalid byte at offset 3");
+    d.run(&[
+        "train",
+        "latin1.txt",
+        "--lossy",
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--seq",
+        "8",
+        "--hidden",
+        "8",
+        "--out",
+        "lossy",
+    ])
+    .ok();
+    d.write(
+        "blob.bin",
+        [0x7fu8, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0].repeat(100),
+    );
+    d.run(&["train", "blob.bin"]).bad("binary");
+    d.run(&["train", fs, "--hidden", "0"])
+        .bad("--hidden must be at least 1");
+    d.run(&["train", fs, "--batch", "0"])
+        .bad("--batch must be at least 1");
+    d.run(&["train", fs, "--val-frac", "1.5"])
+        .bad("--val-frac must be between 0 and 1");
+    d.run(&["train", fs, "--val-frac", "0"])
+        .bad("--val-frac must be between 0 and 1");
+    d.run(&["train", fs, "--lr", "-1"])
+        .bad("--lr must be a positive number");
+    d.run(&["train", fs, "--layers", "-2"]).bad("--layers");
+    d.run(&["train", fs, "--steps", "1", "--out", "fox.txt/run"])
+        .bad("cannot create output folder");
+    d.run(&["train", fs, "--bogus"]).bad("--bogus");
+}
+
+#[test]
+fn bad_sampling_inputs_exit_2_with_one_clear_line() {
+    let d = Dir::new("bad-sample");
+    let f = repetitive(&d);
+    train(&d, &f, "run", &["--steps", "2"]).ok();
+    let ck = "run/last.safetensors";
+    d.run(&["sample", ck, "--prime", "Zürich"]).bad("'Z' 'ü'");
+    d.run(&["sample", ck, "--temperature", "-1"])
+        .bad("--temperature must be 0 or more");
+    d.run(&["sample", ck, "--top-k", "0"])
+        .bad("--top-k must be at least 1");
+    d.run(&["sample", "nothing.safetensors"])
+        .bad("cannot read checkpoint nothing.safetensors");
+    d.run(&["sample", "fox.txt"])
+        .bad("is not a charrnn checkpoint");
+    d.run(&["sample", "run"]).bad("is a directory");
+    let bytes = std::fs::read(d.path(ck)).unwrap();
+    d.write("cut.safetensors", &bytes[..bytes.len() / 2]);
+    d.run(&["sample", "cut.safetensors"])
+        .bad("damaged or truncated");
+    // A file from a newer charrnn: same bytes, format version 9.
+    let text = String::from_utf8_lossy(&bytes[..4096.min(bytes.len())]).into_owned();
+    assert!(
+        text.contains("\"format_version\":\"1\""),
+        "header layout changed: update this test"
+    );
+    let mut newer = bytes.clone();
+    let pos = bytes
+        .windows(20)
+        .position(|w| w == b"\"format_version\":\"1\"")
+        .unwrap();
+    newer[pos + 18] = b'9';
+    d.write("newer.safetensors", &newer);
+    d.run(&["sample", "newer.safetensors"])
+        .bad("format version 9, newer than this charrnn reads");
+}
+
+#[test]
+fn a_closed_pipe_ends_sampling_quietly() {
+    let d = Dir::new("pipe");
+    let f = repetitive(&d);
+    train(&d, &f, "run", &["--steps", "2"]).ok();
+    let mut child = d
+        .cmd(&[
+            "sample",
+            "run/last.safetensors",
+            "--length",
+            "10000000",
+            "--seed",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 100];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    drop(out);
+    let res = child.wait_with_output().unwrap();
+    assert_eq!(
+        res.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&res.stderr).contains("charrnn:"),
+        "a broken pipe is not an error"
+    );
+}
+
+#[test]
+fn ctrl_c_saves_and_says_how_to_resume() {
+    let d = Dir::new("sigint");
+    let f = repetitive(&d);
+    let mut args = vec![
+        "train",
+        f.to_str().unwrap(),
+        "--out",
+        "run",
+        "--steps",
+        "100000000",
+    ];
+    args.extend_from_slice(SMALL);
+    let mut child = d.cmd(&args).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait until training is under way (the header lines are printed before the first step).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "stderr: {err}");
+    assert!(err.contains("--resume"), "{err}");
+    let ck = tensors(&d.path("run/last.safetensors"));
+    assert!(ck.train.unwrap().state.step > 0);
+    assert!(leftover_temp_files(&d.path("run")).is_empty());
+}

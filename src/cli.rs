@@ -20,6 +20,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Generate text from a trained checkpoint, streaming to stdout.
     Sample(SampleArgs),
+    /// Measure training and sampling speed on random data (no corpus needed).
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -116,6 +118,40 @@ pub struct SampleArgs {
     /// Draw only from the K most likely characters.
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub top_k: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Hidden size of each LSTM layer.
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
+    pub hidden: usize,
+    /// Number of stacked LSTM layers.
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true)]
+    pub layers: usize,
+    /// Vocabulary size (65 is tiny Shakespeare's).
+    #[arg(long, default_value_t = 65, allow_negative_numbers = true)]
+    pub vocab: usize,
+    /// Streams per step (B).
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+    pub batch: usize,
+    /// Steps per stream per step (T).
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+    pub seq: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
+    /// Timed training steps (the median is reported).
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    pub warmup: usize,
+    /// Characters per timed batch-1 sampling round (5 rounds, median).
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
+    pub sample_chars: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

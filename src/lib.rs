@@ -3,6 +3,7 @@
 //! `main.rs` is a thin shell over this library: `cli` parses, `train` and `sample` run the two
 //! commands, `engine` is the batched forward/backward, `checkpoint` the file format.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
@@ -23,5 +24,6 @@ pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
         cli::Command::Train(a) => train::train(&a),
         cli::Command::Sample(a) => sample::run(&a),
+        cli::Command::Bench(a) => bench::run(&a),
     }
 }

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Side-by-side speed: the PyTorch peer (charrnn_batched.py) and `charrnn bench`, run
+# alternately for several rounds; prints a Markdown table of medians and ratios.
+#
+#   bench/compare.sh [ROUNDS]            (default 3 rounds)
+#   HIDDENS="128 256 512" THREADS="1 2"  which configurations (defaults shown)
+#   PEER_DIR=../shared/peers/pytorch     where the peer lives (relative to the repo root)
+#   STEPS=30                             timed steps per run (after 5 warm-up steps)
+#
+# Needs a release build (it runs `cargo build --release` first). Where torch is missing it
+# says so and shows charrnn's figures alone. Nothing else heavy should run meanwhile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+HIDDENS=${HIDDENS:-128 256 512}
+THREADS=${THREADS:-1 2}
+STEPS=${STEPS:-30}
+PEER_DIR=${PEER_DIR:-../shared/peers/pytorch}
+TEXT=data/tinyshakespeare.txt
+BIN=target/release/charrnn
+cargo build --release --quiet
+have_torch=0
+if [ -f "$PEER_DIR/charrnn_batched.py" ] && python3 -c "import torch" 2>/dev/null; then
+  have_torch=1
+else
+  echo "note: PyTorch peer not available (need $PEER_DIR and 'pip install torch==2.15.0'); charrnn only" >&2
+fi
+
+json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+
+echo "# charrnn vs PyTorch peer, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
+echo
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; rounds: $ROUNDS (alternating), medians"
+echo "workload: 2-layer LSTM, V=65, B=50, T=50, training chars/s (forward, backward, clip, Adam)"
+echo
+echo "| H | threads | PyTorch chars/s | charrnn chars/s | ratio | charrnn GFLOP/s | share of matmul peak |"
+echo "|---|---|---|---|---|---|---|"
+for H in $HIDDENS; do
+  for TH in $THREADS; do
+    peer=(); ours=(); gf=(); share=()
+    for ((r = 0; r < ROUNDS; r++)); do
+      if [ $have_torch = 1 ]; then
+        line=$(python3 "$PEER_DIR/charrnn_batched.py" --text "$TEXT" --hidden "$H" --layers 2 --batch 50 --seq 50 \
+          --threads "$TH" --steps $((STEPS + 5)) --warmup 5 --no-eval --sample-len 0 | grep '^RESULT ' | cut -c8-)
+        peer+=("$(json_field "$line" steady_chars_per_s)")
+      fi
+      j=$($BIN bench --hidden "$H" --threads "$TH" --steps "$STEPS" --warmup 5 --sample-chars 200 --json)
+      ours+=("$(json_field "$j" train_chars_per_s)")
+      gf+=("$(json_field "$j" gflops)")
+      share+=("$(json_field "$j" share_of_peak)")
+    done
+    o=$(median "${ours[@]}")
+    if [ $have_torch = 1 ]; then
+      p=$(median "${peer[@]}")
+      ratio=$(python3 -c "print(f'{$o/$p:.2f}x')")
+      p=$(printf '%.0f' "$p")
+    else
+      p="n/a"; ratio="n/a"
+    fi
+    printf '| %s | %s | %s | %.0f | %s | %.1f | %.0f%% |\n' "$H" "$TH" "$p" "$o" "$ratio" "$(median "${gf[@]}")" \
+      "$(python3 -c "print(100*$(median "${share[@]}"))")"
+  done
+done
+
+echo
+echo "Batch-1 sampling, H=256, 2 layers (chars/s):"
+echo
+echo "| threads | PyTorch | charrnn | ratio |"
+echo "|---|---|---|---|"
+for TH in $THREADS; do
+  peer=(); ours=()
+  for ((r = 0; r < ROUNDS; r++)); do
+    if [ $have_torch = 1 ]; then
+      line=$(python3 "$PEER_DIR/charrnn_batched.py" --text "$TEXT" --hidden 256 --layers 2 --threads "$TH" \
+        --seconds 0 --no-eval --sample-chars 3000 --sample-len 0 | grep '^RESULT ' | cut -c8-)
+      peer+=("$(json_field "$line" sample_chars_per_s)")
+    fi
+    j=$($BIN bench --hidden 256 --threads "$TH" --steps 1 --warmup 0 --sample-chars 5000 --json)
+    ours+=("$(json_field "$j" sample_chars_per_s)")
+  done
+  o=$(median "${ours[@]}")
+  if [ $have_torch = 1 ]; then
+    p=$(median "${peer[@]}")
+    printf '| %s | %.0f | %.0f | %s |\n' "$TH" "$p" "$o" "$(python3 -c "print(f'{$o/$p:.1f}x')")"
+  else
+    printf '| %s | n/a | %.0f | n/a |\n' "$TH" "$o"
+  fi
+done

@@ -1,0 +1,121 @@
+//! `charrnn bench`: the engine's speed on random data, no corpus needed. Times full training
+//! steps (forward, loss, backward, clip, Adam) after a warm-up and reports the median, the
+//! GFLOP/s by the 72H²+6HV count (for 2 layers; `model::train_flops_per_char` in general), the
+//! share of a matmul peak measured in the same process, and batch-1 sampling speed.
+//!
+//! A benchmark, never a test: numbers from it are compared side by side with the PyTorch peer
+//! (`bench/compare.sh`), never against a fixed threshold.
+
+use crate::cli::BenchArgs;
+use crate::engine::{State, Workspace};
+use crate::error::Result;
+use crate::linalg::{matmul, MatRef, Threads};
+use crate::model::{init_params, train_flops_per_char, Layout, ModelConfig};
+use crate::optim::{clip_grad_norm, Adam};
+use crate::rng::Rng;
+use crate::sample::Sampler;
+use std::time::Instant;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Median GFLOP/s of an n×n×n f32 matmul on `threads` threads.
+fn matmul_peak(n: usize, threads: Threads) -> f64 {
+    let mut rng = Rng::new(9);
+    let a: Vec<f32> = (0..n * n).map(|_| rng.uniform() as f32).collect();
+    let b = a.clone();
+    let mut c = vec![0.0f32; n * n];
+    let mut times = Vec::new();
+    for i in 0..12 {
+        let t0 = Instant::now();
+        matmul(&mut c, MatRef::new(&a, n, n), MatRef::new(&b, n, n), false, threads);
+        if i >= 2 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    2.0 * (n * n * n) as f64 / median(&mut times) / 1e9
+}
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let threads = crate::train::setup_threads(a.threads)?;
+    for (name, v) in [("--hidden", a.hidden), ("--layers", a.layers), ("--batch", a.batch), ("--seq", a.seq), ("--vocab", a.vocab)] {
+        if v == 0 {
+            crate::bail!("{name} must be at least 1");
+        }
+    }
+    if a.steps == 0 {
+        crate::bail!("--steps must be at least 1");
+    }
+    let cfg = ModelConfig { vocab: a.vocab, hidden: a.hidden, layers: a.layers };
+    let layout = Layout::new(cfg);
+    let mut rng = Rng::new(1);
+    let mut params: Vec<f32> = init_params(&layout, &mut rng);
+    let (b, t) = (a.batch, a.seq);
+    let n = b * t;
+    let x: Vec<u32> = (0..n).map(|_| (rng.next_u64() % a.vocab as u64) as u32).collect();
+    let y: Vec<u32> = (0..n).map(|_| (rng.next_u64() % a.vocab as u64) as u32).collect();
+    let thr = Threads(threads);
+    let mut ws = Workspace::<f32>::new(&layout, b, t, true, thr);
+    let mut grads = vec![0.0f32; layout.total];
+    let mut adam = Adam::new(layout.total, 2e-3, false);
+    let mut carry = State::zeros(a.layers, b, a.hidden);
+    let mut times = Vec::new();
+    for i in 0..a.warmup + a.steps {
+        let t0 = Instant::now();
+        ws.forward(&params, &layout, &x, &carry);
+        ws.loss_and_grad(&y, a.vocab);
+        grads.fill(0.0);
+        ws.backward(&params, &layout, &x, &mut grads);
+        ws.final_state(&mut carry);
+        clip_grad_norm(&mut grads, 5.0);
+        adam.step(&mut params, &grads);
+        if i >= a.warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let step_s = median(&mut times);
+    let cps = n as f64 / step_s;
+    let gflops = cps * train_flops_per_char(&cfg) / 1e9;
+    let peak = matmul_peak(512, thr);
+
+    // Batch-1 sampling: feed + pick per character.
+    let mut s = Sampler::new(&layout, &params);
+    let mut id = 0;
+    let mut srng = Rng::new(2);
+    for _ in 0..200 {
+        s.feed(id);
+        id = s.pick(1.0, None, &mut srng);
+    }
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        for _ in 0..a.sample_chars {
+            s.feed(id);
+            id = s.pick(1.0, None, &mut srng);
+        }
+        rates.push(a.sample_chars as f64 / t0.elapsed().as_secs_f64());
+    }
+    let sample_cps = median(&mut rates);
+
+    if a.json {
+        println!(
+            "{{\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1}}}",
+            a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps
+        );
+    } else {
+        println!(
+            "LSTM {}×{} V={} B={b} T={t} threads={threads}: median step {:.2} ms over {} steps",
+            a.layers, a.hidden, a.vocab, step_s * 1e3, a.steps
+        );
+        println!("train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ matmul)", 100.0 * gflops / peak);
+        println!("sample    {sample_cps:>10.0} chars/s  (batch 1)");
+    }
+    Ok(())
+}

@@ -35,7 +35,13 @@ fn matmul_peak(n: usize, threads: Threads) -> f64 {
     let mut times = Vec::new();
     for i in 0..12 {
         let t0 = Instant::now();
-        matmul(&mut c, MatRef::new(&a, n, n), MatRef::new(&b, n, n), false, threads);
+        matmul(
+            &mut c,
+            MatRef::new(&a, n, n),
+            MatRef::new(&b, n, n),
+            false,
+            threads,
+        );
         if i >= 2 {
             times.push(t0.elapsed().as_secs_f64());
         }
@@ -45,7 +51,13 @@ fn matmul_peak(n: usize, threads: Threads) -> f64 {
 
 pub fn run(a: &BenchArgs) -> Result<()> {
     let threads = crate::train::setup_threads(a.threads)?;
-    for (name, v) in [("--hidden", a.hidden), ("--layers", a.layers), ("--batch", a.batch), ("--seq", a.seq), ("--vocab", a.vocab)] {
+    for (name, v) in [
+        ("--hidden", a.hidden),
+        ("--layers", a.layers),
+        ("--batch", a.batch),
+        ("--seq", a.seq),
+        ("--vocab", a.vocab),
+    ] {
         if v == 0 {
             crate::bail!("{name} must be at least 1");
         }
@@ -53,14 +65,22 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if a.steps == 0 {
         crate::bail!("--steps must be at least 1");
     }
-    let cfg = ModelConfig { vocab: a.vocab, hidden: a.hidden, layers: a.layers };
+    let cfg = ModelConfig {
+        vocab: a.vocab,
+        hidden: a.hidden,
+        layers: a.layers,
+    };
     let layout = Layout::new(cfg);
     let mut rng = Rng::new(1);
     let mut params: Vec<f32> = init_params(&layout, &mut rng);
     let (b, t) = (a.batch, a.seq);
     let n = b * t;
-    let x: Vec<u32> = (0..n).map(|_| (rng.next_u64() % a.vocab as u64) as u32).collect();
-    let y: Vec<u32> = (0..n).map(|_| (rng.next_u64() % a.vocab as u64) as u32).collect();
+    let x: Vec<u32> = (0..n)
+        .map(|_| (rng.next_u64() % a.vocab as u64) as u32)
+        .collect();
+    let y: Vec<u32> = (0..n)
+        .map(|_| (rng.next_u64() % a.vocab as u64) as u32)
+        .collect();
     let thr = Threads(threads);
     let mut ws = Workspace::<f32>::new(&layout, b, t, true, thr);
     let mut grads = vec![0.0f32; layout.total];
@@ -112,7 +132,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     } else {
         println!(
             "LSTM {}×{} V={} B={b} T={t} threads={threads}: median step {:.2} ms over {} steps",
-            a.layers, a.hidden, a.vocab, step_s * 1e3, a.steps
+            a.layers,
+            a.hidden,
+            a.vocab,
+            step_s * 1e3,
+            a.steps
         );
         println!("train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ matmul)", 100.0 * gflops / peak);
         println!("sample    {sample_cps:>10.0} chars/s  (batch 1)");

@@ -13,6 +13,7 @@
 use crate::float::Float;
 use crate::linalg::{matmul, MatRef, Threads};
 use crate::model::Layout;
+use crate::team::{self, share, Shared};
 
 /// The recurrent state carried between batches: h and c of every layer, each (L, B, H).
 #[derive(Clone, Debug, PartialEq)]
@@ -48,15 +49,16 @@ pub struct Workspace<F> {
     bias: Vec<F>,       // (4H): b_ih + b_hh of the layer being run
     wih0_t: Vec<F>,     // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
     grad: Option<GradBuffers<F>>,
-    pub threads: Threads, // for the large hoisted GEMMs; the per-step ones run on one thread
+    whh_pack: Vec<F>, // (4H, H): W_hh's rows regrouped so each team member's are contiguous
+    scratch: Vec<Vec<F>>, // per team member: (B, 4w) gates forward; (B, w) dh and dc backward
+    team: usize,      // members of the recurrent team (≤ threads, ≤ H)
+    pub threads: Threads, // for the large hoisted GEMMs
 }
 
 struct GradBuffers<F> {
     dgates: Vec<F>,   // (T, B, 4H)
     dh: Vec<F>,       // (T, B, H): gradient into the current layer's outputs
     dx: Vec<F>,       // (T, B, H): gradient into the layer below's outputs
-    dh_next: Vec<F>,  // (B, H)
-    dc_next: Vec<F>,  // (B, H)
     dbias: Vec<F>,    // (4H)
     dwih0_t: Vec<F>,  // (V, 4H): layer 0 input-weight gradient, transposed, touched rows only
     seen: Vec<bool>,  // (V): which rows of dwih0_t this step touched
@@ -75,12 +77,11 @@ impl<F: Float> Workspace<F> {
         let (l, h, v) = (cfg.layers, cfg.hidden, cfg.vocab);
         let n = batch * seq;
         let per_layer = |len: usize| (0..l).map(|_| vec![F::ZERO; len]).collect::<Vec<_>>();
+        let team = threads.0.clamp(1, h);
         let grad = with_grad.then(|| GradBuffers {
             dgates: vec![F::ZERO; n * 4 * h],
             dh: vec![F::ZERO; n * h],
             dx: vec![F::ZERO; n * h],
-            dh_next: vec![F::ZERO; batch * h],
-            dc_next: vec![F::ZERO; batch * h],
             dbias: vec![F::ZERO; 4 * h],
             dwih0_t: vec![F::ZERO; v * 4 * h],
             seen: vec![false; v],
@@ -98,6 +99,11 @@ impl<F: Float> Workspace<F> {
             bias: vec![F::ZERO; 4 * h],
             wih0_t: vec![F::ZERO; v * 4 * h],
             grad,
+            whh_pack: vec![F::ZERO; 4 * h * h],
+            scratch: (0..team)
+                .map(|_| vec![F::ZERO; batch * 4 * h.div_ceil(team)])
+                .collect(),
+            team,
             threads,
         }
     }
@@ -157,38 +163,20 @@ impl<F: Float> Workspace<F> {
                 matmul(gates, input, w_ih.t(), true, self.threads);
             }
 
-            // The recurrence: only h_{t-1}·W_hhᵀ is step by step.
-            let w_hh_t = MatRef::new(&params[off.w_hh..][..g4 * h], g4, h).t(); // (H, 4H)
-            let cs = &mut self.c[l];
-            let tcs = &mut self.tc[l];
-            for t in 0..t_len {
-                let gt = &mut gates[t * b * g4..][..b * g4]; // (B, 4H)
-                let (h_done, h_rest) = hs.split_at_mut((t + 1) * b * h);
-                let h_prev = &h_done[t * b * h..]; // (B, H)
-                matmul(gt, MatRef::new(h_prev, b, h), w_hh_t, true, Threads(1));
-                let (c_done, c_rest) = cs.split_at_mut((t + 1) * b * h);
-                let c_prev = &c_done[t * b * h..];
-                let c_next = &mut c_rest[..b * h];
-                let h_next = &mut h_rest[..b * h];
-                let tc_t = &mut tcs[t * b * h..][..b * h];
-                for bi in 0..b {
-                    let g = &mut gt[bi * g4..][..g4];
-                    let (gi, rest) = g.split_at_mut(h);
-                    let (gf, rest) = rest.split_at_mut(h);
-                    let (gg, go) = rest.split_at_mut(h);
-                    let r = bi * h..(bi + 1) * h;
-                    cell_forward(
-                        gi,
-                        gf,
-                        gg,
-                        go,
-                        &c_prev[r.clone()],
-                        &mut c_next[r.clone()],
-                        &mut tc_t[r.clone()],
-                        &mut h_next[r],
-                    );
-                }
-            }
+            // The recurrence: only h_{t-1}·W_hhᵀ is step by step, split over the team.
+            recur_forward(
+                gates,
+                hs,
+                &mut self.c[l],
+                &mut self.tc[l],
+                &params[off.w_hh..][..g4 * h],
+                &mut self.whh_pack,
+                &mut self.scratch,
+                b,
+                h,
+                t_len,
+                self.team,
+            );
         }
 
         // Head: logits = b + h_top·Wᵀ, one GEMM over all rows.
@@ -296,40 +284,21 @@ impl<F: Float> Workspace<F> {
         for (l, off) in layout.layers.iter().enumerate().rev() {
             let gates = &self.gates[l];
             let hs = &self.h[l];
-            let cs = &self.c[l];
-            let tcs = &self.tc[l];
-            let w_hh = MatRef::new(&params[off.w_hh..][..g4 * h], g4, h); // (4H, H)
-            gb.dh_next.fill(F::ZERO);
-            gb.dc_next.fill(F::ZERO);
-            for t in (0..t_len).rev() {
-                let dg_t = &mut gb.dgates[t * b * g4..][..b * g4];
-                for bi in 0..b {
-                    let r = (t * b + bi) * h..(t * b + bi + 1) * h;
-                    let g = &gates[(t * b + bi) * g4..][..g4];
-                    let dg = &mut dg_t[bi * g4..][..g4];
-                    let s = bi * h..(bi + 1) * h;
-                    cell_backward(
-                        g,
-                        dg,
-                        &gb.dh[r.clone()],
-                        &tcs[r.clone()],
-                        &cs[r.clone()], // c_{t-1}: block t of (T+1, B, H)
-                        &mut gb.dh_next[s.clone()],
-                        &mut gb.dc_next[s],
-                        h,
-                    );
-                }
-                // dh_{t-1} = dgates_t · W_hh; becomes dh_next for the step before.
-                matmul(
-                    &mut gb.dh_next,
-                    MatRef::new(dg_t, b, g4),
-                    w_hh,
-                    false,
-                    Threads(1),
-                );
-            }
-            gb.dstate.h[l * b * h..][..b * h].copy_from_slice(&gb.dh_next);
-            gb.dstate.c[l * b * h..][..b * h].copy_from_slice(&gb.dc_next);
+            recur_backward(
+                gates,
+                &gb.dh[..n * h],
+                &self.tc[l],
+                &self.c[l],
+                &params[off.w_hh..][..g4 * h],
+                &mut gb.dgates[..n * g4],
+                &mut self.scratch,
+                &mut gb.dstate.h[l * b * h..][..b * h],
+                &mut gb.dstate.c[l * b * h..][..b * h],
+                b,
+                h,
+                t_len,
+                self.team,
+            );
 
             // Weight gradients, one GEMM each over all rows.
             let dgates = MatRef::new(&gb.dgates[..n * g4], n, g4);
@@ -440,37 +409,196 @@ pub(crate) fn cell_forward<F: Float>(
     }
 }
 
-/// One row of the backward gate maths. Reads the activated gates `g` (4H), the gradient from
-/// above `dh_above` and the carried `dh_next`/`dc_next`; writes the pre-activation gradients
-/// `dg` (4H) and leaves dc_{t-1} in `dc_next`.
+/// One row of the backward gate maths for `w` units. Reads the activated gates, the gradient
+/// from above and the carried dh/dc; writes the pre-activation gate gradients and leaves
+/// dc_{t-1} in `dc_next` (dh_{t-1} comes from the GEMM with W_hh).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn cell_backward<F: Float>(
-    g: &[F],
-    dg: &mut [F],
+    g: [&[F]; 4],
+    dg: [&mut [F]; 4],
     dh_above: &[F],
     tc: &[F],
     c_prev: &[F],
-    dh_next: &mut [F],
+    dh_next: &[F],
     dc_next: &mut [F],
-    h: usize,
 ) {
     let one = F::ONE;
-    for j in 0..h {
-        let (i, f, gg, o) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
+    let [gi, gf, gg, go] = g;
+    let [dgi, dgf, dgg, dgo] = dg;
+    for j in 0..dh_above.len() {
+        let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
         let dh = dh_above[j] + dh_next[j];
         let t = tc[j];
         let dc = dc_next[j] + dh * o * (one - t * t);
-        let d_o = dh * t;
-        let di = dc * gg;
-        let dgg = dc * i;
-        let df = dc * c_prev[j];
         dc_next[j] = dc * f;
-        dg[j] = di * i * (one - i);
-        dg[h + j] = df * f * (one - f);
-        dg[2 * h + j] = dgg * (one - gg * gg);
-        dg[3 * h + j] = d_o * o * (one - o);
+        dgi[j] = dc * gv * i * (one - i);
+        dgf[j] = dc * c_prev[j] * f * (one - f);
+        dgg[j] = dc * i * (one - gv * gv);
+        dgo[j] = dh * t * o * (one - o);
     }
+}
+
+/// The forward recurrence of one layer. The team splits the hidden units: member k owns
+/// `team::share(H, n, k)` (w units), computes their four gate columns from the whole h_{t-1}
+/// with one GEMM against its rows of W_hh (kept hot in its core's cache), runs the cell, and
+/// the team meets at a barrier after every step, when h_t is complete.
+#[allow(clippy::too_many_arguments)]
+fn recur_forward<F: Float>(
+    gates: &mut [F],        // (t_len, B, 4H): pre-activations in, activated gates out
+    hs: &mut [F],           // (T+1, B, H): block 0 holds the carried-in h
+    cs: &mut [F],           // (T+1, B, H): block 0 holds the carried-in c
+    tcs: &mut [F],          // (T, B, H): tanh(c_t)
+    w_hh: &[F],             // (4H, H)
+    pack: &mut [F],         // (4H, H) scratch
+    scratch: &mut [Vec<F>], // per member, ≥ B·4w
+    b: usize,
+    h: usize,
+    t_len: usize,
+    n: usize,
+) {
+    // Regroup W_hh's rows: member k's block holds rows g·H + j for g = i, f, g, o and its units j.
+    for k in 0..n {
+        let u = share(h, n, k);
+        let w = u.len();
+        for g in 0..4 {
+            for (i, j) in u.clone().enumerate() {
+                pack[(4 * u.start + g * w + i) * h..][..h]
+                    .copy_from_slice(&w_hh[(g * h + j) * h..][..h]);
+            }
+        }
+    }
+    let pack = &*pack;
+    let (gates_s, hs_s, cs_s, tcs_s, scratch_s) = (
+        Shared::new(gates),
+        Shared::new(hs),
+        Shared::new(cs),
+        Shared::new(tcs),
+        Shared::new(scratch),
+    );
+    team::run(n, |k, barrier| {
+        let u = share(h, n, k);
+        let w = u.len();
+        // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
+        // gates, h, c and tanh(c), and its own scratch; it reads other members' columns of h
+        // only for the previous step, which the barrier has completed.
+        let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..b * 4 * w];
+        let wk = MatRef::new(&pack[4 * u.start * h..][..4 * w * h], 4 * w, h).t(); // (H, 4w)
+        for t in 0..t_len {
+            for bi in 0..b {
+                let row = (t * b + bi) * 4 * h;
+                for g in 0..4 {
+                    let src = unsafe { gates_s.slice(row + g * h + u.start..row + g * h + u.end) };
+                    local[(bi * 4 + g) * w..][..w].copy_from_slice(src);
+                }
+            }
+            let h_prev = unsafe { hs_s.slice(t * b * h..(t + 1) * b * h) };
+            matmul(local, MatRef::new(h_prev, b, h), wk, true, Threads(1));
+            for bi in 0..b {
+                let lrow = &mut local[bi * 4 * w..][..4 * w];
+                let (gi, rest) = lrow.split_at_mut(w);
+                let (gf, rest) = rest.split_at_mut(w);
+                let (gg, go) = rest.split_at_mut(w);
+                let r = |blk: usize| (blk * b + bi) * h + u.start..(blk * b + bi) * h + u.end;
+                unsafe {
+                    cell_forward(
+                        gi,
+                        gf,
+                        gg,
+                        go,
+                        cs_s.slice(r(t)),
+                        cs_s.slice_mut(r(t + 1)),
+                        tcs_s.slice_mut(r(t)),
+                        hs_s.slice_mut(r(t + 1)),
+                    );
+                }
+                let row = (t * b + bi) * 4 * h;
+                for g in 0..4 {
+                    let dst =
+                        unsafe { gates_s.slice_mut(row + g * h + u.start..row + g * h + u.end) };
+                    dst.copy_from_slice(&lrow[g * w..][..w]);
+                }
+            }
+            barrier.wait();
+        }
+    });
+}
+
+/// The backward recurrence of one layer, split by hidden unit like `recur_forward`. Member k
+/// turns its units' dh and dc into their gate gradients, the team meets once dgates_t is
+/// complete, then member k computes its units' columns of dh_{t-1} = dgates_t · W_hh.
+/// Leaves the gradient w.r.t. the carried-in state in `dh0`, `dc0`.
+#[allow(clippy::too_many_arguments)]
+fn recur_backward<F: Float>(
+    gates: &[F],            // (t_len, B, 4H): activated gates
+    dh: &[F],               // (t_len, B, H): gradient into this layer's outputs from above
+    tcs: &[F],              // (T, B, H)
+    cs: &[F],               // (T+1, B, H)
+    w_hh: &[F],             // (4H, H)
+    dgates: &mut [F],       // (t_len, B, 4H) out
+    scratch: &mut [Vec<F>], // per member, ≥ 2·B·w
+    dh0: &mut [F],          // (B, H) out
+    dc0: &mut [F],          // (B, H) out
+    b: usize,
+    h: usize,
+    t_len: usize,
+    n: usize,
+) {
+    let (dgates_s, scratch_s, dh0_s, dc0_s) = (
+        Shared::new(dgates),
+        Shared::new(scratch),
+        Shared::new(dh0),
+        Shared::new(dc0),
+    );
+    team::run(n, |k, barrier| {
+        let u = share(h, n, k);
+        let w = u.len();
+        // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
+        // dgates and of dh0/dc0 and its own scratch; it reads all of dgates_t only after the
+        // barrier that follows every member's write of it.
+        let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..2 * b * w];
+        let (dhn, dcn) = local.split_at_mut(b * w); // (B, w) each: dh_{t}, dc_{t} carried back
+        dhn.fill(F::ZERO);
+        dcn.fill(F::ZERO);
+        // Member k's columns of W_hh: (4H, w), a strided view.
+        let w_cols = MatRef {
+            data: &w_hh[u.start..],
+            rows: 4 * h,
+            cols: w,
+            rs: h,
+            cs: 1,
+        };
+        for t in (0..t_len).rev() {
+            for bi in 0..b {
+                let row4 = (t * b + bi) * 4 * h;
+                let rowh = (t * b + bi) * h;
+                let seg = |g: usize| row4 + g * h + u.start..row4 + g * h + u.end;
+                let g = [0, 1, 2, 3].map(|g| &gates[seg(g)]);
+                let dg = unsafe { [0, 1, 2, 3].map(|g| dgates_s.slice_mut(seg(g))) };
+                cell_backward(
+                    g,
+                    dg,
+                    &dh[rowh + u.start..rowh + u.end],
+                    &tcs[rowh + u.start..rowh + u.end],
+                    &cs[rowh + u.start..rowh + u.end], // c_{t-1}: block t of (T+1, B, H)
+                    &dhn[bi * w..][..w],
+                    &mut dcn[bi * w..][..w],
+                );
+            }
+            barrier.wait();
+            let dg_t = unsafe { dgates_s.slice(t * b * 4 * h..(t + 1) * b * 4 * h) };
+            matmul(dhn, MatRef::new(dg_t, b, 4 * h), w_cols, false, Threads(1));
+        }
+        for bi in 0..b {
+            let r = bi * h + u.start..bi * h + u.end;
+            unsafe {
+                dh0_s
+                    .slice_mut(r.clone())
+                    .copy_from_slice(&dhn[bi * w..][..w]);
+                dc0_s.slice_mut(r).copy_from_slice(&dcn[bi * w..][..w]);
+            }
+        }
+    });
 }
 
 #[cfg(test)]

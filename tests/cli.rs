@@ -496,3 +496,36 @@ fn ctrl_c_saves_and_says_how_to_resume() {
     assert!(ck.train.unwrap().state.step > 0);
     assert!(leftover_temp_files(&d.path("run")).is_empty());
 }
+
+#[test]
+fn two_threads_are_deterministic_too() {
+    let d = Dir::new("threads2");
+    let f = repetitive(&d);
+    for out in ["a", "b"] {
+        d.run(&[
+            "train",
+            f.to_str().unwrap(),
+            "--out",
+            out,
+            "--hidden",
+            "48",
+            "--batch",
+            "8",
+            "--seq",
+            "32",
+            "--threads",
+            "2",
+            "--steps",
+            "20",
+        ])
+        .ok();
+    }
+    let (a, b) = (
+        tensors(&d.path("a/last.safetensors")),
+        tensors(&d.path("b/last.safetensors")),
+    );
+    assert!(
+        a.params == b.params,
+        "two runs with the same seed and 2 threads differ"
+    );
+}

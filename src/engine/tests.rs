@@ -93,7 +93,11 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
 #[test]
 fn fast_forward_equals_naive_forward() {
     // Sizes that exercise GEMM blocking (H=40, 4H=160) and more than two layers.
-    for &(v, h, l, b, t, threads) in &[(7, 5, 3, 3, 4, 1), (23, 40, 2, 9, 6, 2)] {
+    for &(v, h, l, b, t, threads) in &[
+        (7, 5, 3, 3, 4, 1),
+        (23, 40, 2, 9, 6, 2),
+        (11, 40, 2, 4, 5, 3),
+    ] {
         let layout = Layout::new(ModelConfig {
             vocab: v,
             hidden: h,
@@ -143,6 +147,13 @@ fn fast_forward_equals_naive_forward() {
 
 #[test]
 fn gradients_match_central_differences_in_f64() {
+    // One thread, and a team of two (each owning two of the four hidden units).
+    for threads in [1, 2] {
+        gradient_check(Threads(threads));
+    }
+}
+
+fn gradient_check(threads: Threads) {
     let (v, h, l, b, t) = (5, 4, 2, 2, 3);
     let layout = Layout::new(ModelConfig {
         vocab: v,
@@ -157,7 +168,7 @@ fn gradients_match_central_differences_in_f64() {
     let x = random_ids(&mut rng, b * t, v);
     let y = random_ids(&mut rng, b * t, v);
     let s0 = random_state(&mut rng, l, b, h);
-    let mut ws = Workspace::<f64>::new(&layout, b, t, true, Threads(1));
+    let mut ws = Workspace::<f64>::new(&layout, b, t, true, threads);
 
     let mut loss_at = |p: &[f64], s: &State<f64>| {
         ws.forward(p, &layout, &x, s);
@@ -188,7 +199,7 @@ fn gradients_match_central_differences_in_f64() {
         });
     }
 
-    let mut ws = Workspace::<f64>::new(&layout, b, t, true, Threads(1));
+    let mut ws = Workspace::<f64>::new(&layout, b, t, true, threads);
     ws.forward(&p, &layout, &x, &s0);
     ws.loss_and_grad(&y, v);
     let mut grads = vec![0.0; p.len()];

@@ -16,7 +16,7 @@ pub struct MatRef<'a, F> {
     pub cs: usize,
 }
 
-impl<'a, F> MatRef<'a, F> {
+impl<'a, F: Sync> MatRef<'a, F> {
     /// Row-major `rows × cols`.
     pub fn new(data: &'a [F], rows: usize, cols: usize) -> Self {
         MatRef {
@@ -71,13 +71,53 @@ pub fn matmul<F: Float>(
         }
         return;
     }
-    let par = if threads.0 > 1 {
-        gemm::Parallelism::Rayon(threads.0)
+    // Threads split the output's rows; each part is an independent single-threaded GEMM.
+    // (Our own scoped threads rather than a pool: idle pool workers that spin after a call
+    // would steal the cores from the recurrent team.) Small products stay on one thread.
+    let parts = if (m * n * k) >= PARALLEL_MIN_MACS {
+        threads.0.clamp(1, m)
     } else {
-        gemm::Parallelism::None
+        1
     };
-    // SAFETY: every index the kernel touches was bounds-checked above (views and `c`), the
-    // output does not alias the inputs (distinct borrows), and F is f32 or f64.
+    if parts == 1 {
+        gemm_serial(&mut c[..m * n], a, b, accumulate);
+        return;
+    }
+    let mut rest = &mut c[..m * n];
+    let mut jobs = Vec::with_capacity(parts);
+    for p in 0..parts {
+        let rows = crate::team::share(m, parts, p);
+        let (mine, tail) = rest.split_at_mut(rows.len() * n);
+        rest = tail;
+        let a_part = MatRef {
+            data: &a.data[rows.start * a.rs..],
+            rows: rows.len(),
+            ..a
+        };
+        jobs.push((mine, a_part));
+    }
+    std::thread::scope(|s| {
+        let mut jobs = jobs.into_iter();
+        let (first_c, first_a) = jobs.next().unwrap();
+        for (cp, ap) in jobs {
+            s.spawn(move || gemm_serial(cp, ap, b, accumulate));
+        }
+        gemm_serial(first_c, first_a, b, accumulate);
+    });
+}
+
+/// Products below this many multiply-adds run on one thread (a thread start costs ~20 µs).
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+fn gemm_serial<F: Float>(c: &mut [F], a: MatRef<F>, b: MatRef<F>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    a.check();
+    debug_assert!(c.len() == m * n);
+    if m == 0 {
+        return;
+    }
+    // SAFETY: every index the kernel touches was bounds-checked (views and `c`), the output
+    // does not alias the inputs (distinct borrows), and F is f32 or f64.
     unsafe {
         gemm::gemm(
             m,
@@ -98,7 +138,7 @@ pub fn matmul<F: Float>(
             false,
             false,
             false,
-            par,
+            gemm::Parallelism::None,
         )
     }
 }

@@ -79,20 +79,13 @@ fn install_interrupt_handler() {
     });
 }
 
-/// Sets the thread pool used by the engine's large GEMMs; returns the thread count.
+/// The thread count from `--threads` (default: all cores).
 pub fn setup_threads(requested: Option<usize>) -> Result<usize> {
-    let n = match requested {
+    match requested {
         Some(0) => bail!("--threads must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-    };
-    // Already built (a second run in one process) is fine: keep the first pool.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global();
-    Ok(n.min(rayon::current_num_threads()))
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
 }
 
 /// The flags of a fresh run, checked, with defaults filled in.

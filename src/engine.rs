@@ -115,7 +115,7 @@ impl<F: Float> Workspace<F> {
         let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
         let g4 = 4 * h;
         assert!(
-            x.len() % b == 0 && x.len() / b <= self.seq,
+            x.len().is_multiple_of(b) && x.len() / b <= self.seq,
             "input does not fit the workspace"
         );
         assert_eq!(params.len(), layout.total);
@@ -377,65 +377,69 @@ fn log_sum_exp<F: Float>(row: &[F]) -> f64 {
         .ln()
 }
 
-/// One row of the fused gate maths: activates the gates in place (i, f, o sigmoid; g tanh) and
-/// writes c_t, tanh(c_t) and h_t.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn cell_forward<F: Float>(
-    gi: &mut [F],
-    gf: &mut [F],
-    gg: &mut [F],
-    go: &mut [F],
-    c_prev: &[F],
-    c_next: &mut [F],
-    tc: &mut [F],
-    h_next: &mut [F],
-) {
-    let h = gi.len();
-    for j in 0..h {
-        let i = gi[j].sigmoid();
-        let f = gf[j].sigmoid();
-        let g = gg[j].tanh();
-        let o = go[j].sigmoid();
-        gi[j] = i;
-        gf[j] = f;
-        gg[j] = g;
-        go[j] = o;
-        let c = f * c_prev[j] + i * g;
-        let t = c.tanh();
-        c_next[j] = c;
-        tc[j] = t;
-        h_next[j] = o * t;
+crate::multiversion! {
+    /// One row of the fused gate maths: activates the gates in place (i, f, o sigmoid; g tanh)
+    /// and writes c_t, tanh(c_t) and h_t.
+    pub(crate) fn cell_forward<F: Float>(
+        gi: &mut [F],
+        gf: &mut [F],
+        gg: &mut [F],
+        go: &mut [F],
+        c_prev: &[F],
+        c_next: &mut [F],
+        tc: &mut [F],
+        h_next: &mut [F],
+    ) {
+        let n = gi.len();
+        let (gf, gg, go) = (&mut gf[..n], &mut gg[..n], &mut go[..n]);
+        let (c_prev, c_next, tc, h_next) = (&c_prev[..n], &mut c_next[..n], &mut tc[..n], &mut h_next[..n]);
+        for j in 0..n {
+            let i = gi[j].sigmoid();
+            let f = gf[j].sigmoid();
+            let g = gg[j].tanh();
+            let o = go[j].sigmoid();
+            gi[j] = i;
+            gf[j] = f;
+            gg[j] = g;
+            go[j] = o;
+            let c = f * c_prev[j] + i * g;
+            let t = c.tanh();
+            c_next[j] = c;
+            tc[j] = t;
+            h_next[j] = o * t;
+        }
     }
 }
 
-/// One row of the backward gate maths for `w` units. Reads the activated gates, the gradient
-/// from above and the carried dh/dc; writes the pre-activation gate gradients and leaves
-/// dc_{t-1} in `dc_next` (dh_{t-1} comes from the GEMM with W_hh).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn cell_backward<F: Float>(
-    g: [&[F]; 4],
-    dg: [&mut [F]; 4],
-    dh_above: &[F],
-    tc: &[F],
-    c_prev: &[F],
-    dh_next: &[F],
-    dc_next: &mut [F],
-) {
-    let one = F::ONE;
-    let [gi, gf, gg, go] = g;
-    let [dgi, dgf, dgg, dgo] = dg;
-    for j in 0..dh_above.len() {
-        let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
-        let dh = dh_above[j] + dh_next[j];
-        let t = tc[j];
-        let dc = dc_next[j] + dh * o * (one - t * t);
-        dc_next[j] = dc * f;
-        dgi[j] = dc * gv * i * (one - i);
-        dgf[j] = dc * c_prev[j] * f * (one - f);
-        dgg[j] = dc * i * (one - gv * gv);
-        dgo[j] = dh * t * o * (one - o);
+crate::multiversion! {
+    /// One row of the backward gate maths for `w` units. Reads the activated gates, the
+    /// gradient from above and the carried dh/dc; writes the pre-activation gate gradients and
+    /// leaves dc_{t-1} in `dc_next` (dh_{t-1} comes from the GEMM with W_hh).
+    fn cell_backward<F: Float>(
+        g: [&[F]; 4],
+        dg: [&mut [F]; 4],
+        dh_above: &[F],
+        tc: &[F],
+        c_prev: &[F],
+        dh_next: &[F],
+        dc_next: &mut [F],
+    ) {
+        let one = F::ONE;
+        let n = dh_above.len();
+        let [gi, gf, gg, go] = g.map(|s| &s[..n]);
+        let [dgi, dgf, dgg, dgo] = dg.map(|s| &mut s[..n]);
+        let (tc, c_prev, dh_next, dc_next) = (&tc[..n], &c_prev[..n], &dh_next[..n], &mut dc_next[..n]);
+        for j in 0..n {
+            let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
+            let dh = dh_above[j] + dh_next[j];
+            let t = tc[j];
+            let dc = dc_next[j] + dh * o * (one - t * t);
+            dc_next[j] = dc * f;
+            dgi[j] = dc * gv * i * (one - i);
+            dgf[j] = dc * c_prev[j] * f * (one - f);
+            dgg[j] = dc * i * (one - gv * gv);
+            dgo[j] = dh * t * o * (one - o);
+        }
     }
 }
 

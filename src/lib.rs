@@ -15,6 +15,7 @@ pub mod model;
 pub mod optim;
 pub mod rng;
 pub mod sample;
+pub mod simd;
 pub mod team;
 pub mod train;
 

@@ -143,26 +143,32 @@ fn gemm_serial<F: Float>(c: &mut [F], a: MatRef<F>, b: MatRef<F>, accumulate: bo
     }
 }
 
-/// `y (n) += W (n × k, row-major) · x (k)`, in a fixed summation order so that sampling gives
-/// the same bits on every machine. Eight partial sums let the compiler vectorise it.
-pub fn matvec_acc(y: &mut [f32], w: &[f32], x: &[f32]) {
-    let k = x.len();
-    assert_eq!(w.len(), y.len() * k, "matvec shape");
-    for (yi, row) in y.iter_mut().zip(w.chunks_exact(k)) {
-        let mut acc = [0.0f32; 8];
-        let mut rc = row.chunks_exact(8);
-        let mut xc = x.chunks_exact(8);
-        for (r8, x8) in (&mut rc).zip(&mut xc) {
-            for j in 0..8 {
-                acc[j] += r8[j] * x8[j];
+crate::multiversion! {
+    /// `y (n) += W (n × k, row-major) · x (k)`, in a fixed summation order (16 lanes, then a
+    /// fixed tree) so that sampling gives the same bits on every machine and vector width.
+    pub fn matvec_acc(y: &mut [f32], w: &[f32], x: &[f32]) {
+        let k = x.len();
+        assert_eq!(w.len(), y.len() * k, "matvec shape");
+        for (yi, row) in y.iter_mut().zip(w.chunks_exact(k)) {
+            let mut acc = [0.0f32; 16];
+            let mut rc = row.chunks_exact(16);
+            let mut xc = x.chunks_exact(16);
+            for (r16, x16) in (&mut rc).zip(&mut xc) {
+                for j in 0..16 {
+                    acc[j] += r16[j] * x16[j];
+                }
             }
+            let mut tail = 0.0f32;
+            for (r, xv) in rc.remainder().iter().zip(xc.remainder()) {
+                tail += r * xv;
+            }
+            let mut half = [0.0f32; 8];
+            for j in 0..8 {
+                half[j] = acc[j] + acc[j + 8];
+            }
+            let s = ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]));
+            *yi += s + tail;
         }
-        let mut tail = 0.0f32;
-        for (r, xv) in rc.remainder().iter().zip(xc.remainder()) {
-            tail += r * xv;
-        }
-        let s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        *yi += s + tail;
     }
 }
 

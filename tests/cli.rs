@@ -213,6 +213,31 @@ fn same_seed_gives_the_same_sample_and_a_different_seed_does_not() {
 }
 
 #[test]
+fn samples_do_not_depend_on_the_cpus_vector_width() {
+    // The same seed must give the same text on any machine: compare this CPU's widest vector
+    // code with the baseline build of the same loops (CHARRNN_NO_SIMD), at a temperature where
+    // the smallest difference in a logit would change the draw somewhere in 2000 characters.
+    let d = Dir::new("simd");
+    let f = repetitive(&d);
+    train(&d, &f, "run", &["--steps", "40"]).ok();
+    let args = [
+        "sample",
+        "run/last.safetensors",
+        "--seed",
+        "3",
+        "--length",
+        "2000",
+        "--temperature",
+        "1.5",
+    ];
+    let wide = d.run(&args).ok().stdout();
+    let base = Run(d.cmd(&args).env("CHARRNN_NO_SIMD", "1").output().unwrap())
+        .ok()
+        .stdout();
+    assert_eq!(wide, base);
+}
+
+#[test]
 fn resume_is_exact_and_same_seed_is_deterministic() {
     let d = Dir::new("resume");
     let f = repetitive(&d);

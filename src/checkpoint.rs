@@ -14,10 +14,8 @@ use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::Adam;
 use crate::train::{TrainConfig, TrainState};
-use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -46,83 +44,115 @@ struct VocabFile {
     unk: Option<u32>,
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// What a training run saves, borrowed: nothing is copied on the way to the file.
+pub struct TrainRef<'a> {
+    pub config: &'a TrainConfig,
+    pub state: &'a TrainState,
+    pub adam: &'a Adam<f32>,
+    pub carry: &'a State<f32>,
 }
 
-/// Serialises a checkpoint to bytes.
-pub fn to_bytes(ck: &Checkpoint) -> Result<Vec<u8>> {
-    let layout = Layout::new(ck.model);
-    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut add_flat = |prefix: &str, flat: &[f32]| {
+/// Writes a checkpoint to `path` atomically: a temporary file in the same folder, written
+/// straight from the model's buffers (no copy of the parameters or moments in memory), synced,
+/// then renamed. On failure the previous file at `path` is untouched and the temporary file is
+/// removed.
+pub fn save(
+    path: &Path,
+    model: &ModelConfig,
+    vocab: &Vocab,
+    params: &[f32],
+    train: Option<TrainRef>,
+) -> Result<()> {
+    let layout = Layout::new(*model);
+    // Every tensor as (name, shape, data), in file order.
+    fn add_flat<'a>(
+        layout: &Layout,
+        prefix: &str,
+        flat: &'a [f32],
+        list: &mut Vec<(String, Vec<usize>, &'a [f32])>,
+    ) {
         for t in &layout.tensors {
-            named.push((
+            list.push((
                 format!("{prefix}{}", t.name),
                 t.shape.clone(),
-                f32_bytes(&flat[t.offset..][..t.len]),
+                &flat[t.offset..][..t.len],
             ));
         }
-    };
-    add_flat("", &ck.params);
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), FORMAT.to_string());
-    meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
-    meta.insert(
-        "model".to_string(),
-        serde_json::to_string(&ck.model).unwrap(),
-    );
-    meta.insert(
-        "vocab".to_string(),
-        serde_json::to_string(&ck.vocab).unwrap(),
-    );
-    if let Some(tr) = &ck.train {
-        add_flat("adam.m.", &tr.adam.m);
-        add_flat("adam.v.", &tr.adam.v);
+    }
+    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
+    add_flat(&layout, "", params, &mut tensors);
+    let mut meta = serde_json::Map::new();
+    let s = |v: String| serde_json::Value::String(v);
+    meta.insert("format".into(), s(FORMAT.into()));
+    meta.insert("format_version".into(), s(FORMAT_VERSION.to_string()));
+    meta.insert("model".into(), s(serde_json::to_string(model).unwrap()));
+    meta.insert("vocab".into(), s(serde_json::to_string(vocab).unwrap()));
+    if let Some(tr) = &train {
+        add_flat(&layout, "adam.m.", &tr.adam.m, &mut tensors);
+        add_flat(&layout, "adam.v.", &tr.adam.v, &mut tensors);
         if let Some(vmax) = &tr.adam.vmax {
-            add_flat("adam.vmax.", vmax);
+            add_flat(&layout, "adam.vmax.", vmax, &mut tensors);
         }
-        let shape = vec![ck.model.layers, tr.config.batch, ck.model.hidden];
-        named.push(("state.h".into(), shape.clone(), f32_bytes(&tr.carry.h)));
-        named.push(("state.c".into(), shape, f32_bytes(&tr.carry.c)));
+        let shape = vec![model.layers, tr.config.batch, model.hidden];
+        tensors.push(("state.h".into(), shape.clone(), &tr.carry.h));
+        tensors.push(("state.c".into(), shape, &tr.carry.c));
         meta.insert(
-            "train_config".to_string(),
-            serde_json::to_string(&tr.config).unwrap(),
+            "train_config".into(),
+            s(serde_json::to_string(tr.config).unwrap()),
         );
         meta.insert(
-            "train_state".to_string(),
-            serde_json::to_string(&tr.state).unwrap(),
+            "train_state".into(),
+            s(serde_json::to_string(tr.state).unwrap()),
         );
     }
-    let views = named
-        .iter()
-        .map(|(n, s, b)| {
-            Ok((
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), b)
-                    .map_err(|e| Error::input(format!("{e}")))?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::tensor::serialize(views, &Some(meta))
-        .map_err(|e| Error::input(format!("cannot serialise checkpoint: {e}")))
+
+    // The safetensors header: name -> dtype, shape, byte offsets in the data section.
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    let mut offset = 0usize;
+    for (name, shape, data) in &tensors {
+        assert_eq!(shape.iter().product::<usize>(), data.len());
+        let end = offset + 4 * data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    while !head.len().is_multiple_of(8) {
+        head.push(b' '); // the format pads the header to 8 bytes with spaces
+    }
+    write_atomic(path, |w| {
+        w.write_all(&(head.len() as u64).to_le_bytes())?;
+        w.write_all(&head)?;
+        let mut buf = Vec::with_capacity(1 << 16);
+        for (_, _, data) in &tensors {
+            for chunk in data.chunks(1 << 14) {
+                buf.clear();
+                buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+                w.write_all(&buf)?;
+            }
+        }
+        Ok(())
+    })
 }
 
-/// Writes `ck` to `path` atomically: a temporary file in the same folder, synced, then renamed.
-/// On failure the previous file at `path` is untouched and the temporary file is removed.
-pub fn save(path: &Path, ck: &Checkpoint) -> Result<()> {
-    let bytes = to_bytes(ck)?;
-    write_atomic(path, &bytes)
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Runs `write` into a temporary file beside `path`, syncs it and renames it over `path`.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("checkpoint");
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let f = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

@@ -44,7 +44,6 @@ pub struct Workspace<F> {
     gates: Vec<Vec<F>>, // per layer (T, B, 4H): pre-activations, then i, f, g, o activated
     h: Vec<Vec<F>>,     // per layer (T+1, B, H); block 0 is the carried-in state
     c: Vec<Vec<F>>,     // per layer (T+1, B, H)
-    tc: Vec<Vec<F>>,    // per layer (T, B, H): tanh(c_t), kept for backward
     pub logits: Vec<F>, // (T·B, V); after `loss_and_grad` it holds dlogits
     bias: Vec<F>,       // (4H): b_ih + b_hh of the layer being run
     wih0_t: Vec<F>,     // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
@@ -56,7 +55,6 @@ pub struct Workspace<F> {
 }
 
 struct GradBuffers<F> {
-    dgates: Vec<F>,   // (T, B, 4H)
     dh: Vec<F>,       // (T, B, H): gradient into the current layer's outputs
     dx: Vec<F>,       // (T, B, H): gradient into the layer below's outputs
     dbias: Vec<F>,    // (4H)
@@ -79,7 +77,6 @@ impl<F: Float> Workspace<F> {
         let per_layer = |len: usize| (0..l).map(|_| vec![F::ZERO; len]).collect::<Vec<_>>();
         let team = threads.0.clamp(1, h);
         let grad = with_grad.then(|| GradBuffers {
-            dgates: vec![F::ZERO; n * 4 * h],
             dh: vec![F::ZERO; n * h],
             dx: vec![F::ZERO; n * h],
             dbias: vec![F::ZERO; 4 * h],
@@ -94,7 +91,6 @@ impl<F: Float> Workspace<F> {
             gates: per_layer(n * 4 * h),
             h: per_layer((seq + 1) * batch * h),
             c: per_layer((seq + 1) * batch * h),
-            tc: per_layer(n * h),
             logits: vec![F::ZERO; n * v],
             bias: vec![F::ZERO; 4 * h],
             wih0_t: vec![F::ZERO; v * 4 * h],
@@ -168,7 +164,6 @@ impl<F: Float> Workspace<F> {
                 gates,
                 hs,
                 &mut self.c[l],
-                &mut self.tc[l],
                 &params[off.w_hh..][..g4 * h],
                 &mut self.whh_pack,
                 &mut self.scratch,
@@ -282,15 +277,14 @@ impl<F: Float> Workspace<F> {
         matmul(&mut gb.dh[..n * h], dlogits, hw, false, threads); // (N, H)
 
         for (l, off) in layout.layers.iter().enumerate().rev() {
-            let gates = &self.gates[l];
+            // The gates buffer turns into dgates in place (each step's gates are read once).
+            let dgates = &mut self.gates[l][..n * g4];
             let hs = &self.h[l];
             recur_backward(
-                gates,
+                dgates,
                 &gb.dh[..n * h],
-                &self.tc[l],
                 &self.c[l],
                 &params[off.w_hh..][..g4 * h],
-                &mut gb.dgates[..n * g4],
                 &mut self.scratch,
                 &mut gb.dstate.h[l * b * h..][..b * h],
                 &mut gb.dstate.c[l * b * h..][..b * h],
@@ -301,7 +295,8 @@ impl<F: Float> Workspace<F> {
             );
 
             // Weight gradients, one GEMM each over all rows.
-            let dgates = MatRef::new(&gb.dgates[..n * g4], n, g4);
+            let dgates_buf = &self.gates[l][..n * g4];
+            let dgates = MatRef::new(dgates_buf, n, g4);
             let h_prev = MatRef::new(&hs[..n * h], n, h); // h_{t-1} for t = 0..T
             matmul(
                 &mut grads[off.w_hh..][..g4 * h],
@@ -311,7 +306,7 @@ impl<F: Float> Workspace<F> {
                 threads,
             );
             gb.dbias.fill(F::ZERO);
-            for row in gb.dgates[..n * g4].chunks_exact(g4) {
+            for row in dgates_buf.chunks_exact(g4) {
                 for (d, &g) in gb.dbias.iter_mut().zip(row) {
                     *d += g;
                 }
@@ -336,7 +331,7 @@ impl<F: Float> Workspace<F> {
             } else {
                 // One-hot input: dW_ih[:, id] += dgates row, a scatter into the transposed copy.
                 gb.seen.fill(false);
-                for (row, &id) in gb.dgates[..n * g4].chunks_exact(g4).zip(x) {
+                for (row, &id) in dgates_buf.chunks_exact(g4).zip(x) {
                     let id = id as usize;
                     let acc = &mut gb.dwih0_t[id * g4..][..g4];
                     if !gb.seen[id] {
@@ -379,7 +374,7 @@ fn log_sum_exp<F: Float>(row: &[F]) -> f64 {
 
 crate::multiversion! {
     /// One row of the fused gate maths: activates the gates in place (i, f, o sigmoid; g tanh)
-    /// and writes c_t, tanh(c_t) and h_t.
+    /// and writes c_t and h_t.
     pub(crate) fn cell_forward<F: Float>(
         gi: &mut [F],
         gf: &mut [F],
@@ -387,12 +382,11 @@ crate::multiversion! {
         go: &mut [F],
         c_prev: &[F],
         c_next: &mut [F],
-        tc: &mut [F],
         h_next: &mut [F],
     ) {
         let n = gi.len();
         let (gf, gg, go) = (&mut gf[..n], &mut gg[..n], &mut go[..n]);
-        let (c_prev, c_next, tc, h_next) = (&c_prev[..n], &mut c_next[..n], &mut tc[..n], &mut h_next[..n]);
+        let (c_prev, c_next, h_next) = (&c_prev[..n], &mut c_next[..n], &mut h_next[..n]);
         for j in 0..n {
             let i = gi[j].sigmoid();
             let f = gf[j].sigmoid();
@@ -405,7 +399,6 @@ crate::multiversion! {
             let c = f * c_prev[j] + i * g;
             let t = c.tanh();
             c_next[j] = c;
-            tc[j] = t;
             h_next[j] = o * t;
         }
     }
@@ -413,32 +406,31 @@ crate::multiversion! {
 
 crate::multiversion! {
     /// One row of the backward gate maths for `w` units. Reads the activated gates, the
-    /// gradient from above and the carried dh/dc; writes the pre-activation gate gradients and
-    /// leaves dc_{t-1} in `dc_next` (dh_{t-1} comes from the GEMM with W_hh).
+    /// gradient from above and the carried dh/dc; overwrites the gates with their
+    /// pre-activation gradients and leaves dc_{t-1} in `dc_next` (dh_{t-1} comes from the GEMM
+    /// with W_hh).
     fn cell_backward<F: Float>(
-        g: [&[F]; 4],
-        dg: [&mut [F]; 4],
+        gates: [&mut [F]; 4],
         dh_above: &[F],
-        tc: &[F],
+        c: &[F],
         c_prev: &[F],
         dh_next: &[F],
         dc_next: &mut [F],
     ) {
         let one = F::ONE;
         let n = dh_above.len();
-        let [gi, gf, gg, go] = g.map(|s| &s[..n]);
-        let [dgi, dgf, dgg, dgo] = dg.map(|s| &mut s[..n]);
-        let (tc, c_prev, dh_next, dc_next) = (&tc[..n], &c_prev[..n], &dh_next[..n], &mut dc_next[..n]);
+        let [gi, gf, gg, go] = gates.map(|s| &mut s[..n]);
+        let (c, c_prev, dh_next, dc_next) = (&c[..n], &c_prev[..n], &dh_next[..n], &mut dc_next[..n]);
         for j in 0..n {
             let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
             let dh = dh_above[j] + dh_next[j];
-            let t = tc[j];
+            let t = c[j].tanh(); // recomputed: cheaper than keeping (T, B, H) of it
             let dc = dc_next[j] + dh * o * (one - t * t);
             dc_next[j] = dc * f;
-            dgi[j] = dc * gv * i * (one - i);
-            dgf[j] = dc * c_prev[j] * f * (one - f);
-            dgg[j] = dc * i * (one - gv * gv);
-            dgo[j] = dh * t * o * (one - o);
+            gi[j] = dc * gv * i * (one - i);
+            gf[j] = dc * c_prev[j] * f * (one - f);
+            gg[j] = dc * i * (one - gv * gv);
+            go[j] = dh * t * o * (one - o);
         }
     }
 }
@@ -452,7 +444,6 @@ fn recur_forward<F: Float>(
     gates: &mut [F],        // (t_len, B, 4H): pre-activations in, activated gates out
     hs: &mut [F],           // (T+1, B, H): block 0 holds the carried-in h
     cs: &mut [F],           // (T+1, B, H): block 0 holds the carried-in c
-    tcs: &mut [F],          // (T, B, H): tanh(c_t)
     w_hh: &[F],             // (4H, H)
     pack: &mut [F],         // (4H·H) scratch: per member (H, 4w)
     scratch: &mut [Vec<F>], // per member, ≥ B·4w
@@ -478,18 +469,17 @@ fn recur_forward<F: Float>(
         }
     }
     let pack = &*pack;
-    let (gates_s, hs_s, cs_s, tcs_s, scratch_s) = (
+    let (gates_s, hs_s, cs_s, scratch_s) = (
         Shared::new(gates),
         Shared::new(hs),
         Shared::new(cs),
-        Shared::new(tcs),
         Shared::new(scratch),
     );
     team::run(n, |k, barrier| {
         let u = share(h, n, k);
         let w = u.len();
         // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
-        // gates, h, c and tanh(c), and its own scratch; it reads other members' columns of h
+        // gates, h and c, and its own scratch; it reads other members' columns of h
         // only for the previous step, which the barrier has completed.
         let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..b * 4 * w];
         let wk = MatRef::new(&pack[4 * u.start * h..][..4 * w * h], h, 4 * w); // (H, 4w)
@@ -517,7 +507,6 @@ fn recur_forward<F: Float>(
                         go,
                         cs_s.slice(r(t)),
                         cs_s.slice_mut(r(t + 1)),
-                        tcs_s.slice_mut(r(t)),
                         hs_s.slice_mut(r(t + 1)),
                     );
                 }
@@ -539,12 +528,10 @@ fn recur_forward<F: Float>(
 /// Leaves the gradient w.r.t. the carried-in state in `dh0`, `dc0`.
 #[allow(clippy::too_many_arguments)]
 fn recur_backward<F: Float>(
-    gates: &[F],            // (t_len, B, 4H): activated gates
+    gates: &mut [F],        // (t_len, B, 4H): activated gates in, their gradients out
     dh: &[F],               // (t_len, B, H): gradient into this layer's outputs from above
-    tcs: &[F],              // (T, B, H)
     cs: &[F],               // (T+1, B, H)
     w_hh: &[F],             // (4H, H)
-    dgates: &mut [F],       // (t_len, B, 4H) out
     scratch: &mut [Vec<F>], // per member, ≥ 2·B·w
     dh0: &mut [F],          // (B, H) out
     dc0: &mut [F],          // (B, H) out
@@ -554,7 +541,7 @@ fn recur_backward<F: Float>(
     n: usize,
 ) {
     let (dgates_s, scratch_s, dh0_s, dc0_s) = (
-        Shared::new(dgates),
+        Shared::new(gates),
         Shared::new(scratch),
         Shared::new(dh0),
         Shared::new(dc0),
@@ -582,13 +569,12 @@ fn recur_backward<F: Float>(
                 let row4 = (t * b + bi) * 4 * h;
                 let rowh = (t * b + bi) * h;
                 let seg = |g: usize| row4 + g * h + u.start..row4 + g * h + u.end;
-                let g = [0, 1, 2, 3].map(|g| &gates[seg(g)]);
-                let dg = unsafe { [0, 1, 2, 3].map(|g| dgates_s.slice_mut(seg(g))) };
+                let g = unsafe { [0, 1, 2, 3].map(|g| dgates_s.slice_mut(seg(g))) };
+                let c_t = rowh + b * h + u.start..rowh + b * h + u.end; // block t+1
                 cell_backward(
                     g,
-                    dg,
                     &dh[rowh + u.start..rowh + u.end],
-                    &tcs[rowh + u.start..rowh + u.end],
+                    &cs[c_t],
                     &cs[rowh + u.start..rowh + u.end], // c_{t-1}: block t of (T+1, B, H)
                     &dhn[bi * w..][..w],
                     &mut dcn[bi * w..][..w],

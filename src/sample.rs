@@ -17,7 +17,6 @@ pub struct Sampler<'a> {
     c: Vec<f32>,      // (L, H)
     gates: Vec<f32>,  // (4H)
     c_new: Vec<f32>,  // (H)
-    tc: Vec<f32>,     // (H)
     logits: Vec<f32>, // (V)
     probs: Vec<f32>,  // (V)
 }
@@ -34,7 +33,6 @@ impl<'a> Sampler<'a> {
             c: vec![0.0; l * h],
             gates: vec![0.0; 4 * h],
             c_new: vec![0.0; h],
-            tc: vec![0.0; h],
             logits: vec![0.0; v],
             probs: vec![0.0; v],
         }
@@ -69,7 +67,7 @@ impl<'a> Sampler<'a> {
             let (gf, rest) = rest.split_at_mut(h);
             let (gg, go) = rest.split_at_mut(h);
             let c_l = &mut self.c[l * h..][..h];
-            cell_forward(gi, gf, gg, go, c_l, &mut self.c_new, &mut self.tc, h_l);
+            cell_forward(gi, gf, gg, go, c_l, &mut self.c_new, h_l);
             c_l.copy_from_slice(&self.c_new);
         }
         self.logits.copy_from_slice(&p[self.layout.head_b..][..v]);

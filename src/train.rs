@@ -5,7 +5,7 @@
 //! (`engine`, `optim`), the data rules (`data`) or the file format (`checkpoint`).
 
 use crate::bail;
-use crate::checkpoint::{self, Checkpoint, TrainSnapshot};
+use crate::checkpoint::{self, TrainRef, TrainSnapshot};
 use crate::cli::TrainArgs;
 use crate::data::{self, Batches, Vocab};
 use crate::engine::{State, Workspace};
@@ -198,7 +198,7 @@ fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Pa
 /// ids[..=t] for every t, one stream from a zero state, run in chunks with the state carried
 /// (the definition of `peers/pytorch/common.py`).
 pub fn evaluate(layout: &Layout, params: &[f32], ids: &[u32], threads: Threads) -> f64 {
-    const CHUNK: usize = 1000;
+    const CHUNK: usize = 250; // rows per forward: bounds the eval workspace (about 9 MB at H=512)
     let n = ids.len().saturating_sub(1);
     if n == 0 {
         return f64::NAN;
@@ -478,21 +478,16 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 carry: &State<f32>,
                 best: bool|
      -> Result<()> {
-        let ck = Checkpoint {
-            model: model_cfg,
-            vocab: vocab.clone(),
-            params: params.to_vec(),
-            train: Some(TrainSnapshot {
-                config: config.clone(),
-                state: st.clone(),
-                adam: adam.clone(),
-                carry: carry.clone(),
-            }),
-        };
-        let bytes = checkpoint::to_bytes(&ck)?;
-        checkpoint::write_atomic(&out.join("last.safetensors"), &bytes)?;
-        if best {
-            checkpoint::write_atomic(&out.join("best.safetensors"), &bytes)?;
+        for (name, write) in [("last.safetensors", true), ("best.safetensors", best)] {
+            if write {
+                let train = TrainRef {
+                    config: &config,
+                    state: st,
+                    adam,
+                    carry,
+                };
+                checkpoint::save(&out.join(name), &model_cfg, &vocab, params, Some(train))?;
+            }
         }
         Ok(())
     };

@@ -11,7 +11,7 @@
 //! t·B + b is stream b at step t.
 
 use crate::float::Float;
-use crate::linalg::{matmul, MatRef, Threads};
+use crate::linalg::{matmul, matvec_acc, MatRef, Threads};
 use crate::model::Layout;
 use crate::team::{self, share, Shared};
 
@@ -462,8 +462,13 @@ fn recur_forward<F: Float>(
         for g in 0..4 {
             for (i, j) in u.clone().enumerate() {
                 let row = &w_hh[(g * h + j) * h..][..h];
-                for (p, &x) in row.iter().enumerate() {
-                    block[p * 4 * w + g * w + i] = x;
+                if b == 1 {
+                    // one stream (validation): a matvec, which wants the rows as they are
+                    block[(g * w + i) * h..][..h].copy_from_slice(row);
+                } else {
+                    for (p, &x) in row.iter().enumerate() {
+                        block[p * 4 * w + g * w + i] = x;
+                    }
                 }
             }
         }
@@ -482,7 +487,8 @@ fn recur_forward<F: Float>(
         // gates, h and c, and its own scratch; it reads other members' columns of h
         // only for the previous step, which the barrier has completed.
         let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..b * 4 * w];
-        let wk = MatRef::new(&pack[4 * u.start * h..][..4 * w * h], h, 4 * w); // (H, 4w)
+        let block = &pack[4 * u.start * h..][..4 * w * h]; // (H, 4w), or (4w, H) when B = 1
+        let wk = MatRef::new(block, h, 4 * w);
         for t in 0..t_len {
             for bi in 0..b {
                 let row = (t * b + bi) * 4 * h;
@@ -492,7 +498,11 @@ fn recur_forward<F: Float>(
                 }
             }
             let h_prev = unsafe { hs_s.slice(t * b * h..(t + 1) * b * h) };
-            matmul(local, MatRef::new(h_prev, b, h), wk, true, Threads(1));
+            if b == 1 {
+                matvec_acc(local, block, h_prev);
+            } else {
+                matmul(local, MatRef::new(h_prev, b, h), wk, true, Threads(1));
+            }
             for bi in 0..b {
                 let lrow = &mut local[bi * 4 * w..][..4 * w];
                 let (gi, rest) = lrow.split_at_mut(w);

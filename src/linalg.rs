@@ -146,11 +146,11 @@ fn gemm_serial<F: Float>(c: &mut [F], a: MatRef<F>, b: MatRef<F>, accumulate: bo
 crate::multiversion! {
     /// `y (n) += W (n × k, row-major) · x (k)`, in a fixed summation order (16 lanes, then a
     /// fixed tree) so that sampling gives the same bits on every machine and vector width.
-    pub fn matvec_acc(y: &mut [f32], w: &[f32], x: &[f32]) {
+    pub fn matvec_acc<F: Float>(y: &mut [F], w: &[F], x: &[F]) {
         let k = x.len();
         assert_eq!(w.len(), y.len() * k, "matvec shape");
         for (yi, row) in y.iter_mut().zip(w.chunks_exact(k)) {
-            let mut acc = [0.0f32; 16];
+            let mut acc = [F::ZERO; 16];
             let mut rc = row.chunks_exact(16);
             let mut xc = x.chunks_exact(16);
             for (r16, x16) in (&mut rc).zip(&mut xc) {
@@ -158,11 +158,11 @@ crate::multiversion! {
                     acc[j] += r16[j] * x16[j];
                 }
             }
-            let mut tail = 0.0f32;
-            for (r, xv) in rc.remainder().iter().zip(xc.remainder()) {
+            let mut tail = F::ZERO;
+            for (&r, &xv) in rc.remainder().iter().zip(xc.remainder()) {
                 tail += r * xv;
             }
-            let mut half = [0.0f32; 8];
+            let mut half = [F::ZERO; 8];
             for j in 0..8 {
                 half[j] = acc[j] + acc[j + 8];
             }

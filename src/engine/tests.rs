@@ -97,6 +97,7 @@ fn fast_forward_equals_naive_forward() {
         (7, 5, 3, 3, 4, 1),
         (23, 40, 2, 9, 6, 2),
         (11, 40, 2, 4, 5, 3),
+        (9, 24, 2, 1, 7, 2), // one stream: the matvec path of validation
     ] {
         let layout = Layout::new(ModelConfig {
             vocab: v,

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::Adam;
 use crate::train::{TrainConfig, TrainState};
-use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 use std::io::Write;
 use std::path::Path;
@@ -162,29 +161,153 @@ pub fn write_atomic(
     })
 }
 
-pub fn load(path: &Path) -> Result<Checkpoint> {
-    let shown = path.display();
-    if path.is_dir() {
-        bail!(
-            "{shown} is a directory; give a checkpoint file such as {}",
-            path.join("best.safetensors").display()
-        );
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("cannot read checkpoint {shown}"), e))?;
-    from_bytes(&bytes, &shown.to_string())
+/// A safetensors file opened for reading: its header parsed, tensors read on demand, so a
+/// command reads only what it needs (sampling skips the optimiser moments).
+pub struct TensorFile {
+    file: std::fs::File,
+    shown: String,
+    data_start: u64,
+    data_len: u64,
+    entries: serde_json::Map<String, serde_json::Value>,
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
-pub fn from_bytes(bytes: &[u8], shown: &str) -> Result<Checkpoint> {
+impl TensorFile {
+    pub fn open(path: &Path) -> Result<TensorFile> {
+        let shown = path.display().to_string();
+        if path.is_dir() {
+            bail!(
+                "{shown} is a directory; give a checkpoint file such as {}",
+                path.join("best.safetensors").display()
+            );
+        }
+        let io = |e| Error::io(format!("cannot read checkpoint {shown}"), e);
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let not_ours =
+            |why: &str| Error::input(format!("{shown} is not a charrnn checkpoint ({why})"));
+        let truncated = || {
+            Error::input(format!(
+                "{shown} is damaged or truncated (shorter than its header says)"
+            ))
+        };
+        let mut n = [0u8; 8];
+        std::io::Read::read_exact(&mut file, &mut n)
+            .map_err(|_| not_ours("too short for a safetensors header"))?;
+        let n = u64::from_le_bytes(n);
+        if n > 100 << 20 {
+            return Err(not_ours("not a safetensors file"));
+        }
+        if 8 + n > len {
+            return Err(truncated());
+        }
+        let mut head = vec![0u8; n as usize];
+        std::io::Read::read_exact(&mut file, &mut head).map_err(io)?;
+        let mut entries: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&head).map_err(|_| not_ours("not a safetensors file"))?;
+        let metadata = match entries.remove("__metadata__") {
+            Some(m) => serde_json::from_value(m).map_err(|_| not_ours("unreadable metadata"))?,
+            None => Default::default(),
+        };
+        let data_len = len - 8 - n;
+        let tf = TensorFile {
+            file,
+            shown: shown.clone(),
+            data_start: 8 + n,
+            data_len,
+            entries,
+            metadata,
+        };
+        // Every tensor must lie inside the file: a cut file is caught here, not half-loaded.
+        for name in tf.entries.keys() {
+            let (_, _, range) = tf.entry(name)?;
+            if range.end > data_len {
+                return Err(truncated());
+            }
+        }
+        Ok(tf)
+    }
+
+    /// (dtype, shape, byte range in the data section) of tensor `name`.
+    fn entry(&self, name: &str) -> Result<(String, Vec<usize>, std::ops::Range<u64>)> {
+        let bad = || {
+            Error::input(format!(
+                "{} has a malformed entry for tensor {name}",
+                self.shown
+            ))
+        };
+        let e = self
+            .entries
+            .get(name)
+            .ok_or_else(|| Error::input(format!("{} lacks tensor {name}", self.shown)))?;
+        let dtype = e
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(bad)?
+            .to_string();
+        let shape: Vec<usize> =
+            serde_json::from_value(e.get("shape").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
+        let off: [u64; 2] = serde_json::from_value(e.get("data_offsets").cloned().ok_or_else(bad)?)
+            .map_err(|_| bad())?;
+        let size = match dtype.as_str() {
+            "F32" | "I32" => 4,
+            "F64" | "I64" => 8,
+            _ => 0,
+        };
+        if off[0] > off[1] || off[1] - off[0] != size * shape.iter().product::<usize>() as u64 {
+            return Err(bad());
+        }
+        Ok((dtype, shape, off[0]..off[1]))
+    }
+
+    /// Raw little-endian bytes of tensor `name`, with its dtype and shape.
+    pub fn raw(&mut self, name: &str) -> Result<(String, Vec<usize>, Vec<u8>)> {
+        let (dtype, shape, range) = self.entry(name)?;
+        let mut bytes = vec![0u8; (range.end - range.start) as usize];
+        let io = |e| Error::io(format!("cannot read checkpoint {}", self.shown), e);
+        std::io::Seek::seek(
+            &mut self.file,
+            std::io::SeekFrom::Start(self.data_start + range.start),
+        )
+        .map_err(io)?;
+        std::io::Read::read_exact(&mut self.file, &mut bytes).map_err(io)?;
+        debug_assert!(range.end <= self.data_len);
+        Ok((dtype, shape, bytes))
+    }
+
+    /// Tensor `name` as f32, checked to be F32 of `shape` (any shape when `None`).
+    pub fn f32(&mut self, name: &str, shape: Option<&[usize]>) -> Result<Vec<f32>> {
+        let (dtype, got, bytes) = self.raw(name)?;
+        if dtype != "F32" || shape.is_some_and(|s| s != got) {
+            bail!(
+                "{}: tensor {name} is {dtype} {got:?}, expected F32 {:?}",
+                self.shown,
+                shape.unwrap_or(&got)
+            );
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
+/// Reads a whole checkpoint: model, vocabulary, weights and (if present) the training state.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    read(path, true)
+}
+
+/// Reads what sampling needs: model, vocabulary and weights, not the optimiser state.
+pub fn load_model(path: &Path) -> Result<Checkpoint> {
+    read(path, false)
+}
+
+fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
+    let mut tf = TensorFile::open(path)?;
+    let shown = tf.shown.clone();
+    let meta = tf.metadata.clone();
     let not_ours =
         |why: String| Error::input(format!("{shown} is not a charrnn checkpoint ({why})"));
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| match e {
-        safetensors::SafeTensorError::MetadataIncompleteBuffer => Error::input(format!(
-            "{shown} is damaged or truncated (shorter than its header says)"
-        )),
-        e => not_ours(format!("not a safetensors file: {e:?}")),
-    })?;
-    let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(not_ours("no charrnn metadata".into()));
     }
@@ -195,8 +318,6 @@ pub fn from_bytes(bytes: &[u8], shown: &str) -> Result<Checkpoint> {
     if version > FORMAT_VERSION {
         bail!("{shown} has checkpoint format version {version}, newer than this charrnn reads ({FORMAT_VERSION}); upgrade charrnn");
     }
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::input(format!("{shown} is damaged or truncated: {e:?}")))?;
     let json = |key: &str| -> Result<&str> {
         meta.get(key)
             .map(String::as_str)
@@ -207,56 +328,43 @@ pub fn from_bytes(bytes: &[u8], shown: &str) -> Result<Checkpoint> {
     };
     let model: ModelConfig = serde_json::from_str(json("model")?).map_err(|e| bad("model", e))?;
     let vf: VocabFile = serde_json::from_str(json("vocab")?).map_err(|e| bad("vocab", e))?;
-    if vf.chars.len() != model.vocab {
+    if vf.chars.len() != model.vocab || model.hidden == 0 || model.layers == 0 {
         bail!(
-            "{shown} is inconsistent: vocabulary of {} characters, model of {}",
-            vf.chars.len(),
-            model.vocab
+            "{shown} is inconsistent: vocabulary of {} characters, model {model:?}",
+            vf.chars.len()
         );
     }
     let vocab = Vocab::from_chars(vf.chars, vf.unk);
     let layout = Layout::new(model);
-    let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-        let t = st
-            .tensor(name)
-            .map_err(|_| Error::input(format!("{shown} lacks tensor {name}")))?;
-        if t.dtype() != Dtype::F32 || t.shape() != shape {
-            bail!(
-                "{shown}: tensor {name} is {:?} {:?}, expected F32 {shape:?}",
-                t.dtype(),
-                t.shape()
-            );
-        }
-        Ok(t.data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    };
-    let flat = |prefix: &str| -> Result<Vec<f32>> {
+    let flat = |tf: &mut TensorFile, prefix: &str| -> Result<Vec<f32>> {
         let mut v = vec![0.0f32; layout.total];
         for t in &layout.tensors {
             v[t.offset..][..t.len]
-                .copy_from_slice(&tensor(&format!("{prefix}{}", t.name), &t.shape)?);
+                .copy_from_slice(&tf.f32(&format!("{prefix}{}", t.name), Some(&t.shape))?);
         }
         Ok(v)
     };
-    let params = flat("")?;
-    let train = match (meta.get("train_config"), meta.get("train_state")) {
-        (Some(c), Some(s)) => {
+    let params = flat(&mut tf, "")?;
+    let train = match (
+        with_train,
+        meta.get("train_config"),
+        meta.get("train_state"),
+    ) {
+        (true, Some(c), Some(s)) => {
             let config: TrainConfig =
                 serde_json::from_str(c).map_err(|e| bad("train_config", e))?;
             let state: TrainState = serde_json::from_str(s).map_err(|e| bad("train_state", e))?;
             let shape = [model.layers, config.batch, model.hidden];
             let carry = State {
-                h: tensor("state.h", &shape)?,
-                c: tensor("state.c", &shape)?,
+                h: tf.f32("state.h", Some(&shape))?,
+                c: tf.f32("state.c", Some(&shape))?,
             };
             let mut adam = Adam::new(layout.total, config.lr, config.amsgrad);
             adam.t = state.adam_steps;
-            adam.m = flat("adam.m.")?;
-            adam.v = flat("adam.v.")?;
+            adam.m = flat(&mut tf, "adam.m.")?;
+            adam.v = flat(&mut tf, "adam.v.")?;
             if config.amsgrad {
-                adam.vmax = Some(flat("adam.vmax.")?);
+                adam.vmax = Some(flat(&mut tf, "adam.vmax.")?);
             }
             Some(TrainSnapshot {
                 config,

@@ -149,7 +149,7 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     if a.top_k == Some(0) {
         crate::bail!("--top-k must be at least 1");
     }
-    let ck = crate::checkpoint::load(&a.checkpoint)?;
+    let ck = crate::checkpoint::load_model(&a.checkpoint)?;
     let layout = Layout::new(ck.model);
     let vocab = &ck.vocab;
     let prime_ids = match &a.prime {
@@ -169,6 +169,7 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
         s.feed(id);
     }
     let stdout = std::io::stdout();
+    let interactive = std::io::IsTerminal::is_terminal(&stdout);
     let mut out = std::io::BufWriter::new(stdout.lock());
     let io = |e| Error::io("cannot write to stdout", e);
     if let Some(p) = a.prime.as_deref() {
@@ -180,8 +181,8 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
         let c = vocab.char(id);
         out.write_all(c.encode_utf8(&mut buf).as_bytes())
             .map_err(io)?;
-        // Stream: flush at line ends and every 64 characters.
-        if c == '\n' || i % 64 == 63 {
+        // Stream: every character on a terminal; else the first, line ends, every 64.
+        if interactive || i == 0 || c == '\n' || i % 64 == 63 {
             out.flush().map_err(io)?;
         }
         if i + 1 < a.length {

@@ -269,45 +269,36 @@ fn gradients_accumulate_across_backward_calls() {
 // ---- scripts/gen_reference.py with torch 2.15) ----
 
 struct Fixture {
-    bytes: Vec<u8>,
+    file: std::cell::RefCell<crate::checkpoint::TensorFile>,
 }
 
 impl Fixture {
     fn load() -> Fixture {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/reference_lstm.safetensors");
+        let file = crate::checkpoint::TensorFile::open(&path)
+            .expect("reference fixture is committed in the repo");
         Fixture {
-            bytes: std::fs::read(&path).expect("reference fixture is committed in the repo"),
+            file: std::cell::RefCell::new(file),
         }
     }
-    fn st(&self) -> safetensors::SafeTensors<'_> {
-        safetensors::SafeTensors::deserialize(&self.bytes).unwrap()
-    }
     fn meta(&self, key: &str) -> String {
-        let (_, m) = safetensors::SafeTensors::read_metadata(&self.bytes).unwrap();
-        m.metadata().as_ref().unwrap()[key].clone()
+        self.file.borrow().metadata[key].clone()
     }
     fn f32(&self, name: &str) -> Vec<f32> {
-        let st = self.st();
-        let t = st
-            .tensor(name)
-            .unwrap_or_else(|_| panic!("fixture lacks {name}"));
-        assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
-        t.data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
+        self.file
+            .borrow_mut()
+            .f32(name, None)
+            .unwrap_or_else(|e| panic!("fixture: {e}"))
     }
     fn ids(&self, name: &str) -> (Vec<i64>, Vec<usize>) {
-        let st = self.st();
-        let t = st.tensor(name).unwrap();
-        assert_eq!(t.dtype(), safetensors::Dtype::I64, "{name}");
-        let v = t
-            .data()
+        let (dtype, shape, bytes) = self.file.borrow_mut().raw(name).unwrap();
+        assert_eq!(dtype, "I64", "{name}");
+        let v = bytes
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        (v, t.shape().to_vec())
+        (v, shape)
     }
     /// (B, T) batch-first ids → time-major (T·B).
     fn time_major(&self, ids: &[i64], b: usize, t: usize) -> Vec<u32> {

@@ -87,3 +87,34 @@ for TH in $THREADS; do
     printf '| %s | n/a | %.0f | n/a |\n' "$TH" "$o"
   fi
 done
+
+echo
+echo "Memory and start-up (H=512, 2 layers, tiny Shakespeare; one run each):"
+echo
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+rss_ours=$(/usr/bin/time -f '%M' $BIN train "$TEXT" --hidden 512 --steps 20 --eval-every 1000 --threads 2 --out "$tmp/h512" 2>&1 >/dev/null | tail -1)
+first_ours=$(python3 - "$BIN" "$tmp/h512/last.safetensors" <<'PY'
+import statistics, subprocess, sys, time
+ts = []
+for _ in range(11):
+    t = time.perf_counter()
+    p = subprocess.Popen([sys.argv[1], "sample", sys.argv[2], "--length", "100000", "--seed", "1"], stdout=subprocess.PIPE)
+    p.stdout.read(1)
+    ts.append(time.perf_counter() - t)
+    p.kill(); p.wait()
+print(f"{1e3 * statistics.median(ts):.0f}")
+PY
+)
+if [ $have_torch = 1 ]; then
+  rss_peer=$(/usr/bin/time -f '%M' python3 "$PEER_DIR/charrnn_batched.py" --text "$TEXT" --hidden 512 --layers 2 \
+    --threads 2 --steps 20 --sample-len 0 2>&1 >/dev/null | tail -1)
+  import_peer=$(python3 -c "import time; t=time.perf_counter(); import torch; print(f'{1e3*(time.perf_counter()-t):.0f}')")
+  rss_peer="$((rss_peer / 1024)) MB"; import_peer="≥ $import_peer ms (import torch alone)"
+else
+  rss_peer="n/a"; import_peer="n/a"
+fi
+echo "| measure | PyTorch | charrnn |"
+echo "|---|---|---|"
+echo "| peak RSS, 20 training steps + validation | $rss_peer | $((rss_ours / 1024)) MB |"
+echo "| start to first sampled character | $import_peer | $first_ours ms |"

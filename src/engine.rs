@@ -452,43 +452,24 @@ fn recur_forward<F: Float>(
     t_len: usize,
     n: usize,
 ) {
-    // Member k's block is its rows of W_hh (g·H + j for g = i, f, g, o and its units j),
-    // transposed to (H, 4w): in that layout the GEMM kernel reads the weights in place instead
-    // of repacking them at every step (measured: H=256, 2 threads, 52k -> 59k chars/s).
-    for k in 0..n {
-        let u = share(h, n, k);
-        let w = u.len();
-        let block = &mut pack[4 * u.start * h..][..4 * w * h]; // (H, 4w)
-        for g in 0..4 {
-            for (i, j) in u.clone().enumerate() {
-                let row = &w_hh[(g * h + j) * h..][..h];
-                if b == 1 {
-                    // one stream (validation): a matvec, which wants the rows as they are
-                    block[(g * w + i) * h..][..h].copy_from_slice(row);
-                } else {
-                    for (p, &x) in row.iter().enumerate() {
-                        block[p * 4 * w + g * w + i] = x;
-                    }
-                }
-            }
-        }
-    }
-    let pack = &*pack;
-    let (gates_s, hs_s, cs_s, scratch_s) = (
+    let (gates_s, hs_s, cs_s, scratch_s, pack_s) = (
         Shared::new(gates),
         Shared::new(hs),
         Shared::new(cs),
         Shared::new(scratch),
+        Shared::new(pack),
     );
     team::run(n, |k, barrier| {
         let u = share(h, n, k);
         let w = u.len();
         // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
-        // gates, h and c, and its own scratch; it reads other members' columns of h
-        // only for the previous step, which the barrier has completed.
+        // gates, h and c, its own scratch and its own block of the pack; it reads other
+        // members' columns of h only for the previous step, which the barrier has completed.
         let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..b * 4 * w];
-        let block = &pack[4 * u.start * h..][..4 * w * h]; // (H, 4w), or (4w, H) when B = 1
-        let wk = MatRef::new(block, h, 4 * w);
+        let block = unsafe { pack_s.slice_mut(4 * u.start * h..4 * (u.start + w) * h) };
+        pack_rows(block, w_hh, h, u.clone(), b > 1);
+        let block = &*block;
+        let wk = MatRef::new(block, h, 4 * w); // (H, 4w) when B > 1
         for t in 0..t_len {
             for bi in 0..b {
                 let row = (t * b + bi) * 4 * h;
@@ -530,6 +511,43 @@ fn recur_forward<F: Float>(
             barrier.wait();
         }
     });
+}
+
+/// Member k's block of W_hh: its rows g·H + j (g = i, f, g, o; j its units) as (4w, H), or
+/// transposed to (H, 4w) for a GEMM, a layout the kernel reads in place instead of repacking
+/// the weights at every step (measured: H=256, 2 threads, 52k -> 59k chars/s). Each member
+/// packs its own block, so it lands in that core's cache.
+fn pack_rows<F: Float>(
+    block: &mut [F],
+    w_hh: &[F],
+    h: usize,
+    u: std::ops::Range<usize>,
+    transpose: bool,
+) {
+    let w = u.len();
+    let row = |g: usize, i: usize| &w_hh[(g * h + u.start + i) * h..][..h];
+    if !transpose {
+        for g in 0..4 {
+            for i in 0..w {
+                block[(g * w + i) * h..][..h].copy_from_slice(row(g, i));
+            }
+        }
+        return;
+    }
+    // Transpose in 16×16 tiles so that reads and writes both stay within cache lines.
+    const TILE: usize = 16;
+    for g in 0..4 {
+        for i0 in (0..w).step_by(TILE) {
+            for p0 in (0..h).step_by(TILE) {
+                for i in i0..(i0 + TILE).min(w) {
+                    let r = row(g, i);
+                    for p in p0..(p0 + TILE).min(h) {
+                        block[p * 4 * w + g * w + i] = r[p];
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The backward recurrence of one layer, split by hidden unit like `recur_forward`. Member k

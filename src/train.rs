@@ -287,308 +287,357 @@ impl Progress {
 }
 
 pub fn train(a: &TrainArgs) -> Result<()> {
-    let threads = setup_threads(a.threads)?;
-    if a.eval_every == 0 {
-        bail!("--eval-every must be at least 1");
-    }
-    if a.steps == Some(0) {
-        bail!("--steps must be at least 1");
-    }
-    if let Some(e) = a.epochs.filter(|e| !(*e > 0.0 && e.is_finite())) {
-        bail!("--epochs must be positive, got {e}");
-    }
-    if let Some(m) = a.minutes.filter(|m| !(*m > 0.0 && m.is_finite())) {
-        bail!("--minutes must be positive, got {m}");
-    }
+    let mut run = Run::prepare(a)?;
+    let reason = run.train_loop()?;
+    run.finish(reason)
+}
 
-    // Settings and, on resume, the saved run.
-    let resumed = match &a.resume {
-        Some(p) => {
-            let ck = checkpoint::load(p)?;
-            let Some(snap) = ck.train else {
-                bail!(
-                    "{} holds no training state, so it cannot be resumed",
-                    p.display()
-                );
-            };
-            check_resume_flags(a, &ck.model, &snap.config, p)?;
-            Some((ck.model, ck.vocab, ck.params, snap))
+/// Everything a training run holds.
+struct Run<'a> {
+    args: &'a TrainArgs,
+    config: TrainConfig,
+    model: ModelConfig,
+    layout: Layout,
+    vocab: Vocab,
+    batches: Batches,
+    val_ids: Vec<u32>,
+    spe: u64,
+    threads: Threads,
+    out: PathBuf,
+    params: Vec<f32>,
+    adam: Adam<f32>,
+    carry: State<f32>,
+    st: TrainState,
+    /// The step to stop at (from --steps / --epochs), if any.
+    target_steps: Option<u64>,
+    /// Seconds of training this invocation may take (--minutes), if any.
+    budget: Option<f64>,
+    progress: Progress,
+}
+
+impl<'a> Run<'a> {
+    /// Checks the flags, reads the text, builds or restores the model and prepares the
+    /// output folder; prints what it is about to do.
+    fn prepare(a: &'a TrainArgs) -> Result<Run<'a>> {
+        let threads = setup_threads(a.threads)?;
+        if a.eval_every == 0 {
+            bail!("--eval-every must be at least 1");
         }
-        None => None,
-    };
-    let fresh = if resumed.is_none() {
-        Some(fresh_config(a)?)
-    } else {
-        None
-    };
-    let config = match (&resumed, &fresh) {
-        (Some((_, _, _, snap)), _) => snap.config.clone(),
-        (None, Some((_, c))) => c.clone(),
-        _ => unreachable!(),
-    };
+        if a.steps == Some(0) {
+            bail!("--steps must be at least 1");
+        }
+        if let Some(e) = a.epochs.filter(|e| !(*e > 0.0 && e.is_finite())) {
+            bail!("--epochs must be positive, got {e}");
+        }
+        if let Some(m) = a.minutes.filter(|m| !(*m > 0.0 && m.is_finite())) {
+            bail!("--minutes must be positive, got {m}");
+        }
 
-    // The text.
-    let raw = data::read_text(&a.file, config.lossy)?;
-    let text = if config.ascii {
-        data::to_ascii(&raw)
-    } else {
-        raw
-    };
-    let vocab = match &resumed {
-        Some((_, v, _, _)) => v.clone(),
-        None => Vocab::build(&text, config.max_vocab, config.min_count),
-    };
-    let fingerprint = data::fingerprint(&text);
-    let n_chars = text.chars().count();
-    if let Some((_, _, _, snap)) = &resumed {
-        if snap.state.corpus.fingerprint != fingerprint {
+        // Settings and, on resume, the saved run.
+        let resumed = match &a.resume {
+            Some(p) => {
+                let ck = checkpoint::load(p)?;
+                let Some(snap) = ck.train else {
+                    bail!(
+                        "{} holds no training state, so it cannot be resumed",
+                        p.display()
+                    );
+                };
+                check_resume_flags(a, &ck.model, &snap.config, p)?;
+                Some((ck.model, ck.vocab, ck.params, snap))
+            }
+            None => None,
+        };
+        let fresh = if resumed.is_none() {
+            Some(fresh_config(a)?)
+        } else {
+            None
+        };
+        let config = match (&resumed, &fresh) {
+            (Some((_, _, _, snap)), _) => snap.config.clone(),
+            (None, Some((_, c))) => c.clone(),
+            _ => unreachable!(),
+        };
+
+        // The text.
+        let raw = data::read_text(&a.file, config.lossy)?;
+        let text = if config.ascii {
+            data::to_ascii(&raw)
+        } else {
+            raw
+        };
+        let vocab = match &resumed {
+            Some((_, v, _, _)) => v.clone(),
+            None => Vocab::build(&text, config.max_vocab, config.min_count),
+        };
+        let fingerprint = data::fingerprint(&text);
+        let n_chars = text.chars().count();
+        if let Some((_, _, _, snap)) = &resumed {
+            if snap.state.corpus.fingerprint != fingerprint {
+                bail!(
+                    "{} is not the text this run was trained on ({}, {} characters); resume with that file",
+                    a.file.display(),
+                    snap.state.corpus.file,
+                    snap.state.corpus.chars
+                );
+            }
+        }
+        let (ids, unknown) = vocab.encode(&text, &format!("{}", a.file.display()))?;
+        drop(text);
+        let (train_ids, val_ids) = data::split(&ids, config.val_frac);
+        if val_ids.len() < 2 {
             bail!(
-                "{} is not the text this run was trained on ({}, {} characters); resume with that file",
+                "the validation part of {} has {} character(s); it needs at least 2: use a larger --val-frac or a longer text",
                 a.file.display(),
-                snap.state.corpus.file,
-                snap.state.corpus.chars
+                val_ids.len()
             );
         }
-    }
-    let (ids, unknown) = vocab.encode(&text, &format!("{}", a.file.display()))?;
-    drop(text);
-    let (train_ids, val_ids) = data::split(&ids, config.val_frac);
-    if val_ids.len() < 2 {
-        bail!(
-            "the validation part of {} has {} character(s); it needs at least 2: use a larger --val-frac or a longer text",
+        let batches = Batches::new(train_ids, config.batch, config.seq)?;
+        let spe = batches.steps_per_epoch as u64;
+
+        // Model, optimiser and run state.
+        let (model, params, adam, carry, st) = match resumed {
+            Some((m, _, p, snap)) => {
+                let TrainSnapshot {
+                    adam, carry, state, ..
+                } = snap;
+                (m, p, adam, carry, state)
+            }
+            None => {
+                let m = ModelConfig {
+                    vocab: vocab.len(),
+                    ..fresh.unwrap().0
+                };
+                let layout = Layout::new(m);
+                let mut rng = Rng::new(config.seed);
+                let p: Vec<f32> = init_params(&layout, &mut rng);
+                let adam = Adam::new(layout.total, config.lr, config.amsgrad);
+                let carry = State::zeros(m.layers, config.batch, m.hidden);
+                let state = TrainState {
+                    step: 0,
+                    epoch: 0,
+                    cursor: 0,
+                    steps_per_epoch: spe,
+                    adam_steps: 0,
+                    rng: rng.state().map(|w| format!("{w:016x}")),
+                    best_val: None,
+                    last_val: None,
+                    train_seconds: 0.0,
+                    corpus: CorpusInfo {
+                        file: a.file.display().to_string(),
+                        chars: n_chars,
+                        fingerprint,
+                    },
+                };
+                (m, p, adam, carry, state)
+            }
+        };
+        let layout = Layout::new(model);
+
+        // Where checkpoints go; fail now, not after an hour, if it cannot be written.
+        let out: PathBuf = match (&a.out, &a.resume) {
+            (Some(o), _) => o.clone(),
+            (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
+            (None, None) => Path::new("runs").join(a.file.file_stem().unwrap_or_default()),
+        };
+        prepare_out_dir(&out)?;
+
+        // When to stop.
+        let target_steps = {
+            let by_epochs = a
+                .epochs
+                .or((a.steps.is_none() && a.minutes.is_none()).then_some(10.0))
+                .map(|e| (e * spe as f64).ceil() as u64);
+            match (a.steps, by_epochs) {
+                (Some(s), Some(e)) => Some(s.min(e)),
+                (s, e) => s.or(e),
+            }
+        };
+        if let Some(t) = target_steps.filter(|&t| st.step >= t) {
+            bail!(
+                "the run is already at step {} (target {t}); give a larger --steps or --epochs",
+                st.step
+            );
+        }
+
+        let progress = Progress::new();
+        progress.line(&format!(
+            "charrnn: {}: {} characters, vocabulary {}{}; train {} / validation {}",
             a.file.display(),
+            n_chars,
+            vocab.len(),
+            if unknown > 0 {
+                format!(" ({unknown} rare characters as U+FFFD)")
+            } else {
+                String::new()
+            },
+            train_ids.len(),
             val_ids.len()
-        );
-    }
-    let batches = Batches::new(train_ids, config.batch, config.seq)?;
-    let spe = batches.steps_per_epoch as u64;
-
-    // Model, optimiser and run state.
-    let (model_cfg, mut params, mut adam, mut carry, mut st) = match resumed {
-        Some((m, _, p, snap)) => {
-            let TrainSnapshot {
-                adam, carry, state, ..
-            } = snap;
-            (m, p, adam, carry, state)
-        }
-        None => {
-            let m = ModelConfig {
-                vocab: vocab.len(),
-                ..fresh.unwrap().0
-            };
-            let layout = Layout::new(m);
-            let mut rng = Rng::new(config.seed);
-            let p: Vec<f32> = init_params(&layout, &mut rng);
-            let adam = Adam::new(layout.total, config.lr, config.amsgrad);
-            let carry = State::zeros(m.layers, config.batch, m.hidden);
-            let state = TrainState {
-                step: 0,
-                epoch: 0,
-                cursor: 0,
-                steps_per_epoch: spe,
-                adam_steps: 0,
-                rng: rng.state().map(|w| format!("{w:016x}")),
-                best_val: None,
-                last_val: None,
-                train_seconds: 0.0,
-                corpus: CorpusInfo {
-                    file: a.file.display().to_string(),
-                    chars: n_chars,
-                    fingerprint,
-                },
-            };
-            (m, p, adam, carry, state)
-        }
-    };
-    let layout = Layout::new(model_cfg);
-
-    // Where checkpoints go; fail now, not after an hour, if it cannot be written.
-    let out: PathBuf = match (&a.out, &a.resume) {
-        (Some(o), _) => o.clone(),
-        (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
-        (None, None) => Path::new("runs").join(a.file.file_stem().unwrap_or_default()),
-    };
-    prepare_out_dir(&out)?;
-
-    // When to stop.
-    let target_steps = {
-        let by_epochs = a
-            .epochs
-            .or((a.steps.is_none() && a.minutes.is_none()).then_some(10.0))
-            .map(|e| (e * spe as f64).ceil() as u64);
-        match (a.steps, by_epochs) {
-            (Some(s), Some(e)) => Some(s.min(e)),
-            (s, e) => s.or(e),
-        }
-    };
-    let budget = a.minutes.map(|m| m * 60.0);
-    if target_steps.is_some_and(|t| st.step >= t) {
-        bail!(
-            "the run is already at step {} (target {}); give a larger --steps or --epochs",
-            st.step,
-            target_steps.unwrap()
-        );
+        ));
+        progress.line(&format!(
+            "charrnn: LSTM {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} thread(s){}",
+            model.layers,
+            model.hidden,
+            layout.total,
+            config.batch,
+            config.seq,
+            spe,
+            config.lr,
+            config.clip,
+            if config.amsgrad { ", AMSGrad" } else { "" },
+            threads,
+            if st.step > 0 { format!(", resuming at step {}", st.step) } else { String::new() }
+        ));
+        Ok(Run {
+            args: a,
+            val_ids: val_ids.to_vec(),
+            config,
+            model,
+            layout,
+            vocab,
+            batches,
+            spe,
+            threads: Threads(threads),
+            out,
+            params,
+            adam,
+            carry,
+            st,
+            target_steps,
+            budget: a.minutes.map(|m| m * 60.0),
+            progress,
+        })
     }
 
-    let progress = &mut Progress::new();
-    progress.line(&format!(
-        "charrnn: {}: {} characters, vocabulary {}{}; train {} / validation {}",
-        a.file.display(),
-        n_chars,
-        vocab.len(),
-        if unknown > 0 {
-            format!(" ({unknown} rare characters as U+FFFD)")
-        } else {
-            String::new()
-        },
-        train_ids.len(),
-        val_ids.len()
-    ));
-    progress.line(&format!(
-        "charrnn: LSTM {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} thread(s){}",
-        model_cfg.layers,
-        model_cfg.hidden,
-        layout.total,
-        config.batch,
-        config.seq,
-        spe,
-        config.lr,
-        config.clip,
-        if config.amsgrad { ", AMSGrad" } else { "" },
-        threads,
-        if st.step > 0 { format!(", resuming at step {}", st.step) } else { String::new() }
-    ));
-
-    install_interrupt_handler();
-    let thr = Threads(threads);
-    let (b, t) = (config.batch, config.seq);
-    let mut ws = Workspace::<f32>::new(&layout, b, t, true, thr);
-    let mut grads = vec![0.0f32; layout.total];
-    let (mut x, mut y) = (vec![0u32; b * t], vec![0u32; b * t]);
-    let started = Instant::now();
-    let mut run_seconds = 0.0; // training time in this invocation
-    let mut loss_avg: Option<f64> = None;
-    let mut rate_chars = 0.0;
-    let mut rate_secs = 0.0;
-    let mut last_eval_step = None;
-
-    let save = |st: &TrainState,
-                params: &[f32],
-                adam: &Adam<f32>,
-                carry: &State<f32>,
-                best: bool|
-     -> Result<()> {
+    /// Writes last.safetensors, and best.safetensors too when `best`.
+    fn save(&self, best: bool) -> Result<()> {
         for (name, write) in [("last.safetensors", true), ("best.safetensors", best)] {
             if write {
                 let train = TrainRef {
-                    config: &config,
-                    state: st,
-                    adam,
-                    carry,
+                    config: &self.config,
+                    state: &self.st,
+                    adam: &self.adam,
+                    carry: &self.carry,
                 };
-                checkpoint::save(&out.join(name), &model_cfg, &vocab, params, Some(train))?;
+                checkpoint::save(
+                    &self.out.join(name),
+                    &self.model,
+                    &self.vocab,
+                    &self.params,
+                    Some(train),
+                )?;
             }
         }
         Ok(())
-    };
-    let validate = |st: &mut TrainState,
-                    params: &[f32],
-                    adam: &Adam<f32>,
-                    carry: &State<f32>,
-                    progress: &Progress|
-     -> Result<()> {
+    }
+
+    /// Exact validation, then checkpoints and a short sample.
+    fn validate(&mut self) -> Result<()> {
         let t0 = Instant::now();
-        let val = evaluate(&layout, params, val_ids, thr);
+        let val = evaluate(&self.layout, &self.params, &self.val_ids, self.threads);
+        let st = &mut self.st;
         st.last_val = Some(val);
         let improved = st.best_val.is_none_or(|b| val < b);
         if improved {
             st.best_val = Some(val);
         }
-        save(st, params, adam, carry, improved)?;
-        progress.line(&format!(
+        self.save(improved)?;
+        self.progress.line(&format!(
             "step {} epoch {:.2}: validation loss {:.4} nats/char ({:.4} bits/char){} [eval {:.1}s]",
-            st.step,
-            st.step as f64 / spe as f64,
+            self.st.step,
+            self.st.step as f64 / self.spe as f64,
             val,
             val / std::f64::consts::LN_2,
             if improved { ", best so far" } else { "" },
             t0.elapsed().as_secs_f64()
         ));
-        let sample = preview(&layout, params, &vocab, st.step, 200);
-        progress.line(&format!(
+        let sample = preview(&self.layout, &self.params, &self.vocab, self.st.step, 200);
+        self.progress.line(&format!(
             "--- sample at step {} (temperature 0.8) ---\n{}\n---",
-            st.step,
+            self.st.step,
             sample.trim_end()
         ));
         Ok(())
-    };
+    }
 
-    let stop_reason = loop {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            break "interrupted";
-        }
-        if target_steps.is_some_and(|ts| st.step >= ts) {
-            break "done";
-        }
-        if budget.is_some_and(|bgt| run_seconds >= bgt) {
-            break "time budget reached";
-        }
-        let t0 = Instant::now();
-        let k = (st.step % spe) as usize;
-        if k == 0 {
-            carry.reset(); // new epoch: the streams restart, so does the state
-        }
-        batches.fill(k, &mut x, &mut y);
-        ws.forward(&params, &layout, &x, &carry);
-        let loss = ws.loss_and_grad(&y, layout.config.vocab);
-        grads.fill(0.0);
-        ws.backward(&params, &layout, &x, &mut grads);
-        ws.final_state(&mut carry);
-        clip_grad_norm(&mut grads, config.clip);
-        adam.step(&mut params, &grads);
-        st.step += 1;
-        st.adam_steps = adam.t;
-        st.epoch = st.step / spe;
-        st.cursor = st.step % spe;
-        if !loss.is_finite() {
-            save(&st, &params, &adam, &carry, false)?;
-            bail!(
-                "training diverged at step {} (loss {loss}); try a smaller --lr or --clip",
-                st.step
-            );
-        }
-        let dt = t0.elapsed().as_secs_f64();
-        run_seconds += dt;
-        st.train_seconds += dt;
-        rate_chars += (b * t) as f64;
-        rate_secs += dt;
-        loss_avg = Some(loss_avg.map_or(loss, |l| 0.95 * l + 0.05 * loss));
-        let cps = rate_chars / rate_secs;
-        if rate_secs > 20.0 {
-            // a moving window: halve the history
-            rate_chars /= 2.0;
-            rate_secs /= 2.0;
-        }
-        let secs_per_step = (b * t) as f64 / cps;
-        let mut frac: f64 = 0.0;
-        let mut eta = f64::INFINITY;
-        if let Some(ts) = target_steps {
-            frac = frac.max(st.step as f64 / ts as f64);
-            eta = eta.min((ts - st.step.min(ts)) as f64 * secs_per_step);
-        }
-        if let Some(bgt) = budget {
-            frac = frac.max(run_seconds / bgt);
-            eta = eta.min(bgt - run_seconds);
-        }
-        let val = st.last_val.map_or("-".to_string(), |v| {
-            format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
-        });
-        progress.update(
-            frac,
-            &format!(
+    /// Steps until a stop condition; returns why it stopped.
+    fn train_loop(&mut self) -> Result<&'static str> {
+        install_interrupt_handler();
+        let (b, t) = (self.config.batch, self.config.seq);
+        let mut ws = Workspace::<f32>::new(&self.layout, b, t, true, self.threads);
+        let mut grads = vec![0.0f32; self.layout.total];
+        let (mut x, mut y) = (vec![0u32; b * t], vec![0u32; b * t]);
+        let started = Instant::now();
+        let mut run_seconds = 0.0; // training time in this invocation
+        let mut loss_avg: Option<f64> = None;
+        let (mut rate_chars, mut rate_secs) = (0.0, 0.0);
+        let mut last_eval_step = None;
+        let spe = self.spe;
+        let reason = loop {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                break "interrupted";
+            }
+            if self.target_steps.is_some_and(|ts| self.st.step >= ts) {
+                break "done";
+            }
+            if self.budget.is_some_and(|bgt| run_seconds >= bgt) {
+                break "time budget reached";
+            }
+            let t0 = Instant::now();
+            let k = (self.st.step % spe) as usize;
+            if k == 0 {
+                self.carry.reset(); // new epoch: the streams restart, so does the state
+            }
+            self.batches.fill(k, &mut x, &mut y);
+            ws.forward(&self.params, &self.layout, &x, &self.carry);
+            let loss = ws.loss_and_grad(&y, self.model.vocab);
+            grads.fill(0.0);
+            ws.backward(&self.params, &self.layout, &x, &mut grads);
+            ws.final_state(&mut self.carry);
+            clip_grad_norm(&mut grads, self.config.clip);
+            self.adam.step(&mut self.params, &grads);
+            let st = &mut self.st;
+            st.step += 1;
+            st.adam_steps = self.adam.t;
+            st.epoch = st.step / spe;
+            st.cursor = st.step % spe;
+            if !loss.is_finite() {
+                self.save(false)?;
+                bail!(
+                    "training diverged at step {} (loss {loss}); try a smaller --lr or --clip",
+                    self.st.step
+                );
+            }
+            let dt = t0.elapsed().as_secs_f64();
+            run_seconds += dt;
+            st.train_seconds += dt;
+            rate_chars += (b * t) as f64;
+            rate_secs += dt;
+            loss_avg = Some(loss_avg.map_or(loss, |l| 0.95 * l + 0.05 * loss));
+            let cps = rate_chars / rate_secs;
+            if rate_secs > 20.0 {
+                // a moving window: halve the history
+                rate_chars /= 2.0;
+                rate_secs /= 2.0;
+            }
+            let secs_per_step = (b * t) as f64 / cps;
+            let mut frac: f64 = 0.0;
+            let mut eta = f64::INFINITY;
+            if let Some(ts) = self.target_steps {
+                frac = frac.max(st.step as f64 / ts as f64);
+                eta = eta.min((ts - st.step.min(ts)) as f64 * secs_per_step);
+            }
+            if let Some(bgt) = self.budget {
+                frac = frac.max(run_seconds / bgt);
+                eta = eta.min(bgt - run_seconds);
+            }
+            let val = st.last_val.map_or("-".to_string(), |v| {
+                format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
+            });
+            let status = format!(
                 "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s elapsed {} eta {}",
                 st.step,
-                target_steps.map_or(String::new(), |t| format!("/{t}")),
+                self.target_steps.map_or(String::new(), |t| format!("/{t}")),
                 st.step as f64 / spe as f64,
                 loss_avg.unwrap(),
                 val,
@@ -599,39 +648,45 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 } else {
                     "-".into()
                 },
-            ),
-        );
-        if st.step % a.eval_every == 0 {
-            validate(&mut st, &params, &adam, &carry, progress)?;
-            last_eval_step = Some(st.step);
+            );
+            self.progress.update(frac, &status);
+            if self.st.step % self.args.eval_every == 0 {
+                self.validate()?;
+                last_eval_step = Some(self.st.step);
+            }
+        };
+        if last_eval_step != Some(self.st.step) && self.st.step > 0 {
+            self.validate()?;
         }
-    };
-    if last_eval_step != Some(st.step) && st.step > 0 {
-        validate(&mut st, &params, &adam, &carry, progress)?;
+        Ok(reason)
     }
-    progress.finish();
-    let last = out.join("last.safetensors");
-    if stop_reason == "interrupted" {
-        return Err(Error {
-            kind: Kind::Interrupted,
-            msg: format!(
-                "interrupted at step {}; saved {}; continue with: charrnn train {} --resume {}",
-                st.step,
-                last.display(),
-                a.file.display(),
-                last.display()
-            ),
-        });
+
+    /// The closing line, or the interrupt error (exit 130) that says how to resume.
+    fn finish(self, reason: &str) -> Result<()> {
+        self.progress.finish();
+        let last = self.out.join("last.safetensors");
+        if reason == "interrupted" {
+            return Err(Error {
+                kind: Kind::Interrupted,
+                msg: format!(
+                    "interrupted at step {}; saved {}; continue with: charrnn train {} --resume {}",
+                    self.st.step,
+                    last.display(),
+                    self.args.file.display(),
+                    last.display()
+                ),
+            });
+        }
+        eprintln!(
+            "charrnn: {reason} at step {} (epoch {:.2}, {} of training); best validation loss {:.4} nats/char; checkpoints in {}",
+            self.st.step,
+            self.st.step as f64 / self.spe as f64,
+            hms(self.st.train_seconds),
+            self.st.best_val.unwrap_or(f64::NAN),
+            self.out.display()
+        );
+        Ok(())
     }
-    eprintln!(
-        "charrnn: {stop_reason} at step {} (epoch {:.2}, {} of training); best validation loss {:.4} nats/char; checkpoints in {}",
-        st.step,
-        st.step as f64 / spe as f64,
-        hms(st.train_seconds),
-        st.best_val.unwrap_or(f64::NAN),
-        out.display()
-    );
-    Ok(())
 }
 
 fn prepare_out_dir(out: &Path) -> Result<()> {

@@ -650,7 +650,7 @@ impl<'a> Run<'a> {
                 },
             );
             self.progress.update(frac, &status);
-            if self.st.step % self.args.eval_every == 0 {
+            if self.st.step.is_multiple_of(self.args.eval_every) {
                 self.validate()?;
                 last_eval_step = Some(self.st.step);
             }

@@ -95,6 +95,38 @@ pub struct TrainArgs {
     /// Worker threads [default: all cores].
     #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
+    /// Print a short sample (200 characters at temperature 0.8) every this many seconds; 0 turns
+    /// it off.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        allow_negative_numbers = true
+    )]
+    pub sample_every: f64,
+    /// Keep the N newest step checkpoints (step-NNNNNNN.safetensors) besides best and last; older
+    /// ones are deleted.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        allow_negative_numbers = true
+    )]
+    pub keep: usize,
+    /// Also save (last and a step checkpoint) every this many minutes of wall-clock time.
+    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true)]
+    pub save_every_minutes: Option<f64>,
+    /// Stop when validation loss has not improved for K validations in a row.
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    pub patience: Option<u64>,
+    /// Write a line to metrics.jsonl every N steps (mean training loss over them).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        allow_negative_numbers = true
+    )]
+    pub log_every: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -14,6 +14,7 @@ use crate::linalg::Threads;
 use crate::model::{init_params, Layout, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
 use crate::rng::Rng;
+use crate::runlog::{Record, RunLog};
 use crate::sample::Sampler;
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
@@ -52,6 +53,9 @@ pub struct TrainState {
     pub rng: [String; 4],
     pub best_val: Option<f64>,
     pub last_val: Option<f64>,
+    /// Validations since the best one (for --patience).
+    #[serde(default)]
+    pub evals_since_best: u64,
     /// Seconds spent in training steps over all invocations.
     pub train_seconds: f64,
     pub corpus: CorpusInfo,
@@ -313,6 +317,7 @@ struct Run<'a> {
     /// Seconds of training this invocation may take (--minutes), if any.
     budget: Option<f64>,
     progress: Progress,
+    log: RunLog,
 }
 
 impl<'a> Run<'a> {
@@ -325,6 +330,24 @@ impl<'a> Run<'a> {
         }
         if a.steps == Some(0) {
             bail!("--steps must be at least 1");
+        }
+        if a.log_every == 0 {
+            bail!("--log-every must be at least 1");
+        }
+        if a.patience == Some(0) {
+            bail!("--patience must be at least 1");
+        }
+        if !(a.sample_every >= 0.0 && a.sample_every.is_finite()) {
+            bail!(
+                "--sample-every must be 0 (off) or a number of seconds, got {}",
+                a.sample_every
+            );
+        }
+        if let Some(m) = a
+            .save_every_minutes
+            .filter(|m| !(*m > 0.0 && m.is_finite()))
+        {
+            bail!("--save-every-minutes must be positive, got {m}");
         }
         if let Some(e) = a.epochs.filter(|e| !(*e > 0.0 && e.is_finite())) {
             bail!("--epochs must be positive, got {e}");
@@ -422,6 +445,7 @@ impl<'a> Run<'a> {
                     rng: rng.state().map(|w| format!("{w:016x}")),
                     best_val: None,
                     last_val: None,
+                    evals_since_best: 0,
                     train_seconds: 0.0,
                     corpus: CorpusInfo {
                         file: a.file.display().to_string(),
@@ -441,6 +465,42 @@ impl<'a> Run<'a> {
             (None, None) => Path::new("runs").join(a.file.file_stem().unwrap_or_default()),
         };
         prepare_out_dir(&out)?;
+        let file_bytes = std::fs::read(&a.file)
+            .map_err(|e| Error::io(format!("cannot read {}", a.file.display()), e))?;
+        let run_config = serde_json::json!({
+            "charrnn_version": env!("CARGO_PKG_VERSION"),
+            "commit": env!("CHARRNN_COMMIT"),
+            "command": std::env::args().collect::<Vec<_>>(),
+            "corpus": {
+                "path": a.file.display().to_string(),
+                "bytes": file_bytes.len(),
+                "chars": n_chars,
+                "sha256": crate::sha256::hex(&file_bytes),
+                "vocabulary": vocab.len(),
+            },
+            "model": model,
+            "parameters": Layout::new(model).total,
+            "train": config,
+            "run": {
+                "out": out.display().to_string(),
+                "resume": a.resume.as_ref().map(|p| p.display().to_string()),
+                "threads": threads,
+                "steps": a.steps,
+                "epochs": a.epochs,
+                "minutes": a.minutes,
+                "eval_every": a.eval_every,
+                "log_every": a.log_every,
+                "sample_every": a.sample_every,
+                "keep": a.keep,
+                "save_every_minutes": a.save_every_minutes,
+                "patience": a.patience,
+                "steps_per_epoch": spe,
+            },
+        });
+        drop(file_bytes);
+        let text = serde_json::to_string_pretty(&run_config).unwrap() + "\n";
+        checkpoint::write_atomic(&out.join("config.json"), |w| w.write_all(text.as_bytes()))?;
+        let log = RunLog::open(&out, st.step)?;
 
         // When to stop.
         let target_steps = {
@@ -506,12 +566,20 @@ impl<'a> Run<'a> {
             target_steps,
             budget: a.minutes.map(|m| m * 60.0),
             progress,
+            log,
         })
     }
 
-    /// Writes last.safetensors, and best.safetensors too when `best`.
+    /// Writes last.safetensors, best.safetensors too when `best`, and a step checkpoint when
+    /// --keep asks for them (deleting all but the newest --keep).
     fn save(&self, best: bool) -> Result<()> {
-        for (name, write) in [("last.safetensors", true), ("best.safetensors", best)] {
+        let step_name = format!("step-{:07}.safetensors", self.st.step);
+        let keep = self.args.keep > 0;
+        for (name, write) in [
+            ("last.safetensors", true),
+            ("best.safetensors", best),
+            (step_name.as_str(), keep),
+        ] {
             if write {
                 let train = TrainRef {
                     config: &self.config,
@@ -528,6 +596,21 @@ impl<'a> Run<'a> {
                 )?;
             }
         }
+        if keep {
+            let mut steps: Vec<PathBuf> = std::fs::read_dir(&self.out)
+                .map_err(|e| Error::io(format!("cannot list {}", self.out.display()), e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("step-") && n.ends_with(".safetensors"))
+                })
+                .collect();
+            steps.sort(); // zero-padded step numbers sort in step order
+            for old in &steps[..steps.len().saturating_sub(self.args.keep)] {
+                let _ = std::fs::remove_file(old);
+            }
+        }
         Ok(())
     }
 
@@ -540,8 +623,19 @@ impl<'a> Run<'a> {
         let improved = st.best_val.is_none_or(|b| val < b);
         if improved {
             st.best_val = Some(val);
+            st.evals_since_best = 0;
+        } else {
+            st.evals_since_best += 1;
         }
         self.save(improved)?;
+        self.log.push(Record::Val {
+            step: self.st.step,
+            epoch: self.st.step as f64 / self.spe as f64,
+            chars: self.chars_seen(),
+            loss: val,
+            bits_per_char: val / std::f64::consts::LN_2,
+            best: improved,
+        })?;
         self.progress.line(&format!(
             "step {} epoch {:.2}: validation loss {:.4} nats/char ({:.4} bits/char){} [eval {:.1}s]",
             self.st.step,
@@ -551,13 +645,20 @@ impl<'a> Run<'a> {
             if improved { ", best so far" } else { "" },
             t0.elapsed().as_secs_f64()
         ));
+        Ok(())
+    }
+
+    fn chars_seen(&self) -> u64 {
+        self.st.step * (self.config.batch * self.config.seq) as u64
+    }
+
+    fn print_sample(&self) {
         let sample = preview(&self.layout, &self.params, &self.vocab, self.st.step, 200);
         self.progress.line(&format!(
             "--- sample at step {} (temperature 0.8) ---\n{}\n---",
             self.st.step,
             sample.trim_end()
         ));
-        Ok(())
     }
 
     /// Steps until a stop condition; returns why it stopped.
@@ -573,6 +674,8 @@ impl<'a> Run<'a> {
         let (mut rate_chars, mut rate_secs) = (0.0, 0.0);
         let mut last_eval_step = None;
         let spe = self.spe;
+        let (mut last_sample, mut last_save) = (Instant::now(), Instant::now());
+        let (mut log_loss, mut log_n, mut log_secs) = (0.0, 0u64, 0.0);
         let reason = loop {
             if INTERRUPTED.load(Ordering::SeqCst) {
                 break "interrupted";
@@ -582,6 +685,13 @@ impl<'a> Run<'a> {
             }
             if self.budget.is_some_and(|bgt| run_seconds >= bgt) {
                 break "time budget reached";
+            }
+            if self
+                .args
+                .patience
+                .is_some_and(|p| self.st.evals_since_best >= p)
+            {
+                break "stopped early: no improvement (--patience)";
             }
             let t0 = Instant::now();
             let k = (self.st.step % spe) as usize;
@@ -634,8 +744,9 @@ impl<'a> Run<'a> {
             let val = st.last_val.map_or("-".to_string(), |v| {
                 format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
             });
+            let rss = crate::runlog::rss_mb();
             let status = format!(
-                "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s elapsed {} eta {}",
+                "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s elapsed {} eta {} mem {rss:.0} MB",
                 st.step,
                 self.target_steps.map_or(String::new(), |t| format!("/{t}")),
                 st.step as f64 / spe as f64,
@@ -650,9 +761,36 @@ impl<'a> Run<'a> {
                 },
             );
             self.progress.update(frac, &status);
+            (log_loss, log_n, log_secs) = (log_loss + loss, log_n + 1, log_secs + dt);
+            if self.st.step.is_multiple_of(self.args.log_every) {
+                self.log.push(Record::Train {
+                    step: self.st.step,
+                    epoch: self.st.step as f64 / spe as f64,
+                    chars: self.chars_seen(),
+                    loss: log_loss / log_n as f64,
+                    chars_per_s: (log_n * (b * t) as u64) as f64 / log_secs,
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                    rss_mb: rss,
+                })?;
+                (log_loss, log_n, log_secs) = (0.0, 0, 0.0);
+            }
             if self.st.step.is_multiple_of(self.args.eval_every) {
                 self.validate()?;
                 last_eval_step = Some(self.st.step);
+                last_save = Instant::now();
+            } else if self
+                .args
+                .save_every_minutes
+                .is_some_and(|m| last_save.elapsed().as_secs_f64() >= 60.0 * m)
+            {
+                self.save(false)?;
+                last_save = Instant::now();
+            }
+            if self.args.sample_every > 0.0
+                && last_sample.elapsed().as_secs_f64() >= self.args.sample_every
+            {
+                self.print_sample();
+                last_sample = Instant::now();
             }
         };
         if last_eval_step != Some(self.st.step) && self.st.step > 0 {

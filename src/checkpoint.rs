@@ -26,8 +26,13 @@ pub struct Checkpoint {
     pub model: ModelConfig,
     pub vocab: Vocab,
     pub params: Vec<f32>,
-    /// Present in checkpoints written by training: everything `--resume` needs.
+    /// Present in checkpoints written by training: everything `--resume` needs (read by
+    /// `load`, not by `load_model`).
     pub train: Option<TrainSnapshot>,
+    /// The training settings and state as saved (read by both).
+    pub train_info: Option<(TrainConfig, TrainState)>,
+    /// Size of the file in bytes.
+    pub file_bytes: u64,
 }
 
 pub struct TrainSnapshot {
@@ -345,6 +350,13 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
         Ok(v)
     };
     let params = flat(&mut tf, "")?;
+    let train_info = match (meta.get("train_config"), meta.get("train_state")) {
+        (Some(c), Some(s)) => Some((
+            serde_json::from_str::<TrainConfig>(c).map_err(|e| bad("train_config", e))?,
+            serde_json::from_str::<TrainState>(s).map_err(|e| bad("train_state", e))?,
+        )),
+        _ => None,
+    };
     let train = match (
         with_train,
         meta.get("train_config"),
@@ -375,10 +387,13 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
         }
         _ => None,
     };
+    let file_bytes = tf.data_start + tf.data_len;
     Ok(Checkpoint {
         model,
         vocab,
         params,
         train,
+        train_info,
+        file_bytes,
     })
 }

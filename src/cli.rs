@@ -22,12 +22,52 @@ pub enum Command {
     Sample(SampleArgs),
     /// Measure training and sampling speed on random data (no corpus needed).
     Bench(BenchArgs),
+    /// Loss of a checkpoint on texts (nats and bits per character, perplexity), exactly as
+    /// validation loss is measured.
+    Eval(EvalArgs),
+    /// Show what a checkpoint holds: model, vocabulary, training state, corpus.
+    Info(InfoArgs),
+    /// Draw the loss curves of one or more runs (folders written by train --out) on one chart.
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// A checkpoint written by `charrnn train`.
+    pub checkpoint: PathBuf,
+    /// Texts to measure, each on its own.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Replace invalid UTF-8 with U+FFFD instead of stopping with an error.
+    #[arg(long)]
+    pub lossy: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InfoArgs {
+    /// A checkpoint written by `charrnn train`.
+    pub checkpoint: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// Run folders (each holds metrics.jsonl).
+    #[arg(required = true, num_args = 1..)]
+    pub runs: Vec<PathBuf>,
+    /// The chart to write (.svg).
+    #[arg(long, default_value = "loss.svg")]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct TrainArgs {
-    /// The UTF-8 text to train on.
-    pub file: PathBuf,
+    /// The UTF-8 text to train on: a file, several files, or folders (read recursively in sorted
+    /// order, joined with a blank line).
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
     /// Folder for checkpoints (last.safetensors, best.safetensors) [default: runs/<file stem>,
     /// or the resumed checkpoint's folder].
     #[arg(long, value_name = "DIR")]
@@ -150,6 +190,18 @@ pub struct SampleArgs {
     /// Draw only from the K most likely characters.
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub top_k: Option<usize>,
+    /// After sampling, report (on stderr) the share of sampled n-grams that do not occur in
+    /// this text, the training corpus: a check for memorisation.
+    #[arg(long, value_name = "CORPUS")]
+    pub check_novelty: Option<PathBuf>,
+    /// The n of --check-novelty.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        allow_negative_numbers = true
+    )]
+    pub ngram: usize,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -52,6 +52,78 @@ pub fn decode_text(bytes: &[u8], name: &str, lossy: bool) -> Result<String> {
     Ok(text)
 }
 
+/// The training text: one file, or several files / folders read in sorted order and joined
+/// with a blank line.
+pub struct Corpus {
+    pub text: String,
+    /// How to name it in messages: the file, or "N files from …".
+    pub name: String,
+    pub files: usize,
+    /// Files in folders that were skipped for not being UTF-8 text.
+    pub skipped: usize,
+}
+
+/// Reads `paths`: files are read as with `read_text` (any problem is an error); folders are
+/// walked recursively in sorted order, skipping hidden entries and files that are not UTF-8
+/// text (counted in `skipped`).
+pub fn read_corpus(paths: &[std::path::PathBuf], lossy: bool) -> Result<Corpus> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut skipped = 0;
+    for p in paths {
+        if p.is_dir() {
+            let mut files = Vec::new();
+            walk(p, &mut files)
+                .map_err(|e| Error::io(format!("cannot read folder {}", p.display()), e))?;
+            files.sort();
+            for f in files {
+                let bytes = std::fs::read(&f)
+                    .map_err(|e| Error::io(format!("cannot read {}", f.display()), e))?;
+                match decode_text(&bytes, &f.display().to_string(), lossy) {
+                    Ok(t) => parts.push(t),
+                    Err(_) => skipped += 1,
+                }
+            }
+        } else {
+            parts.push(read_text(p, lossy)?);
+        }
+    }
+    if parts.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "{} holds no UTF-8 text files ({skipped} skipped); give text files to train on",
+            shown.join(" ")
+        );
+    }
+    let name = if paths.len() == 1 && !paths[0].is_dir() {
+        paths[0].display().to_string()
+    } else {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        format!("{} files from {}", parts.len(), shown.join(" "))
+    };
+    Ok(Corpus {
+        files: parts.len(),
+        text: parts.join("\n\n"),
+        name,
+        skipped,
+    })
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            walk(&e.path(), out)?;
+        } else if ft.is_file() {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
 /// Transliterates to ASCII, as the blog post did with `unidecode`.
 pub fn to_ascii(text: &str) -> String {
     deunicode::deunicode(text)

@@ -10,6 +10,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod float;
+pub mod inspect;
 pub mod linalg;
 pub mod model;
 pub mod optim;
@@ -30,5 +31,8 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         cli::Command::Train(a) => train::train(&a),
         cli::Command::Sample(a) => sample::run(&a),
         cli::Command::Bench(a) => bench::run(&a),
+        cli::Command::Eval(a) => inspect::eval(&a),
+        cli::Command::Info(a) => inspect::info(&a),
+        cli::Command::Plot(a) => runlog::plot_runs(&a.runs, &a.out),
     }
 }

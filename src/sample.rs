@@ -149,6 +149,14 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     if a.top_k == Some(0) {
         crate::bail!("--top-k must be at least 1");
     }
+    if a.ngram == 0 {
+        crate::bail!("--ngram must be at least 1");
+    }
+    // Read the corpus first: a bad path should fail before any output.
+    let novelty_corpus = match &a.check_novelty {
+        Some(p) => Some(crate::data::read_text(p, true)?),
+        None => None,
+    };
     let ck = crate::checkpoint::load_model(&a.checkpoint)?;
     let layout = Layout::new(ck.model);
     let vocab = &ck.vocab;
@@ -176,9 +184,13 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
         out.write_all(p.as_bytes()).map_err(io)?;
     }
     let mut buf = [0u8; 4];
+    let mut generated = String::new();
     for i in 0..a.length {
         let id = s.pick(a.temperature, a.top_k, &mut rng);
         let c = vocab.char(id);
+        if novelty_corpus.is_some() {
+            generated.push(c);
+        }
         out.write_all(c.encode_utf8(&mut buf).as_bytes())
             .map_err(io)?;
         // Stream: every character on a terminal; else the first, line ends, every 64.
@@ -190,7 +202,46 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
         }
     }
     out.write_all(b"\n").map_err(io)?;
-    out.flush().map_err(io)
+    out.flush().map_err(io)?;
+    if let (Some(corpus), Some(path)) = (&novelty_corpus, &a.check_novelty) {
+        match novelty(&generated, corpus, a.ngram) {
+            Some((novel, total)) => eprintln!(
+                "charrnn: novelty: {:.1}% of the {total} sampled {}-grams do not occur in {}",
+                100.0 * novel as f64 / total as f64,
+                a.ngram,
+                path.display()
+            ),
+            None => eprintln!(
+                "charrnn: novelty: the sample is shorter than one {}-gram",
+                a.ngram
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// (novel, total): how many of the `n`-character windows of `sample` never occur in `corpus`
+/// (the memorisation check torch-rnn kept as a side script). None when the sample is shorter
+/// than `n`.
+pub fn novelty(sample: &str, corpus: &str, n: usize) -> Option<(usize, usize)> {
+    fn grams(text: &str, n: usize) -> impl Iterator<Item = u64> + '_ {
+        let chars: Vec<char> = text.chars().collect();
+        (0..chars.len().saturating_sub(n - 1)).map(move |i| {
+            // FNV-1a over the window's scalar values: collisions are negligible at 64 bits.
+            chars[i..i + n]
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
+                    (h ^ c as u64).wrapping_mul(0x0100_0000_01b3)
+                })
+        })
+    }
+    let seen: std::collections::HashSet<u64> = grams(corpus, n).collect();
+    let (mut novel, mut total) = (0, 0);
+    for g in grams(sample, n) {
+        total += 1;
+        novel += usize::from(!seen.contains(&g));
+    }
+    (total > 0).then_some((novel, total))
 }
 
 #[cfg(test)]
@@ -218,6 +269,13 @@ mod tests {
                 assert!((a - b).abs() < 1e-5, "step {t}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn novelty_counts_windows_absent_from_the_corpus() {
+        assert_eq!(novelty("abcd", "xxabcxx", 3), Some((1, 2))); // "abc" occurs, "bcd" does not
+        assert_eq!(novelty("ab", "abc", 3), None);
+        assert_eq!(novelty("春眠不觉", "春眠不觉晓", 2), Some((0, 3)));
     }
 
     #[test]

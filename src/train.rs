@@ -383,7 +383,10 @@ impl<'a> Run<'a> {
         };
 
         // The text.
-        let raw = data::read_text(&a.file, config.lossy)?;
+        let corpus = data::read_corpus(&a.files, config.lossy)?;
+        let corpus_sha256 = crate::sha256::hex(corpus.text.as_bytes());
+        let raw = corpus.text;
+        let corpus_bytes = raw.len();
         let text = if config.ascii {
             data::to_ascii(&raw)
         } else {
@@ -399,19 +402,19 @@ impl<'a> Run<'a> {
             if snap.state.corpus.fingerprint != fingerprint {
                 bail!(
                     "{} is not the text this run was trained on ({}, {} characters); resume with that file",
-                    a.file.display(),
+                    corpus.name,
                     snap.state.corpus.file,
                     snap.state.corpus.chars
                 );
             }
         }
-        let (ids, unknown) = vocab.encode(&text, &format!("{}", a.file.display()))?;
+        let (ids, unknown) = vocab.encode(&text, &corpus.name)?;
         drop(text);
         let (train_ids, val_ids) = data::split(&ids, config.val_frac);
         if val_ids.len() < 2 {
             bail!(
                 "the validation part of {} has {} character(s); it needs at least 2: use a larger --val-frac or a longer text",
-                a.file.display(),
+                corpus.name,
                 val_ids.len()
             );
         }
@@ -448,7 +451,7 @@ impl<'a> Run<'a> {
                     evals_since_best: 0,
                     train_seconds: 0.0,
                     corpus: CorpusInfo {
-                        file: a.file.display().to_string(),
+                        file: corpus.name.clone(),
                         chars: n_chars,
                         fingerprint,
                     },
@@ -462,20 +465,20 @@ impl<'a> Run<'a> {
         let out: PathBuf = match (&a.out, &a.resume) {
             (Some(o), _) => o.clone(),
             (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
-            (None, None) => Path::new("runs").join(a.file.file_stem().unwrap_or_default()),
+            (None, None) => Path::new("runs").join(a.files[0].file_stem().unwrap_or_default()),
         };
         prepare_out_dir(&out)?;
-        let file_bytes = std::fs::read(&a.file)
-            .map_err(|e| Error::io(format!("cannot read {}", a.file.display()), e))?;
         let run_config = serde_json::json!({
             "charrnn_version": env!("CARGO_PKG_VERSION"),
             "commit": env!("CHARRNN_COMMIT"),
             "command": std::env::args().collect::<Vec<_>>(),
             "corpus": {
-                "path": a.file.display().to_string(),
-                "bytes": file_bytes.len(),
+                "paths": a.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "files": corpus.files,
+                "skipped_files": corpus.skipped,
+                "bytes": corpus_bytes,
                 "chars": n_chars,
-                "sha256": crate::sha256::hex(&file_bytes),
+                "sha256": corpus_sha256,
                 "vocabulary": vocab.len(),
             },
             "model": model,
@@ -497,7 +500,6 @@ impl<'a> Run<'a> {
                 "steps_per_epoch": spe,
             },
         });
-        drop(file_bytes);
         let text = serde_json::to_string_pretty(&run_config).unwrap() + "\n";
         checkpoint::write_atomic(&out.join("config.json"), |w| w.write_all(text.as_bytes()))?;
         let log = RunLog::open(&out, st.step)?;
@@ -522,8 +524,13 @@ impl<'a> Run<'a> {
 
         let progress = Progress::new();
         progress.line(&format!(
-            "charrnn: {}: {} characters, vocabulary {}{}; train {} / validation {}",
-            a.file.display(),
+            "charrnn: {}{}: {} characters, vocabulary {}{}; train {} / validation {}",
+            corpus.name,
+            if corpus.skipped > 0 {
+                format!(" ({} files skipped: not UTF-8 text)", corpus.skipped)
+            } else {
+                String::new()
+            },
             n_chars,
             vocab.len(),
             if unknown > 0 {
@@ -810,7 +817,12 @@ impl<'a> Run<'a> {
                     "interrupted at step {}; saved {}; continue with: charrnn train {} --resume {}",
                     self.st.step,
                     last.display(),
-                    self.args.file.display(),
+                    self.args
+                        .files
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     last.display()
                 ),
             });

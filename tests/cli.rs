@@ -373,7 +373,7 @@ fn bad_training_inputs_exit_2_with_one_clear_line() {
     d.run(&["train", "missing.txt"])
         .bad("cannot read missing.txt");
     std::fs::create_dir(d.path("folder")).unwrap();
-    d.run(&["train", "folder"]).bad("is a directory");
+    d.run(&["train", "folder"]).bad("folder holds no UTF-8 text files");
     d.write("empty.txt", "");
     d.run(&["train", "empty.txt"]).bad("is empty");
     d.write("short.txt", "hello world, a short text\n".repeat(10));
@@ -553,4 +553,260 @@ fn two_threads_are_deterministic_too() {
         a.params == b.params,
         "two runs with the same seed and 2 threads differ"
     );
+}
+
+#[test]
+fn run_folder_has_config_metrics_plot_and_rotated_step_checkpoints() {
+    let d = Dir::new("runfolder");
+    let f = repetitive(&d);
+    train(
+        &d,
+        &f,
+        "run",
+        &[
+            "--steps",
+            "40",
+            "--eval-every",
+            "20",
+            "--log-every",
+            "5",
+            "--keep",
+            "1",
+        ],
+    )
+    .ok();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("run/config.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(&f).unwrap();
+    assert_eq!(config["corpus"]["sha256"], charrnn::sha256::hex(&bytes));
+    assert_eq!(config["corpus"]["bytes"], bytes.len());
+    assert_eq!(config["model"]["hidden"], 48);
+    assert_eq!(config["train"]["seed"], 1);
+    assert!(config["commit"].is_string() && config["charrnn_version"].is_string());
+    let metrics = charrnn::runlog::read_metrics(&d.path("run")).unwrap();
+    let vals: Vec<_> = metrics
+        .iter()
+        .filter(|r| matches!(r, charrnn::runlog::Record::Val { .. }))
+        .collect();
+    assert_eq!(
+        (metrics.len() - vals.len(), vals.len()),
+        (8, 2),
+        "8 log lines and 2 validations"
+    );
+    let svg = std::fs::read_to_string(d.path("run/loss.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg")
+            && svg.contains("characters seen")
+            && svg.contains("loss (nats/char)")
+    );
+    let steps: Vec<String> = std::fs::read_dir(d.path("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    assert_eq!(
+        steps,
+        vec!["step-0000040.safetensors".to_string()],
+        "--keep 1 keeps only the newest"
+    );
+
+    // Resuming appends to the same log.
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "run/last.safetensors",
+        "--steps",
+        "60",
+        "--threads",
+        "1",
+    ])
+    .ok();
+    let after = charrnn::runlog::read_metrics(&d.path("run")).unwrap();
+    assert!(after.len() > metrics.len() && after[..metrics.len()] == metrics[..]);
+
+    // Two runs on one chart; only SVG can be drawn.
+    train(
+        &d,
+        &f,
+        "other",
+        &["--steps", "20", "--eval-every", "10", "--log-every", "5"],
+    )
+    .ok();
+    d.run(&["plot", "run", "other", "--out", "both.svg"]).ok();
+    let both = std::fs::read_to_string(d.path("both.svg")).unwrap();
+    assert!(both.contains("run validation") && both.contains("other validation"));
+    assert_eq!(both.matches("<polyline").count(), 4);
+    d.run(&["plot", "run", "--out", "both.png"]).bad(".svg");
+    d.run(&["plot", "fox.txt"]).bad("not a run folder");
+}
+
+#[test]
+fn patience_stops_a_run_that_no_longer_improves() {
+    let d = Dir::new("patience");
+    // Training text all 'a', validation all 'b': learning the first can only hurt the second.
+    let f = d.write(
+        "ab.txt",
+        format!("{}{}", "a".repeat(9000), "b".repeat(1000)),
+    );
+    let r = train(
+        &d,
+        &f,
+        "run",
+        &[
+            "--steps",
+            "100",
+            "--eval-every",
+            "1",
+            "--patience",
+            "2",
+            "--lr",
+            "0.01",
+        ],
+    )
+    .ok();
+    assert!(r.stderr().contains("--patience"), "{}", r.stderr());
+    assert_eq!(
+        tensors(&d.path("run/last.safetensors"))
+            .train
+            .unwrap()
+            .state
+            .step,
+        3
+    );
+}
+
+#[test]
+fn eval_info_and_novelty_report_on_a_checkpoint() {
+    let d = Dir::new("eval");
+    let f = repetitive(&d);
+    train(
+        &d,
+        &f,
+        "run",
+        &["--steps", "300", "--eval-every", "300", "--lr", "0.01"],
+    )
+    .ok();
+    let e = d
+        .run(&["eval", "run/best.safetensors", "fox.txt"])
+        .ok()
+        .stdout();
+    assert!(e.contains("bits/char") && e.contains("perplexity"), "{e}");
+    let bpc: f64 = e
+        .split(" nats/char")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bpc < 0.3, "a memorised text scores low: {e}");
+    d.write(
+        "odd.txt",
+        "the quick brown fox jumps over the lazy dog. Zürich €\n".repeat(20),
+    );
+    let e = d
+        .run(&["eval", "run/best.safetensors", "odd.txt"])
+        .ok()
+        .stdout();
+    assert!(
+        e.contains("outside the vocabulary") && e.contains("'€'×20"),
+        "{e}"
+    );
+    let info = d.run(&["info", "run/best.safetensors"]).ok().stdout();
+    for needle in ["parameters", "vocabulary", "step 300", "best 0.", "fox.txt"] {
+        assert!(info.contains(needle), "{needle:?} missing from:\n{info}");
+    }
+    let s = d
+        .run(&[
+            "sample",
+            "run/best.safetensors",
+            "--temperature",
+            "0",
+            "--length",
+            "300",
+            "--check-novelty",
+            "fox.txt",
+        ])
+        .ok();
+    assert!(
+        s.stderr()
+            .contains("novelty: 0.0% of the 281 sampled 20-grams"),
+        "{}",
+        s.stderr()
+    );
+}
+
+#[test]
+fn trains_on_a_folder_of_files_skipping_binaries() {
+    let d = Dir::new("folder");
+    std::fs::create_dir_all(d.path("texts/sub")).unwrap();
+    d.write("texts/a.txt", LINE.repeat(200));
+    d.write("texts/sub/b.txt", LINE.to_uppercase().repeat(200));
+    d.write("texts/logo.png", [0x89u8, b'P', b'N', b'G', 0, 0, 0, 13]);
+    d.write("texts/.hidden", "never read");
+    let r = d
+        .run(&[
+            "train", "texts", "--out", "run", "--steps", "2", "--batch", "4", "--seq", "16",
+            "--hidden", "8",
+        ])
+        .ok();
+    let err = r.stderr();
+    assert!(
+        err.contains("2 files from texts") && err.contains("1 files skipped"),
+        "{err}"
+    );
+    let v = tensors(&d.path("run/last.safetensors")).vocab;
+    assert!(
+        v.chars.contains(&'Q') && v.chars.contains(&'q'),
+        "both files were read"
+    );
+    // Several files on the command line work too.
+    d.run(&[
+        "train",
+        "texts/a.txt",
+        "texts/sub/b.txt",
+        "--out",
+        "run2",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--seq",
+        "16",
+        "--hidden",
+        "8",
+    ])
+    .ok();
+}
+
+#[test]
+fn a_failed_save_says_so_and_leaves_the_other_checkpoints_intact() {
+    let d = Dir::new("savefail");
+    let f = repetitive(&d);
+    train(&d, &f, "run", &["--steps", "5"]).ok();
+    std::fs::copy(d.path("run/last.safetensors"), d.path("ck.safetensors")).unwrap();
+    let best_before = std::fs::read(d.path("run/best.safetensors")).unwrap();
+    // last.safetensors becomes a non-empty folder: renaming a file over it must fail.
+    std::fs::remove_file(d.path("run/last.safetensors")).unwrap();
+    std::fs::create_dir_all(d.path("run/last.safetensors/blocker")).unwrap();
+    let r = d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "ck.safetensors",
+        "--out",
+        "run",
+        "--steps",
+        "10",
+        "--threads",
+        "1",
+    ]);
+    r.bad("cannot write run/last.safetensors");
+    assert_eq!(
+        std::fs::read(d.path("run/best.safetensors")).unwrap(),
+        best_before
+    );
+    assert!(leftover_temp_files(&d.path("run")).is_empty());
 }

@@ -29,6 +29,37 @@ pub enum Command {
     Info(InfoArgs),
     /// Draw the loss curves of one or more runs (folders written by train --out) on one chart.
     Plot(PlotArgs),
+    /// Download a text to train on into a cache folder and print its path.
+    #[command(subcommand)]
+    Fetch(FetchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FetchCommand {
+    /// A Project Gutenberg book by number (27200 is the blog post's Andersen fairy tales),
+    /// without Gutenberg's licence header and footer.
+    Gutenberg(GutenbergArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GutenbergArgs {
+    /// The eBook number.
+    pub id: u32,
+    #[command(flatten)]
+    pub source: GutenbergSource,
+}
+
+/// Where books come from and where they are kept.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GutenbergSource {
+    /// Cache folder for downloaded books [default: $CHARRNN_CACHE, $XDG_CACHE_HOME/charrnn or
+    /// ~/.cache/charrnn].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Base URL of the Gutenberg mirror [default: $CHARRNN_GUTENBERG_MIRROR or
+    /// https://www.gutenberg.org].
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -66,8 +97,13 @@ pub struct PlotArgs {
 pub struct TrainArgs {
     /// The UTF-8 text to train on: a file, several files, or folders (read recursively in sorted
     /// order, joined with a blank line).
-    #[arg(required = true, num_args = 1..)]
+    #[arg(required_unless_present = "gutenberg", num_args = 1..)]
     pub files: Vec<PathBuf>,
+    /// Train on Project Gutenberg book ID, downloaded once (see `charrnn fetch gutenberg`).
+    #[arg(long, value_name = "ID")]
+    pub gutenberg: Option<u32>,
+    #[command(flatten)]
+    pub source: GutenbergSource,
     /// Folder for checkpoints (last.safetensors, best.safetensors) [default: runs/<file stem>,
     /// or the resumed checkpoint's folder].
     #[arg(long, value_name = "DIR")]

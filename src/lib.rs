@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod fetch;
 pub mod float;
 pub mod inspect;
 pub mod linalg;
@@ -28,11 +29,26 @@ use error::Result;
 /// Runs one parsed command line.
 pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
-        cli::Command::Train(a) => train::train(&a),
+        cli::Command::Train(mut a) => {
+            if let Some(id) = a.gutenberg {
+                a.files.push(fetch::gutenberg(
+                    id,
+                    a.source.cache.as_deref(),
+                    a.source.mirror.as_deref(),
+                )?);
+            }
+            train::train(&a)
+        }
         cli::Command::Sample(a) => sample::run(&a),
         cli::Command::Bench(a) => bench::run(&a),
         cli::Command::Eval(a) => inspect::eval(&a),
         cli::Command::Info(a) => inspect::info(&a),
         cli::Command::Plot(a) => runlog::plot_runs(&a.runs, &a.out),
+        cli::Command::Fetch(cli::FetchCommand::Gutenberg(a)) => {
+            let path =
+                fetch::gutenberg(a.id, a.source.cache.as_deref(), a.source.mirror.as_deref())?;
+            println!("{}", path.display());
+            Ok(())
+        }
     }
 }

@@ -373,7 +373,8 @@ fn bad_training_inputs_exit_2_with_one_clear_line() {
     d.run(&["train", "missing.txt"])
         .bad("cannot read missing.txt");
     std::fs::create_dir(d.path("folder")).unwrap();
-    d.run(&["train", "folder"]).bad("folder holds no UTF-8 text files");
+    d.run(&["train", "folder"])
+        .bad("folder holds no UTF-8 text files");
     d.write("empty.txt", "");
     d.run(&["train", "empty.txt"]).bad("is empty");
     d.write("short.txt", "hello world, a short text\n".repeat(10));
@@ -809,4 +810,119 @@ fn a_failed_save_says_so_and_leaves_the_other_checkpoints_intact() {
         best_before
     );
     assert!(leftover_temp_files(&d.path("run")).is_empty());
+}
+
+/// A one-thread HTTP server on 127.0.0.1 that serves `body` at the Gutenberg path of book
+/// 27200 and 404 elsewhere, for at most `requests` requests. Returns its base URL.
+fn gutenberg_server(body: Vec<u8>, requests: usize) -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let found = request.starts_with("GET /cache/epub/27200/pg27200.txt ");
+            let (status, content): (&str, &[u8]) = if found {
+                ("200 OK", &body)
+            } else {
+                ("404 Not Found", b"no such book")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                content.len()
+            );
+            let _ = stream.write_all(content);
+        }
+    });
+    base
+}
+
+#[test]
+fn fetches_a_gutenberg_book_strips_the_licence_and_trains_on_it() {
+    let d = Dir::new("gutenberg");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let raw = std::fs::read(fixtures.join("gutenberg-sample.txt")).unwrap();
+    let want = std::fs::read_to_string(fixtures.join("gutenberg-sample.book.txt")).unwrap();
+    let base = gutenberg_server(raw.repeat(1), 3);
+    let r = d
+        .run(&[
+            "fetch",
+            "gutenberg",
+            "27200",
+            "--mirror",
+            &base,
+            "--cache",
+            "cache",
+        ])
+        .ok();
+    let path = PathBuf::from(r.stdout().trim());
+    assert_eq!(path, PathBuf::from("cache/gutenberg-27200.txt"));
+    let got = std::fs::read_to_string(d.path("cache/gutenberg-27200.txt")).unwrap();
+    assert_eq!(got, want, "the book, without header and footer, CRLF kept");
+    // A second fetch is served from the cache (the server is not asked again).
+    d.run(&[
+        "fetch",
+        "gutenberg",
+        "27200",
+        "--mirror",
+        "http://127.0.0.1:9",
+        "--cache",
+        "cache",
+    ])
+    .ok();
+    d.run(&[
+        "fetch",
+        "gutenberg",
+        "4",
+        "--mirror",
+        &base,
+        "--cache",
+        "cache",
+    ])
+    .bad("no plain-text book 4");
+    // No server at all: one line telling the user to pass a local file.
+    d.run(&[
+        "fetch",
+        "gutenberg",
+        "5",
+        "--mirror",
+        "http://127.0.0.1:9",
+        "--cache",
+        "cache",
+    ])
+    .bad("pass the local file");
+    // train --gutenberg uses the same cache.
+    let r = d
+        .run(&[
+            "train",
+            "--gutenberg",
+            "27200",
+            "--cache",
+            "cache",
+            "--out",
+            "run",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--seq",
+            "16",
+            "--hidden",
+            "8",
+            "--val-frac",
+            "0.2",
+        ])
+        .ok();
+    assert!(r.stderr().contains("gutenberg-27200.txt"), "{}", r.stderr());
 }

@@ -26,11 +26,8 @@ pub struct Checkpoint {
     pub model: ModelConfig,
     pub vocab: Vocab,
     pub params: Vec<f32>,
-    /// Present in checkpoints written by training: everything `--resume` needs (read by
-    /// `load`, not by `load_model`).
+    /// Present in checkpoints written by training.
     pub train: Option<TrainSnapshot>,
-    /// The training settings and state as saved (read by both).
-    pub train_info: Option<(TrainConfig, TrainState)>,
     /// Size of the file in bytes.
     pub file_bytes: u64,
 }
@@ -38,6 +35,12 @@ pub struct Checkpoint {
 pub struct TrainSnapshot {
     pub config: TrainConfig,
     pub state: TrainState,
+    /// What only `--resume` needs: read by `load`, not by `load_model`.
+    pub resume: Option<ResumeState>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ResumeState {
     pub adam: Adam<f32>,
     pub carry: State<f32>,
 }
@@ -350,39 +353,32 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
         Ok(v)
     };
     let params = flat(&mut tf, "")?;
-    let train_info = match (meta.get("train_config"), meta.get("train_state")) {
-        (Some(c), Some(s)) => Some((
-            serde_json::from_str::<TrainConfig>(c).map_err(|e| bad("train_config", e))?,
-            serde_json::from_str::<TrainState>(s).map_err(|e| bad("train_state", e))?,
-        )),
-        _ => None,
-    };
-    let train = match (
-        with_train,
-        meta.get("train_config"),
-        meta.get("train_state"),
-    ) {
-        (true, Some(c), Some(s)) => {
+    let train = match (meta.get("train_config"), meta.get("train_state")) {
+        (Some(c), Some(s)) => {
             let config: TrainConfig =
                 serde_json::from_str(c).map_err(|e| bad("train_config", e))?;
             let state: TrainState = serde_json::from_str(s).map_err(|e| bad("train_state", e))?;
-            let shape = [model.layers, config.batch, model.hidden];
-            let carry = State {
-                h: tf.f32("state.h", Some(&shape))?,
-                c: tf.f32("state.c", Some(&shape))?,
+            let resume = if with_train {
+                let shape = [model.layers, config.batch, model.hidden];
+                let carry = State {
+                    h: tf.f32("state.h", Some(&shape))?,
+                    c: tf.f32("state.c", Some(&shape))?,
+                };
+                let mut adam = Adam::new(layout.total, config.lr, config.amsgrad);
+                adam.t = state.adam_steps;
+                adam.m = flat(&mut tf, "adam.m.")?;
+                adam.v = flat(&mut tf, "adam.v.")?;
+                if config.amsgrad {
+                    adam.vmax = Some(flat(&mut tf, "adam.vmax.")?);
+                }
+                Some(ResumeState { adam, carry })
+            } else {
+                None
             };
-            let mut adam = Adam::new(layout.total, config.lr, config.amsgrad);
-            adam.t = state.adam_steps;
-            adam.m = flat(&mut tf, "adam.m.")?;
-            adam.v = flat(&mut tf, "adam.v.")?;
-            if config.amsgrad {
-                adam.vmax = Some(flat(&mut tf, "adam.vmax.")?);
-            }
             Some(TrainSnapshot {
                 config,
                 state,
-                adam,
-                carry,
+                resume,
             })
         }
         _ => None,
@@ -393,7 +389,6 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
         vocab,
         params,
         train,
-        train_info,
         file_bytes,
     })
 }

@@ -17,7 +17,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     let threads = crate::train::setup_threads(a.threads)?;
     let ck = checkpoint::load_model(&a.checkpoint)?;
     let layout = Layout::new(ck.model);
-    let ascii = ck.train_info.as_ref().is_some_and(|(c, _)| c.ascii);
+    let ascii = ck.train.as_ref().is_some_and(|t| t.config.ascii);
     for f in &a.files {
         let text = data::read_text(f, a.lossy)?;
         let text = if ascii { data::to_ascii(&text) } else { text };
@@ -112,8 +112,9 @@ pub fn info(a: &InfoArgs) -> Result<()> {
     if let Some(u) = ck.vocab.unk {
         println!("unknown symbol: id {u} (U+FFFD): rarer characters of the corpus map to it");
     }
-    match &ck.train_info {
-        Some((c, s)) => {
+    match &ck.train {
+        Some(tr) => {
+            let (c, s) = (&tr.config, &tr.state);
             let bpc = |v: f64| {
                 format!(
                     "{v:.4} nats/char ({:.4} bits/char)",

@@ -5,7 +5,7 @@
 //! (`engine`, `optim`), the data rules (`data`) or the file format (`checkpoint`).
 
 use crate::bail;
-use crate::checkpoint::{self, TrainRef, TrainSnapshot};
+use crate::checkpoint::{self, ResumeState, TrainRef, TrainSnapshot};
 use crate::cli::TrainArgs;
 use crate::data::{self, Batches, Vocab};
 use crate::engine::{State, Workspace};
@@ -424,9 +424,9 @@ impl<'a> Run<'a> {
         // Model, optimiser and run state.
         let (model, params, adam, carry, st) = match resumed {
             Some((m, _, p, snap)) => {
-                let TrainSnapshot {
-                    adam, carry, state, ..
-                } = snap;
+                let TrainSnapshot { state, resume, .. } = snap;
+                let ResumeState { adam, carry } =
+                    resume.expect("checkpoint::load reads the resume state");
                 (m, p, adam, carry, state)
             }
             None => {

@@ -174,39 +174,19 @@ fn same_seed_gives_the_same_sample_and_a_different_seed_does_not() {
     let d = Dir::new("seed");
     let f = repetitive(&d);
     train(&d, &f, "run", &["--steps", "30"]).ok();
-    let a = d
-        .run(&[
+    let sample = |seed: &str| {
+        d.run(&[
             "sample",
             "run/last.safetensors",
             "--seed",
-            "5",
+            seed,
             "--length",
             "300",
         ])
         .ok()
-        .stdout();
-    let b = d
-        .run(&[
-            "sample",
-            "run/last.safetensors",
-            "--seed",
-            "5",
-            "--length",
-            "300",
-        ])
-        .ok()
-        .stdout();
-    let c = d
-        .run(&[
-            "sample",
-            "run/last.safetensors",
-            "--seed",
-            "6",
-            "--length",
-            "300",
-        ])
-        .ok()
-        .stdout();
+        .stdout()
+    };
+    let (a, b, c) = (sample("5"), sample("5"), sample("6"));
     assert_eq!(a, b);
     assert_ne!(a, c);
     assert_eq!(a.chars().count(), 301, "300 characters and a final newline");
@@ -286,6 +266,7 @@ fn resume_is_exact_and_same_seed_is_deterministic() {
     for other in [&again, &two] {
         assert!(one.params == other.params, "weights differ");
         let (a, b) = (one.train.as_ref().unwrap(), other.train.as_ref().unwrap());
+        let (a, b) = (a.resume.as_ref().unwrap(), b.resume.as_ref().unwrap());
         assert!(a.adam == b.adam, "Adam state differs");
         assert!(a.carry == b.carry, "carried state differs");
     }

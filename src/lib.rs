@@ -16,6 +16,7 @@ pub mod linalg;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod raster;
 pub mod rng;
 pub mod runlog;
 pub mod sample;

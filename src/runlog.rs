@@ -149,20 +149,20 @@ pub fn plot_runs(runs: &[PathBuf], out: &Path) -> Result<()> {
         });
         all.extend(series(&name, &read_metrics(dir)?, i));
     }
-    match out
+    let (title, x, y) = ("charrnn: loss", "characters seen", "loss (nats/char)");
+    let ext = out
         .extension()
         .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("svg") => {}
+        .map(|e| e.to_ascii_lowercase());
+    let bytes = match ext.as_deref() {
+        Some("svg") => plot::svg(title, x, y, &all).into_bytes(),
+        Some("png") => plot::png(title, x, y, &all),
         _ => crate::bail!(
-            "cannot draw {}: give an output file ending in .svg",
+            "cannot draw {}: give an output file ending in .svg or .png",
             out.display()
         ),
-    }
-    let svg = plot::svg("charrnn: loss", "characters seen", "loss (nats/char)", &all);
-    crate::checkpoint::write_atomic(out, |w| w.write_all(svg.as_bytes()))?;
+    };
+    crate::checkpoint::write_atomic(out, |w| w.write_all(&bytes))?;
     eprintln!("charrnn: drew {} run(s) into {}", runs.len(), out.display());
     Ok(())
 }

@@ -618,8 +618,19 @@ fn run_folder_has_config_metrics_plot_and_rotated_step_checkpoints() {
     d.run(&["plot", "run", "other", "--out", "both.svg"]).ok();
     let both = std::fs::read_to_string(d.path("both.svg")).unwrap();
     assert!(both.contains("run validation") && both.contains("other validation"));
-    assert_eq!(both.matches("<polyline").count(), 4);
-    d.run(&["plot", "run", "--out", "both.png"]).bad(".svg");
+    for colour in ["#1f77b4", "#d62728"] {
+        // per run: train and validation curves and their two legend swatches
+        let lines = both
+            .lines()
+            .filter(|l| l.contains("<polyline") && l.contains(colour))
+            .count();
+        assert_eq!(lines, 4, "{colour}");
+    }
+    d.run(&["plot", "run", "other", "--out", "both.png"]).ok();
+    let png = std::fs::read(d.path("both.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5000);
+    d.run(&["plot", "run", "--out", "both.jpg"])
+        .bad(".svg or .png");
     d.run(&["plot", "fox.txt"]).bad("not a run folder");
 }
 

@@ -918,3 +918,49 @@ fn fetches_a_gutenberg_book_strips_the_licence_and_trains_on_it() {
         .ok();
     assert!(r.stderr().contains("gutenberg-27200.txt"), "{}", r.stderr());
 }
+
+#[test]
+fn save_every_minutes_writes_checkpoints_between_validations() {
+    let d = Dir::new("timed");
+    let f = repetitive(&d);
+    // A save every 6 ms of wall-clock time, no validation until the end.
+    train(
+        &d,
+        &f,
+        "run",
+        &[
+            "--steps",
+            "30",
+            "--eval-every",
+            "1000",
+            "--save-every-minutes",
+            "0.0001",
+            "--keep",
+            "50",
+        ],
+    )
+    .ok();
+    let steps = std::fs::read_dir(d.path("run"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("step-")
+        })
+        .count();
+    assert!(
+        steps > 2,
+        "only {steps} step checkpoints: timed saves did not happen"
+    );
+    let metrics = charrnn::runlog::read_metrics(&d.path("run")).unwrap();
+    assert_eq!(
+        metrics
+            .iter()
+            .filter(|r| matches!(r, charrnn::runlog::Record::Val { .. }))
+            .count(),
+        1,
+        "saves are not validations"
+    );
+}

@@ -11,7 +11,7 @@ use crate::engine::{State, Workspace};
 use crate::error::Result;
 use crate::linalg::{matmul, MatRef, Threads};
 use crate::model::{init_params, train_flops_per_char, Layout, ModelConfig};
-use crate::optim::{clip_grad_norm, Adam};
+use crate::optim::Adam;
 use crate::rng::Rng;
 use crate::sample::Sampler;
 use std::time::Instant;
@@ -89,13 +89,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut times = Vec::new();
     for i in 0..a.warmup + a.steps {
         let t0 = Instant::now();
-        ws.forward(&params, &layout, &x, &carry);
-        ws.loss_and_grad(&y, a.vocab);
-        grads.fill(0.0);
-        ws.backward(&params, &layout, &x, &mut grads);
-        ws.final_state(&mut carry);
-        clip_grad_norm(&mut grads, 5.0);
-        adam.step(&mut params, &grads);
+        crate::train::step(
+            &mut ws,
+            &layout,
+            &mut params,
+            &mut grads,
+            &mut adam,
+            &mut carry,
+            (&x, &y),
+            5.0,
+        );
         if i >= a.warmup {
             times.push(t0.elapsed().as_secs_f64());
         }

@@ -276,15 +276,10 @@ impl Batches {
     }
 }
 
-/// A 64-bit FNV-1a fingerprint of the corpus: cheap, and enough to notice that `--resume` was
-/// given a different text than the run was trained on.
+/// The corpus fingerprint stored in checkpoints (SHA-256 of the text as trained on, after
+/// `--ascii`), so that `--resume` notices a different text.
 pub fn fingerprint(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in text.as_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    crate::sha256::hex(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -198,6 +198,30 @@ fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Pa
     Ok(())
 }
 
+/// One optimiser step of truncated BPTT on batch (x, y) (time-major ids): forward from the
+/// carried state, loss, backward, carry the final state, clip, Adam. Returns the loss. The one
+/// definition of a training step: `charrnn bench` times exactly this.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    ws: &mut Workspace<f32>,
+    layout: &Layout,
+    params: &mut [f32],
+    grads: &mut [f32],
+    adam: &mut Adam<f32>,
+    carry: &mut State<f32>,
+    (x, y): (&[u32], &[u32]),
+    clip: f64,
+) -> f64 {
+    ws.forward(params, layout, x, carry);
+    let loss = ws.loss_and_grad(y, layout.config.vocab);
+    grads.fill(0.0);
+    ws.backward(params, layout, x, grads);
+    ws.final_state(carry);
+    clip_grad_norm(grads, clip);
+    adam.step(params, grads);
+    loss
+}
+
 /// Exact validation loss in nats/char: mean cross-entropy of predicting ids[t+1] from
 /// ids[..=t] for every t, one stream from a zero state, run in chunks with the state carried
 /// (the definition of `peers/pytorch/common.py`).
@@ -396,7 +420,12 @@ impl<'a> Run<'a> {
             Some((_, v, _, _)) => v.clone(),
             None => Vocab::build(&text, config.max_vocab, config.min_count),
         };
-        let fingerprint = data::fingerprint(&text);
+        // The text as trained on: the corpus itself unless --ascii changed it.
+        let fingerprint = if config.ascii {
+            data::fingerprint(&text)
+        } else {
+            corpus_sha256.clone()
+        };
         let n_chars = text.chars().count();
         if let Some((_, _, _, snap)) = &resumed {
             if snap.state.corpus.fingerprint != fingerprint {
@@ -706,13 +735,16 @@ impl<'a> Run<'a> {
                 self.carry.reset(); // new epoch: the streams restart, so does the state
             }
             self.batches.fill(k, &mut x, &mut y);
-            ws.forward(&self.params, &self.layout, &x, &self.carry);
-            let loss = ws.loss_and_grad(&y, self.model.vocab);
-            grads.fill(0.0);
-            ws.backward(&self.params, &self.layout, &x, &mut grads);
-            ws.final_state(&mut self.carry);
-            clip_grad_norm(&mut grads, self.config.clip);
-            self.adam.step(&mut self.params, &grads);
+            let loss = step(
+                &mut ws,
+                &self.layout,
+                &mut self.params,
+                &mut grads,
+                &mut self.adam,
+                &mut self.carry,
+                (&x, &y),
+                self.config.clip,
+            );
             let st = &mut self.st;
             st.step += 1;
             st.adam_steps = self.adam.t;

@@ -126,6 +126,18 @@ pub struct TrainArgs {
     /// Adam learning rate [default: 0.002].
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
+    /// How the learning rate changes over the run [default: constant].
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<crate::optim::Schedule>,
+    /// Ramp the learning rate up linearly over the first N steps [default: 0].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub warmup: Option<u64>,
+    /// With --lr-schedule step: the factor applied after every epoch [default: 0.97].
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr_decay: Option<f64>,
+    /// Decoupled weight decay of the weight matrices (AdamW) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
     /// Clip the global gradient norm to this value; 0 turns clipping off [default: 5].
     #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,

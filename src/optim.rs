@@ -17,6 +17,11 @@ pub struct Adam<F> {
     pub v: Vec<F>,
     /// AMSGrad's running maximum of v; present only with AMSGrad.
     pub vmax: Option<Vec<F>>,
+    /// Decoupled weight decay (AdamW): before each update, parameters in `decay` shrink by
+    /// the factor 1 − lr·weight_decay, as `torch.optim.AdamW` does.
+    pub weight_decay: f64,
+    /// The index ranges weight decay applies to (the weight matrices, not the biases).
+    pub decay: Vec<std::ops::Range<usize>>,
 }
 
 impl<F: Float> Adam<F> {
@@ -30,6 +35,8 @@ impl<F: Float> Adam<F> {
             m: vec![F::ZERO; n],
             v: vec![F::ZERO; n],
             vmax: amsgrad.then(|| vec![F::ZERO; n]),
+            weight_decay: 0.0,
+            decay: Vec::new(),
         }
     }
 
@@ -38,6 +45,14 @@ impl<F: Float> Adam<F> {
         assert_eq!(params.len(), grads.len());
         assert_eq!(params.len(), self.m.len());
         self.t += 1;
+        if self.weight_decay > 0.0 {
+            let keep = F::from_f64(1.0 - self.lr * self.weight_decay);
+            for r in &self.decay {
+                for p in &mut params[r.clone()] {
+                    *p *= keep;
+                }
+            }
+        }
         let t = self.t as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
@@ -86,6 +101,55 @@ impl<F: Float> Adam<F> {
     }
 }
 
+/// How the learning rate moves over a run.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// From the rate down to a tenth of it along half a cosine over the run's budget.
+    Cosine,
+    /// Multiplied by --lr-decay after every epoch (karpathy/char-rnn's schedule).
+    Step,
+}
+
+/// The learning rate for optimiser step `step` (0-based) at `progress` ∈ [0, 1] of the run's
+/// budget, in epoch `epoch`. The first `warmup` steps ramp up linearly from base/warmup.
+pub fn scheduled_lr(
+    schedule: Schedule,
+    base: f64,
+    warmup: u64,
+    decay: f64,
+    step: u64,
+    progress: f64,
+    epoch: u64,
+) -> f64 {
+    if step < warmup {
+        return base * (step + 1) as f64 / warmup as f64;
+    }
+    match schedule {
+        Schedule::Constant => base,
+        Schedule::Cosine => {
+            let min = base / 10.0;
+            min + 0.5
+                * (base - min)
+                * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())
+        }
+        Schedule::Step => base * decay.powi(epoch.min(i32::MAX as u64) as i32),
+    }
+}
+
 /// Scales `grads` so that their global L2 norm is at most `max_norm` (PyTorch's
 /// `clip_grad_norm_`, including its 1e-6 in the denominator). Returns the norm before clipping.
 /// `max_norm <= 0` only measures.
@@ -131,6 +195,29 @@ mod tests {
             (p[0] - 0.9).abs() < 1e-6 && (p[1] - 1.1).abs() < 1e-6 && p[2] == 1.0,
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn schedules() {
+        use super::Schedule::*;
+        assert_eq!(scheduled_lr(Constant, 1.0, 4, 0.9, 0, 0.0, 0), 0.25);
+        assert_eq!(scheduled_lr(Constant, 1.0, 4, 0.9, 3, 0.0, 0), 1.0);
+        assert_eq!(scheduled_lr(Cosine, 1.0, 0, 0.9, 10, 0.0, 0), 1.0);
+        assert!((scheduled_lr(Cosine, 1.0, 0, 0.9, 10, 0.5, 0) - 0.55).abs() < 1e-12);
+        assert!((scheduled_lr(Cosine, 1.0, 0, 0.9, 10, 1.0, 0) - 0.1).abs() < 1e-12);
+        assert!((scheduled_lr(Step, 1.0, 0, 0.9, 10, 0.3, 2) - 0.81).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weight_decay_shrinks_only_the_chosen_ranges() {
+        // Zero gradients: Adam's update is 0, so only the decay moves the weights.
+        let mut a = Adam::<f64>::new(4, 0.1, false);
+        a.weight_decay = 0.5;
+        a.decay = vec![0..2];
+        let mut p = vec![1.0; 4];
+        a.step(&mut p, &[0.0; 4]);
+        a.step(&mut p, &[0.0; 4]);
+        assert_eq!(p, vec![0.95 * 0.95, 0.95 * 0.95, 1.0, 1.0]);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum Record {
         chars_per_s: f64,
         elapsed_s: f64,
         rss_mb: f64,
+        /// The learning rate of the last step.
+        #[serde(default)]
+        lr: f64,
     },
     Val {
         step: u64,

@@ -12,7 +12,7 @@ use crate::engine::{State, Workspace};
 use crate::error::{Error, Kind, Result};
 use crate::linalg::Threads;
 use crate::model::{init_params, Layout, ModelConfig};
-use crate::optim::{clip_grad_norm, Adam};
+use crate::optim::{clip_grad_norm, scheduled_lr, Adam, Schedule};
 use crate::rng::Rng;
 use crate::runlog::{Record, RunLog};
 use crate::sample::Sampler;
@@ -36,6 +36,18 @@ pub struct TrainConfig {
     pub lossy: bool,
     pub max_vocab: Option<usize>,
     pub min_count: usize,
+    #[serde(default)]
+    pub lr_schedule: Schedule,
+    #[serde(default)]
+    pub warmup: u64,
+    #[serde(default = "default_lr_decay")]
+    pub lr_decay: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+fn default_lr_decay() -> f64 {
+    0.97
 }
 
 /// Where a run is: enough, with the weights, moments and carried state, to continue exactly.
@@ -108,7 +120,20 @@ fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
         lossy: a.lossy,
         max_vocab: a.max_vocab,
         min_count: a.min_count.unwrap_or(0),
+        lr_schedule: a.lr_schedule.unwrap_or_default(),
+        warmup: a.warmup.unwrap_or(0),
+        lr_decay: a.lr_decay.unwrap_or_else(default_lr_decay),
+        weight_decay: a.weight_decay.unwrap_or(0.0),
     };
+    if !(cfg.lr_decay > 0.0 && cfg.lr_decay <= 1.0) {
+        bail!("--lr-decay must be in (0, 1], got {}", cfg.lr_decay);
+    }
+    if !(cfg.weight_decay >= 0.0 && cfg.weight_decay.is_finite()) {
+        bail!(
+            "--weight-decay must be 0 or positive, got {}",
+            cfg.weight_decay
+        );
+    }
     for (name, v) in [
         ("--hidden", hidden),
         ("--layers", layers),
@@ -173,6 +198,26 @@ fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Pa
         c.max_vocab.map_or("none".into(), |v| v.to_string()),
     );
     check("--min-count", s(a.min_count), c.min_count.to_string());
+    check(
+        "--lr-schedule",
+        a.lr_schedule.map(|v| format!("{v:?}").to_lowercase()),
+        format!("{:?}", c.lr_schedule).to_lowercase(),
+    );
+    check(
+        "--warmup",
+        a.warmup.map(|v| v.to_string()),
+        c.warmup.to_string(),
+    );
+    check(
+        "--lr-decay",
+        a.lr_decay.map(|v| v.to_string()),
+        c.lr_decay.to_string(),
+    );
+    check(
+        "--weight-decay",
+        a.weight_decay.map(|v| v.to_string()),
+        c.weight_decay.to_string(),
+    );
     check(
         "--amsgrad",
         a.amsgrad.then(|| "on".into()),
@@ -489,6 +534,14 @@ impl<'a> Run<'a> {
             }
         };
         let layout = Layout::new(model);
+        let mut adam = adam;
+        adam.weight_decay = config.weight_decay;
+        adam.decay = layout
+            .tensors
+            .iter()
+            .filter(|t| t.name.contains("weight"))
+            .map(|t| t.offset..t.offset + t.len)
+            .collect();
 
         // Where checkpoints go; fail now, not after an hour, if it cannot be written.
         let out: PathBuf = match (&a.out, &a.resume) {
@@ -684,6 +737,16 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// How much of the run's budget is spent: the larger of steps / target steps and this
+    /// invocation's training seconds / --minutes.
+    fn progress_fraction(&self, run_seconds: f64) -> f64 {
+        let by_steps = self
+            .target_steps
+            .map_or(0.0, |ts| self.st.step as f64 / ts as f64);
+        let by_time = self.budget.map_or(0.0, |b| run_seconds / b);
+        by_steps.max(by_time).clamp(0.0, 1.0)
+    }
+
     fn chars_seen(&self) -> u64 {
         self.st.step * (self.config.batch * self.config.seq) as u64
     }
@@ -730,6 +793,15 @@ impl<'a> Run<'a> {
                 break "stopped early: no improvement (--patience)";
             }
             let t0 = Instant::now();
+            self.adam.lr = scheduled_lr(
+                self.config.lr_schedule,
+                self.config.lr,
+                self.config.warmup,
+                self.config.lr_decay,
+                self.st.step,
+                self.progress_fraction(run_seconds),
+                self.st.step / spe,
+            );
             let k = (self.st.step % spe) as usize;
             if k == 0 {
                 self.carry.reset(); // new epoch: the streams restart, so does the state
@@ -770,22 +842,26 @@ impl<'a> Run<'a> {
                 rate_secs /= 2.0;
             }
             let secs_per_step = (b * t) as f64 / cps;
-            let mut frac: f64 = 0.0;
+            let frac = self.progress_fraction(run_seconds);
+            let st = &self.st;
             let mut eta = f64::INFINITY;
             if let Some(ts) = self.target_steps {
-                frac = frac.max(st.step as f64 / ts as f64);
                 eta = eta.min((ts - st.step.min(ts)) as f64 * secs_per_step);
             }
             if let Some(bgt) = self.budget {
-                frac = frac.max(run_seconds / bgt);
                 eta = eta.min(bgt - run_seconds);
             }
+            let lr = if self.config.lr_schedule == Schedule::Constant && self.config.warmup == 0 {
+                String::new()
+            } else {
+                format!(" lr {:.2e}", self.adam.lr)
+            };
             let val = st.last_val.map_or("-".to_string(), |v| {
                 format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
             });
             let rss = crate::runlog::rss_mb();
             let status = format!(
-                "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s elapsed {} eta {} mem {rss:.0} MB",
+                "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s{lr} elapsed {} eta {} mem {rss:.0} MB",
                 st.step,
                 self.target_steps.map_or(String::new(), |t| format!("/{t}")),
                 st.step as f64 / spe as f64,
@@ -810,6 +886,7 @@ impl<'a> Run<'a> {
                     chars_per_s: (log_n * (b * t) as u64) as f64 / log_secs,
                     elapsed_s: started.elapsed().as_secs_f64(),
                     rss_mb: rss,
+                    lr: self.adam.lr,
                 })?;
                 (log_loss, log_n, log_secs) = (0.0, 0, 0.0);
             }

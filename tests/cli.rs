@@ -964,3 +964,122 @@ fn save_every_minutes_writes_checkpoints_between_validations() {
         "saves are not validations"
     );
 }
+
+#[test]
+fn cosine_schedule_with_warmup_and_weight_decay_resume_exactly() {
+    let d = Dir::new("schedule");
+    let f = repetitive(&d);
+    let flags = [
+        "--lr-schedule",
+        "cosine",
+        "--warmup",
+        "5",
+        "--weight-decay",
+        "0.1",
+        "--eval-every",
+        "1000",
+        "--log-every",
+        "5",
+    ];
+    fn with<'a>(steps: &'a str, flags: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["--steps", steps];
+        v.extend_from_slice(flags);
+        v
+    }
+    train(&d, &f, "one", &with("40", &flags)).ok();
+    // The same 2000-step plan twice: once in one go, once interrupted by Ctrl-C wherever it
+    // happens to be, then resumed. The cosine spans the planned steps, so the two must agree.
+    train(&d, &f, "long", &with("2000", &flags)).ok();
+    let mut args = vec!["train", f.to_str().unwrap(), "--out", "cut"];
+    args.extend_from_slice(SMALL);
+    args.extend(with("2000", &flags));
+    let mut child = d.cmd(&args).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let cut_at = tensors(&d.path("cut/last.safetensors"))
+        .train
+        .unwrap()
+        .state
+        .step;
+    assert!(cut_at > 0 && cut_at < 2000, "interrupted at step {cut_at}");
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "cut/last.safetensors",
+        "--threads",
+        "1",
+        "--steps",
+        "2000",
+    ])
+    .ok();
+    let (long, cut) = (
+        tensors(&d.path("long/last.safetensors")),
+        tensors(&d.path("cut/last.safetensors")),
+    );
+    assert!(
+        long.params == cut.params,
+        "interrupted at {cut_at} and resumed, the run differs from the one in one go"
+    );
+
+    // The rate ramps up over 5 steps, then falls along the cosine towards a tenth of 2e-3.
+    let lrs: Vec<f64> = charrnn::runlog::read_metrics(&d.path("one"))
+        .unwrap()
+        .iter()
+        .filter_map(|r| match r {
+            charrnn::runlog::Record::Train { lr, .. } => Some(*lr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lrs.len(), 8);
+    assert!(
+        (lrs[0] - 2e-3).abs() < 1e-12,
+        "step 5 is the first after warm-up: {lrs:?}"
+    );
+    assert!(lrs.windows(2).all(|w| w[1] < w[0]), "falls: {lrs:?}");
+    assert!(lrs[7] < 3e-4 && lrs[7] >= 2e-4, "ends near 2e-4: {lrs:?}");
+
+    // Weight decay shrinks the weight matrices, not the biases.
+    train(
+        &d,
+        &f,
+        "nodecay",
+        &[
+            "--steps",
+            "40",
+            "--lr-schedule",
+            "cosine",
+            "--warmup",
+            "5",
+            "--eval-every",
+            "1000",
+        ],
+    )
+    .ok();
+    let plain = tensors(&d.path("nodecay/last.safetensors"));
+    let one = tensors(&d.path("one/last.safetensors"));
+    let layout = charrnn::model::Layout::new(one.model);
+    let norm = |p: &[f32], name: &str| {
+        let t = layout.find(name).unwrap();
+        p[t.offset..t.offset + t.len]
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+    };
+    assert!(norm(&one.params, "lstm.weight_hh_l0") < norm(&plain.params, "lstm.weight_hh_l0"));
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "one/last.safetensors",
+        "--steps",
+        "50",
+        "--weight-decay",
+        "0",
+    ])
+    .bad("--weight-decay 0");
+}

@@ -213,7 +213,7 @@ mod tests {
         // Zero gradients: Adam's update is 0, so only the decay moves the weights.
         let mut a = Adam::<f64>::new(4, 0.1, false);
         a.weight_decay = 0.5;
-        a.decay = vec![0..2];
+        a.decay = vec![0..1, 1..2];
         let mut p = vec![1.0; 4];
         a.step(&mut p, &[0.0; 4]);
         a.step(&mut p, &[0.0; 4]);

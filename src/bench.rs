@@ -98,6 +98,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             &mut carry,
             (&x, &y),
             5.0,
+            (0.0, &mut rng),
         );
         if i >= a.warmup {
             times.push(t0.elapsed().as_secs_f64());

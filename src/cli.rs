@@ -138,6 +138,10 @@ pub struct TrainArgs {
     /// Decoupled weight decay of the weight matrices (AdamW) [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
+    /// Inverted dropout with this drop probability on the input of every layer above the first
+    /// and on the head's input; off for validation and sampling [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub dropout: Option<f64>,
     /// Clip the global gradient norm to this value; 0 turns clipping off [default: 5].
     #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,

@@ -40,6 +40,7 @@ impl<F: Float> State<F> {
 pub struct Workspace<F> {
     pub batch: usize,
     pub seq: usize,
+    hidden: usize,
     t_len: usize,       // steps in the last forward (≤ seq)
     gates: Vec<Vec<F>>, // per layer (T, B, 4H): pre-activations, then i, f, g, o activated
     h: Vec<Vec<F>>,     // per layer (T+1, B, H); block 0 is the carried-in state
@@ -48,10 +49,17 @@ pub struct Workspace<F> {
     bias: Vec<F>,       // (4H): b_ih + b_hh of the layer being run
     wih0_t: Vec<F>,     // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
     grad: Option<GradBuffers<F>>,
+    dropout: Option<Dropout<F>>,
     whh_pack: Vec<F>, // (4H, H): W_hh's rows regrouped so each team member's are contiguous
     scratch: Vec<Vec<F>>, // per team member: (B, 4w) gates forward; (B, w) dh and dc backward
     team: usize,      // members of the recurrent team (≤ threads, ≤ H)
     pub threads: Threads, // for the large hoisted GEMMs
+}
+
+/// Inverted dropout on the input of every layer above the first and on the head's input.
+struct Dropout<F> {
+    masks: Vec<Vec<F>>, // per boundary (T, B, H): 0 or 1/(1−p); boundary l feeds layer l+1 or the head
+    dropped: Vec<Vec<F>>, // per boundary (T, B, H): h ⊙ mask, what the layer above reads
 }
 
 struct GradBuffers<F> {
@@ -87,6 +95,7 @@ impl<F: Float> Workspace<F> {
         Workspace {
             batch,
             seq,
+            hidden: h,
             t_len: 0,
             gates: per_layer(n * 4 * h),
             h: per_layer((seq + 1) * batch * h),
@@ -95,6 +104,7 @@ impl<F: Float> Workspace<F> {
             bias: vec![F::ZERO; 4 * h],
             wih0_t: vec![F::ZERO; v * 4 * h],
             grad,
+            dropout: None,
             whh_pack: vec![F::ZERO; 4 * h * h],
             scratch: (0..team)
                 .map(|_| vec![F::ZERO; batch * 4 * h.div_ceil(team)])
@@ -154,9 +164,23 @@ impl<F: Float> Workspace<F> {
                 for row in gates.chunks_exact_mut(g4) {
                     row.copy_from_slice(&self.bias);
                 }
-                let input = MatRef::new(&below[l - 1][b * h..(t_len + 1) * b * h], n, h);
+                let mut input = &below[l - 1][b * h..(t_len + 1) * b * h];
+                if let Some(d) = &mut self.dropout {
+                    apply_mask(
+                        &mut d.dropped[l - 1][..n * h],
+                        input,
+                        &d.masks[l - 1][..n * h],
+                    );
+                    input = &d.dropped[l - 1][..n * h];
+                }
                 let w_ih = MatRef::new(&params[off.w_ih..][..g4 * h], g4, h);
-                matmul(gates, input, w_ih.t(), true, self.threads);
+                matmul(
+                    gates,
+                    MatRef::new(input, n, h),
+                    w_ih.t(),
+                    true,
+                    self.threads,
+                );
             }
 
             // The recurrence: only h_{t-1}·W_hhᵀ is step by step, split over the team.
@@ -175,7 +199,13 @@ impl<F: Float> Workspace<F> {
         }
 
         // Head: logits = b + h_top·Wᵀ, one GEMM over all rows.
-        let top = MatRef::new(&self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h], n, h);
+        let mut top = &self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h];
+        if let Some(d) = &mut self.dropout {
+            let last = cfg.layers - 1;
+            apply_mask(&mut d.dropped[last][..n * h], top, &d.masks[last][..n * h]);
+            top = &d.dropped[last][..n * h];
+        }
+        let top = MatRef::new(top, n, h);
         let logits = &mut self.logits[..n * v];
         let hb = &params[layout.head_b..][..v];
         for row in logits.chunks_exact_mut(v) {
@@ -183,6 +213,34 @@ impl<F: Float> Workspace<F> {
         }
         let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
         matmul(logits, top, hw.t(), true, self.threads);
+    }
+
+    /// Draws new inverted-dropout masks with drop probability `p` for the input of every layer
+    /// above the first and for the head's input; they apply to every forward and backward
+    /// until the next draw. `p = 0` turns dropout off.
+    pub fn set_dropout(&mut self, p: f64, rng: &mut crate::rng::Rng) {
+        if p <= 0.0 {
+            self.dropout = None;
+            return;
+        }
+        let len = self.seq * self.batch * self.hidden;
+        let layers = self.h.len();
+        let d = self.dropout.get_or_insert_with(|| Dropout {
+            masks: (0..layers).map(|_| vec![F::ZERO; len]).collect(),
+            dropped: (0..layers).map(|_| vec![F::ZERO; len]).collect(),
+        });
+        let keep = F::from_f64(1.0 / (1.0 - p));
+        // 24-bit uniforms, two per draw of the generator.
+        let threshold = (p * (1u64 << 24) as f64) as u64;
+        for m in &mut d.masks {
+            for pair in m.chunks_mut(2) {
+                let r = rng.next_u64();
+                for (k, v) in pair.iter_mut().enumerate() {
+                    let u = (r >> (8 + 32 * k)) & 0xFF_FFFF;
+                    *v = if u >= threshold { keep } else { F::ZERO };
+                }
+            }
+        }
     }
 
     /// Logits of the last forward, (t_len·B, V).
@@ -259,7 +317,11 @@ impl<F: Float> Workspace<F> {
 
         // Head.
         let dlogits = MatRef::new(&self.logits[..n * v], n, v);
-        let top = MatRef::new(&self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h], n, h);
+        let top = match &self.dropout {
+            Some(d) => &d.dropped[cfg.layers - 1][..n * h],
+            None => &self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h],
+        };
+        let top = MatRef::new(top, n, h);
         matmul(
             &mut grads[layout.head_w..][..v * h],
             dlogits.t(),
@@ -275,6 +337,9 @@ impl<F: Float> Workspace<F> {
         }
         let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
         matmul(&mut gb.dh[..n * h], dlogits, hw, false, threads); // (N, H)
+        if let Some(d) = &self.dropout {
+            mask_in_place(&mut gb.dh[..n * h], &d.masks[cfg.layers - 1][..n * h]);
+        }
 
         for (l, off) in layout.layers.iter().enumerate().rev() {
             // The gates buffer turns into dgates in place (each step's gates are read once).
@@ -317,16 +382,22 @@ impl<F: Float> Workspace<F> {
                 }
             }
             if l > 0 {
-                let input = MatRef::new(&self.h[l - 1][b * h..(t_len + 1) * b * h], n, h);
+                let input = match &self.dropout {
+                    Some(d) => &d.dropped[l - 1][..n * h],
+                    None => &self.h[l - 1][b * h..(t_len + 1) * b * h],
+                };
                 matmul(
                     &mut grads[off.w_ih..][..g4 * h],
                     dgates.t(),
-                    input,
+                    MatRef::new(input, n, h),
                     true,
                     threads,
                 );
                 let w_ih = MatRef::new(&params[off.w_ih..][..g4 * h], g4, h);
                 matmul(&mut gb.dx[..n * h], dgates, w_ih, false, threads);
+                if let Some(d) = &self.dropout {
+                    mask_in_place(&mut gb.dx[..n * h], &d.masks[l - 1][..n * h]);
+                }
                 std::mem::swap(&mut gb.dh, &mut gb.dx);
             } else {
                 // One-hot input: dW_ih[:, id] += dgates row, a scatter into the transposed copy.
@@ -360,6 +431,20 @@ impl<F: Float> Workspace<F> {
             .as_ref()
             .expect("workspace built without gradient buffers")
             .dstate
+    }
+}
+
+/// out = x ⊙ mask.
+fn apply_mask<F: Float>(out: &mut [F], x: &[F], mask: &[F]) {
+    for ((o, &a), &m) in out.iter_mut().zip(x).zip(mask) {
+        *o = a * m;
+    }
+}
+
+/// x ⊙= mask.
+fn mask_in_place<F: Float>(x: &mut [F], mask: &[F]) {
+    for (a, &m) in x.iter_mut().zip(mask) {
+        *a *= m;
     }
 }
 

@@ -44,6 +44,8 @@ pub struct TrainConfig {
     pub lr_decay: f64,
     #[serde(default)]
     pub weight_decay: f64,
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 fn default_lr_decay() -> f64 {
@@ -124,7 +126,11 @@ fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
         warmup: a.warmup.unwrap_or(0),
         lr_decay: a.lr_decay.unwrap_or_else(default_lr_decay),
         weight_decay: a.weight_decay.unwrap_or(0.0),
+        dropout: a.dropout.unwrap_or(0.0),
     };
+    if !(cfg.dropout >= 0.0 && cfg.dropout < 1.0) {
+        bail!("--dropout must be in [0, 1), got {}", cfg.dropout);
+    }
     if !(cfg.lr_decay > 0.0 && cfg.lr_decay <= 1.0) {
         bail!("--lr-decay must be in (0, 1], got {}", cfg.lr_decay);
     }
@@ -219,6 +225,11 @@ fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Pa
         c.weight_decay.to_string(),
     );
     check(
+        "--dropout",
+        a.dropout.map(|v| v.to_string()),
+        c.dropout.to_string(),
+    );
+    check(
         "--amsgrad",
         a.amsgrad.then(|| "on".into()),
         if c.amsgrad { "on" } else { "off" }.into(),
@@ -243,9 +254,10 @@ fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Pa
     Ok(())
 }
 
-/// One optimiser step of truncated BPTT on batch (x, y) (time-major ids): forward from the
-/// carried state, loss, backward, carry the final state, clip, Adam. Returns the loss. The one
-/// definition of a training step: `charrnn bench` times exactly this.
+/// One optimiser step of truncated BPTT on batch (x, y) (time-major ids): new dropout masks
+/// (drop probability and the run's generator), forward from the carried state, loss, backward,
+/// carry the final state, clip, Adam. Returns the loss. The one definition of a training step:
+/// `charrnn bench` times exactly this.
 #[allow(clippy::too_many_arguments)]
 pub fn step(
     ws: &mut Workspace<f32>,
@@ -256,7 +268,11 @@ pub fn step(
     carry: &mut State<f32>,
     (x, y): (&[u32], &[u32]),
     clip: f64,
+    (dropout, rng): (f64, &mut Rng),
 ) -> f64 {
+    if dropout > 0.0 {
+        ws.set_dropout(dropout, rng);
+    }
     ws.forward(params, layout, x, carry);
     let loss = ws.loss_and_grad(y, layout.config.vocab);
     grads.fill(0.0);
@@ -387,6 +403,8 @@ struct Run<'a> {
     budget: Option<f64>,
     progress: Progress,
     log: RunLog,
+    /// The run's generator (dropout masks); its state is saved in every checkpoint.
+    rng: Rng,
 }
 
 impl<'a> Run<'a> {
@@ -534,6 +552,12 @@ impl<'a> Run<'a> {
             }
         };
         let layout = Layout::new(model);
+        let mut words = [0u64; 4];
+        for (w, hex) in words.iter_mut().zip(&st.rng) {
+            *w = u64::from_str_radix(hex, 16)
+                .map_err(|_| Error::input("the checkpoint's generator state is damaged"))?;
+        }
+        let rng = Rng::from_state(words);
         let mut adam = adam;
         adam.weight_decay = config.weight_decay;
         adam.decay = layout
@@ -656,6 +680,7 @@ impl<'a> Run<'a> {
             budget: a.minutes.map(|m| m * 60.0),
             progress,
             log,
+            rng,
         })
     }
 
@@ -816,8 +841,10 @@ impl<'a> Run<'a> {
                 &mut self.carry,
                 (&x, &y),
                 self.config.clip,
+                (self.config.dropout, &mut self.rng),
             );
             let st = &mut self.st;
+            st.rng = self.rng.state().map(|w| format!("{w:016x}"));
             st.step += 1;
             st.adam_steps = self.adam.t;
             st.epoch = st.step / spe;

@@ -1083,3 +1083,47 @@ fn cosine_schedule_with_warmup_and_weight_decay_resume_exactly() {
     ])
     .bad("--weight-decay 0");
 }
+
+#[test]
+fn dropout_runs_resume_exactly_and_differ_from_plain_runs() {
+    let d = Dir::new("dropout");
+    let f = repetitive(&d);
+    train(
+        &d,
+        &f,
+        "one",
+        &["--steps", "30", "--dropout", "0.3", "--eval-every", "1000"],
+    )
+    .ok();
+    train(
+        &d,
+        &f,
+        "two",
+        &["--steps", "15", "--dropout", "0.3", "--eval-every", "1000"],
+    )
+    .ok();
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "two/last.safetensors",
+        "--steps",
+        "30",
+        "--threads",
+        "1",
+    ])
+    .ok();
+    train(&d, &f, "plain", &["--steps", "30", "--eval-every", "1000"]).ok();
+    let (one, two, plain) = (
+        tensors(&d.path("one/last.safetensors")),
+        tensors(&d.path("two/last.safetensors")),
+        tensors(&d.path("plain/last.safetensors")),
+    );
+    assert!(
+        one.params == two.params,
+        "the masks after a resume must be the ones of the run in one go"
+    );
+    assert!(one.params != plain.params, "dropout must change the run");
+    d.run(&["train", f.to_str().unwrap(), "--dropout", "1"])
+        .bad("--dropout must be in [0, 1)");
+}

@@ -148,13 +148,15 @@ fn fast_forward_equals_naive_forward() {
 
 #[test]
 fn gradients_match_central_differences_in_f64() {
-    // One thread, and a team of two (each owning two of the four hidden units).
+    // One thread, and a team of two (each owning two of the four hidden units); without and
+    // with dropout (masks drawn once, then fixed for every evaluation of the loss).
     for threads in [1, 2] {
-        gradient_check(Threads(threads));
+        gradient_check(Threads(threads), 0.0);
     }
+    gradient_check(Threads(2), 0.3);
 }
 
-fn gradient_check(threads: Threads) {
+fn gradient_check(threads: Threads, dropout: f64) {
     let (v, h, l, b, t) = (5, 4, 2, 2, 3);
     let layout = Layout::new(ModelConfig {
         vocab: v,
@@ -166,10 +168,14 @@ fn gradient_check(threads: Threads) {
     let p: Vec<f64> = (0..layout.total)
         .map(|_| rng.uniform_in(-0.9, 0.9))
         .collect();
-    let x = random_ids(&mut rng, b * t, v);
+    let mut x = random_ids(&mut rng, b * t, v);
+    for (k, id) in x.iter_mut().take(v).enumerate() {
+        *id = k as u32; // every input column of W_ih gets a gradient
+    }
     let y = random_ids(&mut rng, b * t, v);
     let s0 = random_state(&mut rng, l, b, h);
     let mut ws = Workspace::<f64>::new(&layout, b, t, true, threads);
+    ws.set_dropout(dropout, &mut Rng::new(17));
 
     let mut loss_at = |p: &[f64], s: &State<f64>| {
         ws.forward(p, &layout, &x, s);
@@ -201,6 +207,7 @@ fn gradient_check(threads: Threads) {
     }
 
     let mut ws = Workspace::<f64>::new(&layout, b, t, true, threads);
+    ws.set_dropout(dropout, &mut Rng::new(17)); // the same masks
     ws.forward(&p, &layout, &x, &s0);
     ws.loss_and_grad(&y, v);
     let mut grads = vec![0.0; p.len()];
@@ -235,6 +242,38 @@ fn gradient_check(threads: Threads) {
     }
     check("h0", &ws.dstate().h, &num_s.h);
     check("c0", &ws.dstate().c, &num_s.c);
+}
+
+#[test]
+fn dropout_zeroes_about_p_of_the_inputs_and_scales_the_rest() {
+    let layout = Layout::new(ModelConfig {
+        vocab: 7,
+        hidden: 32,
+        layers: 2,
+    });
+    let mut rng = Rng::new(2);
+    let p: Vec<f64> = init_params(&layout, &mut rng);
+    let x = random_ids(&mut rng, 10 * 20, 7);
+    let s0 = State::zeros(2, 10, 32);
+    let mut plain = Workspace::<f64>::new(&layout, 10, 20, true, Threads(1));
+    plain.forward(&p, &layout, &x, &s0);
+    let mut ws = Workspace::<f64>::new(&layout, 10, 20, true, Threads(1));
+    ws.set_dropout(0.25, &mut Rng::new(5));
+    let masks = &ws.dropout.as_ref().unwrap().masks;
+    let all: Vec<f64> = masks.iter().flatten().copied().collect();
+    let zero = all.iter().filter(|&&m| m == 0.0).count() as f64 / all.len() as f64;
+    assert!((zero - 0.25).abs() < 0.02, "dropped share {zero}");
+    assert!(all
+        .iter()
+        .all(|&m| m == 0.0 || (m - 1.0 / 0.75).abs() < 1e-12));
+    ws.forward(&p, &layout, &x, &s0);
+    assert!(
+        ws.logits(7) != plain.logits(7),
+        "dropout changes the forward"
+    );
+    ws.set_dropout(0.0, &mut Rng::new(5));
+    ws.forward(&p, &layout, &x, &s0);
+    assert!(ws.logits(7) == plain.logits(7), "p = 0 turns it off");
 }
 
 #[test]

@@ -115,14 +115,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut srng = Rng::new(2);
     for _ in 0..200 {
         s.feed(id);
-        id = s.pick(1.0, None, &mut srng);
+        id = s.pick(&crate::sample::Pick::temperature(1.0), &mut srng);
     }
     let mut rates = Vec::new();
     for _ in 0..5 {
         let t0 = Instant::now();
         for _ in 0..a.sample_chars {
             s.feed(id);
-            id = s.pick(1.0, None, &mut srng);
+            id = s.pick(&crate::sample::Pick::temperature(1.0), &mut srng);
         }
         rates.push(a.sample_chars as f64 / t0.elapsed().as_secs_f64());
     }

@@ -242,6 +242,14 @@ pub struct SampleArgs {
     /// Draw only from the K most likely characters.
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub top_k: Option<usize>,
+    /// Draw only from the most likely characters whose probabilities add up to P (nucleus
+    /// sampling).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub top_p: Option<f64>,
+    /// After sampling, print (on stderr) the sample's total log-probability under the model at
+    /// temperature 1, and its bits per character.
+    #[arg(long)]
+    pub show_logprob: bool,
     /// After sampling, report (on stderr) the share of sampled n-grams that do not occur in
     /// this text, the training corpus: a check for memorisation.
     #[arg(long, value_name = "CORPUS")]

@@ -78,8 +78,8 @@ impl<'a> Sampler<'a> {
 
     /// Picks the next character from the last logits: the argmax at temperature ≤ 1e-6,
     /// else a draw from softmax(logits / temperature), restricted to the `top_k` most likely.
-    pub fn pick(&mut self, temperature: f32, top_k: Option<usize>, rng: &mut Rng) -> u32 {
-        pick(&self.logits, &mut self.probs, temperature, top_k, rng)
+    pub fn pick(&mut self, how: &Pick, rng: &mut Rng) -> u32 {
+        pick(&self.logits, &mut self.probs, how, rng)
     }
 
     /// Log-probability (nats) of `id` under the last logits at temperature 1.
@@ -96,13 +96,29 @@ impl<'a> Sampler<'a> {
     }
 }
 
-pub fn pick(
-    logits: &[f32],
-    probs: &mut [f32],
-    temperature: f32,
-    top_k: Option<usize>,
-    rng: &mut Rng,
-) -> u32 {
+/// How the next character is chosen from the logits.
+#[derive(Clone, Copy, Debug)]
+pub struct Pick {
+    /// Softmax temperature; at or below 1e-6 the argmax is taken.
+    pub temperature: f32,
+    /// Only the k most likely characters.
+    pub top_k: Option<usize>,
+    /// Only the most likely characters whose probabilities add up to at least p (nucleus).
+    pub top_p: Option<f64>,
+}
+
+impl Pick {
+    pub fn temperature(t: f32) -> Pick {
+        Pick {
+            temperature: t,
+            top_k: None,
+            top_p: None,
+        }
+    }
+}
+
+pub fn pick(logits: &[f32], probs: &mut [f32], how: &Pick, rng: &mut Rng) -> u32 {
+    let (temperature, top_k) = (how.temperature, how.top_k);
     let argmax = logits
         .iter()
         .enumerate()
@@ -129,6 +145,24 @@ pub fn pick(
         };
         sum += *p as f64;
     }
+    if let Some(top_p) = how.top_p.filter(|&p| p < 1.0) {
+        // Keep the most likely characters (ties to the lower id) until they hold top_p.
+        let mut order: Vec<usize> = (0..probs.len()).filter(|&i| probs[i] > 0.0).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+        let mut kept = 0.0f64;
+        let mut cut = order.len();
+        for (n, &i) in order.iter().enumerate() {
+            kept += probs[i] as f64;
+            if kept >= top_p * sum {
+                cut = n + 1;
+                break;
+            }
+        }
+        for &i in &order[cut..] {
+            probs[i] = 0.0;
+        }
+        sum = order[..cut].iter().map(|&i| probs[i] as f64).sum();
+    }
     let mut u = rng.uniform() * sum;
     for (i, &p) in probs.iter().enumerate() {
         u -= p as f64;
@@ -148,6 +182,9 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     }
     if a.top_k == Some(0) {
         crate::bail!("--top-k must be at least 1");
+    }
+    if a.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+        crate::bail!("--top-p must be in (0, 1], got {}", a.top_p.unwrap());
     }
     if a.ngram == 0 {
         crate::bail!("--ngram must be at least 1");
@@ -185,8 +222,17 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     }
     let mut buf = [0u8; 4];
     let mut generated = String::new();
+    let how = Pick {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+    };
+    let mut logprob = 0.0f64;
     for i in 0..a.length {
-        let id = s.pick(a.temperature, a.top_k, &mut rng);
+        let id = s.pick(&how, &mut rng);
+        if a.show_logprob {
+            logprob += s.log_prob(id);
+        }
         let c = vocab.char(id);
         if novelty_corpus.is_some() {
             generated.push(c);
@@ -203,6 +249,13 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     }
     out.write_all(b"\n").map_err(io)?;
     out.flush().map_err(io)?;
+    if a.show_logprob && a.length > 0 {
+        eprintln!(
+            "charrnn: log-probability of the sample: {logprob:.2} nats ({:.4} bits/char over {} characters, at temperature 1)",
+            -logprob / std::f64::consts::LN_2 / a.length as f64,
+            a.length
+        );
+    }
     if let (Some(corpus), Some(path)) = (&novelty_corpus, &a.check_novelty) {
         match novelty(&generated, corpus, a.ngram) {
             Some((novel, total)) => eprintln!(
@@ -279,14 +332,59 @@ mod tests {
     }
 
     #[test]
+    fn top_p_keeps_the_smallest_set_holding_p() {
+        // softmax([3, 2, 1, 0]) = [0.644, 0.237, 0.087, 0.032]
+        let logits = [3.0f32, 2.0, 1.0, 0.0];
+        let mut probs = [0.0f32; 4];
+        let mut rng = Rng::new(1);
+        let mut counts = [0usize; 4];
+        for _ in 0..3000 {
+            counts[pick(
+                &logits,
+                &mut probs,
+                &Pick {
+                    top_p: Some(0.85),
+                    ..Pick::temperature(1.0)
+                },
+                &mut rng,
+            ) as usize] += 1;
+        }
+        assert!(
+            counts[2] == 0 && counts[3] == 0 && counts[0] > 0 && counts[1] > 0,
+            "{counts:?}"
+        );
+        let only_top = pick(
+            &logits,
+            &mut probs,
+            &Pick {
+                top_p: Some(0.5),
+                ..Pick::temperature(1.0)
+            },
+            &mut rng,
+        );
+        assert_eq!(only_top, 0);
+    }
+
+    #[test]
     fn picking_rules() {
         let logits = [0.0f32, 2.0, 1.0, -1.0];
         let mut probs = [0.0f32; 4];
         let mut rng = Rng::new(0);
-        assert_eq!(pick(&logits, &mut probs, 0.0, None, &mut rng), 1);
+        assert_eq!(
+            pick(&logits, &mut probs, &Pick::temperature(0.0), &mut rng),
+            1
+        );
         let mut counts = [0usize; 4];
         for _ in 0..4000 {
-            counts[pick(&logits, &mut probs, 1.0, Some(2), &mut rng) as usize] += 1;
+            counts[pick(
+                &logits,
+                &mut probs,
+                &Pick {
+                    top_k: Some(2),
+                    ..Pick::temperature(1.0)
+                },
+                &mut rng,
+            ) as usize] += 1;
         }
         assert_eq!(
             counts[0] + counts[3],
@@ -300,7 +398,7 @@ mod tests {
         );
         let mut counts = [0usize; 4];
         for _ in 0..4000 {
-            counts[pick(&logits, &mut probs, 1.0, None, &mut rng) as usize] += 1;
+            counts[pick(&logits, &mut probs, &Pick::temperature(1.0), &mut rng) as usize] += 1;
         }
         assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
     }

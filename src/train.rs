@@ -312,7 +312,7 @@ fn preview(layout: &Layout, params: &[f32], vocab: &Vocab, seed: u64, len: usize
     let mut out = String::new();
     for _ in 0..len {
         s.feed(id);
-        id = s.pick(0.8, None, &mut rng);
+        id = s.pick(&crate::sample::Pick::temperature(0.8), &mut rng);
         out.push(vocab.char(id));
     }
     out

@@ -1127,3 +1127,58 @@ fn dropout_runs_resume_exactly_and_differ_from_plain_runs() {
     d.run(&["train", f.to_str().unwrap(), "--dropout", "1"])
         .bad("--dropout must be in [0, 1)");
 }
+
+#[test]
+fn sample_reports_its_log_probability_and_checks_top_p() {
+    let d = Dir::new("logprob");
+    let f = repetitive(&d);
+    train(
+        &d,
+        &f,
+        "run",
+        &["--steps", "300", "--lr", "0.01", "--eval-every", "1000"],
+    )
+    .ok();
+    let s = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--temperature",
+            "0",
+            "--prime",
+            "the",
+            "--length",
+            "200",
+            "--show-logprob",
+        ])
+        .ok();
+    let err = s.stderr();
+    let bpc: f64 = err
+        .split(" nats (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect(&err);
+    assert!(bpc < 0.2, "a recited text is nearly certain: {err}");
+    let nucleus = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--top-p",
+            "0.5",
+            "--prime",
+            "the quick",
+            "--length",
+            "40",
+            "--seed",
+            "9",
+        ])
+        .ok()
+        .stdout();
+    assert!(
+        nucleus.starts_with("the quick brown fox"),
+        "top-p 0.5 keeps only the obvious next character here: {nucleus}"
+    );
+    d.run(&["sample", "run/last.safetensors", "--top-p", "0"])
+        .bad("--top-p must be in (0, 1]");
+}

@@ -110,19 +110,19 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let peak = matmul_peak(512, thr);
 
     // Batch-1 sampling: feed + pick per character.
-    let mut s = Sampler::new(&layout, &params);
+    let mut s = Sampler::new(&layout, &params, 1);
     let mut id = 0;
     let mut srng = Rng::new(2);
     for _ in 0..200 {
-        s.feed(id);
-        id = s.pick(&crate::sample::Pick::temperature(1.0), &mut srng);
+        s.feed(&[id]);
+        id = s.pick(0, &crate::sample::Pick::temperature(1.0), &mut srng);
     }
     let mut rates = Vec::new();
     for _ in 0..5 {
         let t0 = Instant::now();
         for _ in 0..a.sample_chars {
-            s.feed(id);
-            id = s.pick(&crate::sample::Pick::temperature(1.0), &mut srng);
+            s.feed(&[id]);
+            id = s.pick(0, &crate::sample::Pick::temperature(1.0), &mut srng);
         }
         rates.push(a.sample_chars as f64 / t0.elapsed().as_secs_f64());
     }

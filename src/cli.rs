@@ -246,6 +246,15 @@ pub struct SampleArgs {
     /// sampling).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub top_p: Option<f64>,
+    /// Generate N different samples from the one seed, stepped together as a batch (stream 1 is
+    /// written as it is generated, the others follow it).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
+    pub num_samples: usize,
     /// After sampling, print (on stderr) the sample's total log-probability under the model at
     /// temperature 1, and its bits per character.
     #[arg(long)]

@@ -144,32 +144,107 @@ fn gemm_serial<F: Float>(c: &mut [F], a: MatRef<F>, b: MatRef<F>, accumulate: bo
 }
 
 crate::multiversion! {
-    /// `y (n) += W (n × k, row-major) · x (k)`, in a fixed summation order (16 lanes, then a
-    /// fixed tree) so that sampling gives the same bits on every machine and vector width.
-    pub fn matvec_acc<F: Float>(y: &mut [F], w: &[F], x: &[F]) {
-        let k = x.len();
-        assert_eq!(w.len(), y.len() * k, "matvec shape");
-        for (yi, row) in y.iter_mut().zip(w.chunks_exact(k)) {
-            let mut acc = [F::ZERO; 16];
-            let mut rc = row.chunks_exact(16);
-            let mut xc = x.chunks_exact(16);
-            for (r16, x16) in (&mut rc).zip(&mut xc) {
-                for j in 0..16 {
-                    acc[j] += r16[j] * x16[j];
+    /// `ys (N × n) += xs (N × k) · Wᵀ` for W (n × k, row-major): N matvecs that read each row
+    /// of W once for all N vectors (a batch of sampling streams pays for the weights once).
+    /// Every dot product has a fixed summation order, so results are bit-identical on every
+    /// machine and vector width, and the same for a vector alone or in a batch.
+    pub fn matvecs_acc<F: Float>(ys: &mut [F], w: &[F], xs: &[F], k: usize) {
+        if k == 0 {
+            return;
+        }
+        let (n, streams) = (w.len() / k, xs.len() / k);
+        assert!(w.len() == n * k && xs.len() == streams * k && ys.len() == streams * n, "matvecs shape");
+        // Four rows at a time: four independent accumulator chains keep the vector units busy
+        // (one chain is bound by the add latency); each dot keeps its own fixed order.
+        let mut rows = w.chunks_exact(4 * k);
+        let mut i = 0;
+        for quad in &mut rows {
+            let r = [&quad[..k], &quad[k..2 * k], &quad[2 * k..3 * k], &quad[3 * k..]];
+            for (s, x) in xs.chunks_exact(k).enumerate() {
+                let d = dot4(r, x);
+                for (q, dq) in d.iter().enumerate() {
+                    ys[s * n + i + q] += *dq;
                 }
             }
-            let mut tail = F::ZERO;
-            for (&r, &xv) in rc.remainder().iter().zip(xc.remainder()) {
-                tail += r * xv;
+            i += 4;
+        }
+        for row in rows.remainder().chunks_exact(k) {
+            for (s, x) in xs.chunks_exact(k).enumerate() {
+                ys[s * n + i] += dot(row, x);
             }
-            let mut half = [F::ZERO; 8];
-            for j in 0..8 {
-                half[j] = acc[j] + acc[j + 8];
-            }
-            let s = ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]));
-            *yi += s + tail;
+            i += 1;
         }
     }
+}
+
+/// `y (n) += W (n × k, row-major) · x (k)`: `matvecs_acc` for one vector.
+pub fn matvec_acc<F: Float>(y: &mut [F], w: &[F], x: &[F]) {
+    matvecs_acc(y, w, x, x.len())
+}
+
+/// A dot product in a fixed order: 16 lanes, folded to 8, then a fixed tree, plus the tail.
+#[inline(always)]
+fn dot<F: Float>(a: &[F], b: &[F]) -> F {
+    let mut acc = [F::ZERO; 16];
+    let mut ac = a.chunks_exact(16);
+    let mut bc = b.chunks_exact(16);
+    for (a16, b16) in (&mut ac).zip(&mut bc) {
+        for j in 0..16 {
+            acc[j] += a16[j] * b16[j];
+        }
+    }
+    let mut tail = F::ZERO;
+    for (&x, &y) in ac.remainder().iter().zip(bc.remainder()) {
+        tail += x * y;
+    }
+    fold(&acc) + tail
+}
+
+/// Four dot products against one vector, each in exactly `dot`'s order.
+#[inline(always)]
+fn dot4<F: Float>(a: [&[F]; 4], b: &[F]) -> [F; 4] {
+    let (mut s0, mut s1, mut s2, mut s3) =
+        ([F::ZERO; 16], [F::ZERO; 16], [F::ZERO; 16], [F::ZERO; 16]);
+    let [a0, a1, a2, a3] = a.map(|r| r.chunks_exact(16));
+    let mut bc = b.chunks_exact(16);
+    for ((((r0, r1), r2), r3), b16) in a0
+        .clone()
+        .zip(a1.clone())
+        .zip(a2.clone())
+        .zip(a3.clone())
+        .zip(&mut bc)
+    {
+        for j in 0..16 {
+            s0[j] += r0[j] * b16[j];
+            s1[j] += r1[j] * b16[j];
+            s2[j] += r2[j] * b16[j];
+            s3[j] += r3[j] * b16[j];
+        }
+    }
+    let bt = bc.remainder();
+    let tail = |r: std::slice::ChunksExact<'_, F>| {
+        let mut t = F::ZERO;
+        for (&x, &y) in r.remainder().iter().zip(bt) {
+            t += x * y;
+        }
+        t
+    };
+    [
+        fold(&s0) + tail(a0),
+        fold(&s1) + tail(a1),
+        fold(&s2) + tail(a2),
+        fold(&s3) + tail(a3),
+    ]
+}
+
+/// The fixed reduction of 16 lanes: folded to 8, then a tree.
+#[inline(always)]
+fn fold<F: Float>(acc: &[F; 16]) -> F {
+    let mut half = [F::ZERO; 8];
+    for j in 0..8 {
+        half[j] = acc[j] + acc[j + 8];
+    }
+    ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]))
 }
 
 #[cfg(test)]
@@ -204,6 +279,23 @@ mod tests {
         matmul(&mut c, am, bm, false, Threads(2));
         for (g, w) in c.iter().zip(&want) {
             assert!((g - w).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn batched_matvecs_equal_single_ones_bit_for_bit() {
+        let w: Vec<f32> = (0..7 * 37)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+            .collect();
+        let xs: Vec<f32> = (0..3 * 37)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let mut ys = vec![0.25f32; 3 * 7];
+        matvecs_acc(&mut ys, &w, &xs, 37);
+        for s in 0..3 {
+            let mut y = vec![0.25f32; 7];
+            matvec_acc(&mut y, &w, &xs[s * 37..(s + 1) * 37]);
+            assert!(y == ys[s * 7..(s + 1) * 7], "stream {s}");
         }
     }
 

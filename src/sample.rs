@@ -1,98 +1,120 @@
-//! Batch-1 generation: a matvec per layer per character (no GEMM packing, no threads), then
-//! softmax(logits / temperature) with optional top-k and one multinomial draw. The arithmetic
-//! has a fixed order and our own exp, so a seed gives the same text on every machine.
+//! Generation: N streams (usually one) stepped together, a matvec per layer per character
+//! that reads each weight row once for all streams (no GEMM packing, no threads), then
+//! softmax(logits / temperature) with optional top-k / top-p and one multinomial draw. The
+//! arithmetic has a fixed order and our own exp, so a seed gives the same text on every
+//! machine, and a stream gives the same text alone or in a batch.
 //!
 //! Owns the sampler's state and the choice of the next character. Does not own the CLI
 //! (see `cli`) or the parameters.
 
 use crate::engine::cell_forward;
-use crate::linalg::matvec_acc;
+use crate::linalg::matvecs_acc;
 use crate::model::Layout;
 use crate::rng::Rng;
 
 pub struct Sampler<'a> {
     layout: &'a Layout,
     params: &'a [f32],
-    h: Vec<f32>,      // (L, H)
-    c: Vec<f32>,      // (L, H)
-    gates: Vec<f32>,  // (4H)
+    n: usize,         // streams
+    h: Vec<f32>,      // (L, N, H)
+    c: Vec<f32>,      // (L, N, H)
+    gates: Vec<f32>,  // (N, 4H)
     c_new: Vec<f32>,  // (H)
-    logits: Vec<f32>, // (V)
+    logits: Vec<f32>, // (N, V)
     probs: Vec<f32>,  // (V)
 }
 
 impl<'a> Sampler<'a> {
-    pub fn new(layout: &'a Layout, params: &'a [f32]) -> Self {
+    pub fn new(layout: &'a Layout, params: &'a [f32], streams: usize) -> Self {
         let c = layout.config;
-        let (l, h, v) = (c.layers, c.hidden, c.vocab);
+        let (l, h, v, n) = (c.layers, c.hidden, c.vocab, streams);
         assert_eq!(params.len(), layout.total);
         Sampler {
             layout,
             params,
-            h: vec![0.0; l * h],
-            c: vec![0.0; l * h],
-            gates: vec![0.0; 4 * h],
+            n,
+            h: vec![0.0; l * n * h],
+            c: vec![0.0; l * n * h],
+            gates: vec![0.0; n * 4 * h],
             c_new: vec![0.0; h],
-            logits: vec![0.0; v],
+            logits: vec![0.0; n * v],
             probs: vec![0.0; v],
         }
     }
 
-    /// Runs one character through the model; returns the logits for the next one.
-    pub fn feed(&mut self, id: u32) -> &[f32] {
+    /// Runs one character per stream through the model (`ids.len()` = streams); the logits
+    /// for each stream's next character are then in `logits(s)`.
+    pub fn feed(&mut self, ids: &[u32]) {
         let cfg = self.layout.config;
-        let (h, v) = (cfg.hidden, cfg.vocab);
+        let (h, v, n) = (cfg.hidden, cfg.vocab, self.n);
+        assert_eq!(ids.len(), n, "one id per stream");
         let p = self.params;
         for (l, off) in self.layout.layers.iter().enumerate() {
-            let g = &mut self.gates;
-            for ((s, &bi), &bh) in g
-                .iter_mut()
-                .zip(&p[off.b_ih..][..4 * h])
-                .zip(&p[off.b_hh..][..4 * h])
-            {
-                *s = bi + bh;
-            }
-            let (below, this) = self.h.split_at_mut(l * h);
-            if l == 0 {
-                // One-hot input: add column `id` of W_ih (4H, V).
-                for (j, s) in g.iter_mut().enumerate() {
-                    *s += p[off.w_ih + j * v + id as usize];
+            for (s, g) in self.gates.chunks_exact_mut(4 * h).enumerate() {
+                for (j, ((x, &bi), &bh)) in g
+                    .iter_mut()
+                    .zip(&p[off.b_ih..][..4 * h])
+                    .zip(&p[off.b_hh..][..4 * h])
+                    .enumerate()
+                {
+                    *x = bi + bh;
+                    if l == 0 {
+                        // One-hot input: column `id` of W_ih (4H, V).
+                        *x += p[off.w_ih + j * v + ids[s] as usize];
+                    }
                 }
-            } else {
-                matvec_acc(g, &p[off.w_ih..][..4 * h * h], &below[(l - 1) * h..]);
             }
-            let h_l = &mut this[..h];
-            matvec_acc(g, &p[off.w_hh..][..4 * h * h], h_l);
-            let (gi, rest) = g.split_at_mut(h);
-            let (gf, rest) = rest.split_at_mut(h);
-            let (gg, go) = rest.split_at_mut(h);
-            let c_l = &mut self.c[l * h..][..h];
-            cell_forward(gi, gf, gg, go, c_l, &mut self.c_new, h_l);
-            c_l.copy_from_slice(&self.c_new);
+            let (below, this) = self.h.split_at_mut(l * n * h);
+            if l > 0 {
+                matvecs_acc(
+                    &mut self.gates,
+                    &p[off.w_ih..][..4 * h * h],
+                    &below[(l - 1) * n * h..],
+                    h,
+                );
+            }
+            let h_l = &mut this[..n * h]; // (N, H)
+            matvecs_acc(&mut self.gates, &p[off.w_hh..][..4 * h * h], h_l, h);
+            for (s, g) in self.gates.chunks_exact_mut(4 * h).enumerate() {
+                let (gi, rest) = g.split_at_mut(h);
+                let (gf, rest) = rest.split_at_mut(h);
+                let (gg, go) = rest.split_at_mut(h);
+                let c_s = &mut self.c[(l * n + s) * h..][..h];
+                cell_forward(gi, gf, gg, go, c_s, &mut self.c_new, &mut h_l[s * h..][..h]);
+                c_s.copy_from_slice(&self.c_new);
+            }
         }
-        self.logits.copy_from_slice(&p[self.layout.head_b..][..v]);
-        let top = &self.h[(cfg.layers - 1) * h..];
-        matvec_acc(&mut self.logits, &p[self.layout.head_w..][..v * h], top);
-        &self.logits
+        for row in self.logits.chunks_exact_mut(v) {
+            row.copy_from_slice(&p[self.layout.head_b..][..v]);
+        }
+        let top = &self.h[(cfg.layers - 1) * n * h..];
+        matvecs_acc(&mut self.logits, &p[self.layout.head_w..][..v * h], top, h);
+    }
+
+    /// Stream `s`'s logits for its next character, from the last `feed`.
+    pub fn logits(&self, s: usize) -> &[f32] {
+        let v = self.layout.config.vocab;
+        &self.logits[s * v..][..v]
     }
 
     /// Picks the next character from the last logits: the argmax at temperature ≤ 1e-6,
     /// else a draw from softmax(logits / temperature), restricted to the `top_k` most likely.
-    pub fn pick(&mut self, how: &Pick, rng: &mut Rng) -> u32 {
-        pick(&self.logits, &mut self.probs, how, rng)
+    pub fn pick(&mut self, s: usize, how: &Pick, rng: &mut Rng) -> u32 {
+        let v = self.layout.config.vocab;
+        pick(&self.logits[s * v..][..v], &mut self.probs, how, rng)
     }
 
-    /// Log-probability (nats) of `id` under the last logits at temperature 1.
-    pub fn log_prob(&self, id: u32) -> f64 {
-        let max = self.logits.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
+    /// Log-probability (nats) of `id` under stream `s`'s last logits at temperature 1.
+    pub fn log_prob(&self, s: usize, id: u32) -> f64 {
+        let logits = self.logits(s);
+        let max = logits.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
         let lse = max
-            + self
-                .logits
+            + logits
                 .iter()
                 .map(|&x| (x as f64 - max).exp())
                 .sum::<f64>()
                 .ln();
-        self.logits[id as usize] as f64 - lse
+        logits[id as usize] as f64 - lse
     }
 }
 
@@ -186,6 +208,9 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     if a.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
         crate::bail!("--top-p must be in (0, 1], got {}", a.top_p.unwrap());
     }
+    if a.num_samples == 0 {
+        crate::bail!("--num-samples must be at least 1");
+    }
     if a.ngram == 0 {
         crate::bail!("--ngram must be at least 1");
     }
@@ -209,9 +234,10 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
         s
     });
     let mut rng = Rng::new(seed);
-    let mut s = Sampler::new(&layout, &ck.params);
+    let n = a.num_samples;
+    let mut s = Sampler::new(&layout, &ck.params, n);
     for &id in &prime_ids {
-        s.feed(id);
+        s.feed(&vec![id; n]);
     }
     let stdout = std::io::stdout();
     let interactive = std::io::IsTerminal::is_terminal(&stdout);
@@ -221,21 +247,27 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
         out.write_all(p.as_bytes()).map_err(io)?;
     }
     let mut buf = [0u8; 4];
-    let mut generated = String::new();
     let how = Pick {
         temperature: a.temperature,
         top_k: a.top_k,
         top_p: a.top_p,
     };
-    let mut logprob = 0.0f64;
+    let mut logprob = vec![0.0f64; n];
+    // Stream 0 is written as it is generated; with --num-samples, the others follow it.
+    let mut others: Vec<String> = vec![String::new(); n];
+    let mut first = String::new();
+    let mut ids = vec![0u32; n];
     for i in 0..a.length {
-        let id = s.pick(&how, &mut rng);
-        if a.show_logprob {
-            logprob += s.log_prob(id);
+        for (k, id) in ids.iter_mut().enumerate() {
+            *id = s.pick(k, &how, &mut rng);
+            logprob[k] += s.log_prob(k, *id);
         }
-        let c = vocab.char(id);
+        let c = vocab.char(ids[0]);
         if novelty_corpus.is_some() {
-            generated.push(c);
+            first.push(c);
+        }
+        for k in 1..n {
+            others[k].push(vocab.char(ids[k]));
         }
         out.write_all(c.encode_utf8(&mut buf).as_bytes())
             .map_err(io)?;
@@ -244,20 +276,37 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
             out.flush().map_err(io)?;
         }
         if i + 1 < a.length {
-            s.feed(id);
+            s.feed(&ids);
         }
     }
     out.write_all(b"\n").map_err(io)?;
+    for (k, text) in others.iter().enumerate().skip(1) {
+        write!(
+            out,
+            "\n--- sample {} of {n} ---\n{}{text}\n",
+            k + 1,
+            a.prime.as_deref().unwrap_or("")
+        )
+        .map_err(io)?;
+    }
     out.flush().map_err(io)?;
     if a.show_logprob && a.length > 0 {
-        eprintln!(
-            "charrnn: log-probability of the sample: {logprob:.2} nats ({:.4} bits/char over {} characters, at temperature 1)",
-            -logprob / std::f64::consts::LN_2 / a.length as f64,
-            a.length
-        );
+        for (k, lp) in logprob.iter().enumerate() {
+            let which = if n > 1 {
+                format!(" {}", k + 1)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "charrnn: log-probability of sample{which}: {lp:.2} nats ({:.4} bits/char over {} characters, at temperature 1)",
+                -lp / std::f64::consts::LN_2 / a.length as f64,
+                a.length
+            );
+        }
     }
+    others[0] = first;
     if let (Some(corpus), Some(path)) = (&novelty_corpus, &a.check_novelty) {
-        match novelty(&generated, corpus, a.ngram) {
+        match novelty(&others, corpus, a.ngram) {
             Some((novel, total)) => eprintln!(
                 "charrnn: novelty: {:.1}% of the {total} sampled {}-grams do not occur in {}",
                 100.0 * novel as f64 / total as f64,
@@ -273,10 +322,10 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     Ok(())
 }
 
-/// (novel, total): how many of the `n`-character windows of `sample` never occur in `corpus`
-/// (the memorisation check torch-rnn kept as a side script). None when the sample is shorter
-/// than `n`.
-pub fn novelty(sample: &str, corpus: &str, n: usize) -> Option<(usize, usize)> {
+/// (novel, total): how many of the `n`-character windows of the samples never occur in
+/// `corpus` (the memorisation check torch-rnn kept as a side script). None when every sample
+/// is shorter than `n`.
+pub fn novelty(samples: &[String], corpus: &str, n: usize) -> Option<(usize, usize)> {
     fn grams(text: &str, n: usize) -> impl Iterator<Item = u64> + '_ {
         let chars: Vec<char> = text.chars().collect();
         (0..chars.len().saturating_sub(n - 1)).map(move |i| {
@@ -290,7 +339,7 @@ pub fn novelty(sample: &str, corpus: &str, n: usize) -> Option<(usize, usize)> {
     }
     let seen: std::collections::HashSet<u64> = grams(corpus, n).collect();
     let (mut novel, mut total) = (0, 0);
-    for g in grams(sample, n) {
+    for g in samples.iter().flat_map(|s| grams(s, n)) {
         total += 1;
         novel += usize::from(!seen.contains(&g));
     }
@@ -306,29 +355,45 @@ mod tests {
 
     #[test]
     fn sampler_matches_the_batched_engine() {
+        // Two streams at once against the training engine with B = 2.
         let layout = Layout::new(ModelConfig {
             vocab: 9,
             hidden: 12,
             layers: 2,
         });
         let p: Vec<f32> = init_params(&layout, &mut Rng::new(1));
-        let x = [3u32, 0, 8, 8, 1];
-        let mut ws = Workspace::<f32>::new(&layout, 1, 5, false, Threads(1));
-        ws.forward(&p, &layout, &x, &State::zeros(2, 1, 12));
-        let mut s = Sampler::new(&layout, &p);
-        for (t, &id) in x.iter().enumerate() {
-            let got = s.feed(id).to_vec();
-            for (a, b) in got.iter().zip(&ws.logits(9)[t * 9..][..9]) {
-                assert!((a - b).abs() < 1e-5, "step {t}: {a} vs {b}");
+        let x = [3u32, 5, 0, 0, 8, 1, 8, 2, 1, 7]; // time-major (T = 5, B = 2)
+        let mut ws = Workspace::<f32>::new(&layout, 2, 5, false, Threads(1));
+        ws.forward(&p, &layout, &x, &State::zeros(2, 2, 12));
+        let mut s = Sampler::new(&layout, &p, 2);
+        let mut alone = Sampler::new(&layout, &p, 1);
+        for t in 0..5 {
+            s.feed(&x[2 * t..2 * t + 2]);
+            alone.feed(&x[2 * t..2 * t + 1]);
+            for b in 0..2 {
+                for (a, w) in s
+                    .logits(b)
+                    .iter()
+                    .zip(&ws.logits(9)[(2 * t + b) * 9..][..9])
+                {
+                    assert!((a - w).abs() < 1e-5, "step {t} stream {b}: {a} vs {w}");
+                }
             }
+            assert!(
+                alone.logits(0) == s.logits(0),
+                "a stream gives the same bits alone"
+            );
         }
     }
 
     #[test]
     fn novelty_counts_windows_absent_from_the_corpus() {
-        assert_eq!(novelty("abcd", "xxabcxx", 3), Some((1, 2))); // "abc" occurs, "bcd" does not
-        assert_eq!(novelty("ab", "abc", 3), None);
-        assert_eq!(novelty("春眠不觉", "春眠不觉晓", 2), Some((0, 3)));
+        assert_eq!(novelty(&["abcd".into()], "xxabcxx", 3), Some((1, 2))); // "abc" occurs, "bcd" does not
+        assert_eq!(novelty(&["ab".into()], "abc", 3), None);
+        assert_eq!(
+            novelty(&["春眠不觉".into(), "晓".into()], "春眠不觉晓", 2),
+            Some((0, 3))
+        );
     }
 
     #[test]

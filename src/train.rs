@@ -306,13 +306,13 @@ pub fn evaluate(layout: &Layout, params: &[f32], ids: &[u32], threads: Threads) 
 
 /// A short sample to watch the model learn (its own generator: training is not disturbed).
 fn preview(layout: &Layout, params: &[f32], vocab: &Vocab, seed: u64, len: usize) -> String {
-    let mut s = Sampler::new(layout, params);
+    let mut s = Sampler::new(layout, params, 1);
     let mut rng = Rng::new(seed);
     let mut id = vocab.id('\n').unwrap_or(0);
     let mut out = String::new();
     for _ in 0..len {
-        s.feed(id);
-        id = s.pick(&crate::sample::Pick::temperature(0.8), &mut rng);
+        s.feed(&[id]);
+        id = s.pick(0, &crate::sample::Pick::temperature(0.8), &mut rng);
         out.push(vocab.char(id));
     }
     out

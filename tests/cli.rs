@@ -1182,3 +1182,37 @@ fn sample_reports_its_log_probability_and_checks_top_p() {
     d.run(&["sample", "run/last.safetensors", "--top-p", "0"])
         .bad("--top-p must be in (0, 1]");
 }
+
+#[test]
+fn num_samples_draws_several_streams_from_one_seed() {
+    let d = Dir::new("numsamples");
+    let f = repetitive(&d);
+    train(&d, &f, "run", &["--steps", "40", "--eval-every", "1000"]).ok();
+    let args = [
+        "sample",
+        "run/last.safetensors",
+        "--num-samples",
+        "3",
+        "--seed",
+        "2",
+        "--length",
+        "100",
+        "--prime",
+        "the",
+        "--show-logprob",
+    ];
+    let a = d.run(&args).ok();
+    let b = d.run(&args).ok();
+    assert_eq!(a.stdout(), b.stdout(), "one seed, the same three samples");
+    let out = a.stdout();
+    assert!(
+        out.contains("--- sample 2 of 3 ---\nthe") && out.contains("--- sample 3 of 3 ---\nthe"),
+        "{out}"
+    );
+    let parts: Vec<&str> = out.split("\n--- sample ").collect();
+    assert_eq!(parts.len(), 3);
+    assert!(parts[1] != parts[2], "different streams");
+    assert_eq!(a.stderr().matches("log-probability of sample").count(), 3);
+    d.run(&["sample", "run/last.safetensors", "--num-samples", "0"])
+        .bad("--num-samples must be at least 1");
+}

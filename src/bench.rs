@@ -69,6 +69,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         vocab: a.vocab,
         hidden: a.hidden,
         layers: a.layers,
+        embed: a.embed,
     };
     let layout = Layout::new(cfg);
     let mut rng = Rng::new(1);

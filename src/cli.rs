@@ -114,6 +114,10 @@ pub struct TrainArgs {
     /// Hidden size of each LSTM layer [default: 256].
     #[arg(long, allow_negative_numbers = true)]
     pub hidden: Option<usize>,
+    /// A learned input embedding of this width instead of one-hot input (for large
+    /// vocabularies) [default: 0, one-hot].
+    #[arg(long, value_name = "D", allow_negative_numbers = true)]
+    pub embed: Option<usize>,
     /// Number of stacked LSTM layers [default: 2].
     #[arg(long, allow_negative_numbers = true)]
     pub layers: Option<usize>,
@@ -284,6 +288,9 @@ pub struct BenchArgs {
     /// Vocabulary size (65 is tiny Shakespeare's).
     #[arg(long, default_value_t = 65, allow_negative_numbers = true)]
     pub vocab: usize,
+    /// Width of a learned input embedding; 0 is one-hot input.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub embed: usize,
     /// Streams per step (B).
     #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     pub batch: usize,

@@ -48,6 +48,7 @@ pub struct Workspace<F> {
     pub logits: Vec<F>, // (T·B, V); after `loss_and_grad` it holds dlogits
     bias: Vec<F>,       // (4H): b_ih + b_hh of the layer being run
     wih0_t: Vec<F>,     // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
+    emb: Vec<F>,        // (T, B, D): the embedded input, when the model has an embedding
     grad: Option<GradBuffers<F>>,
     dropout: Option<Dropout<F>>,
     whh_pack: Vec<F>, // (4H, H): W_hh's rows regrouped so each team member's are contiguous
@@ -67,6 +68,7 @@ struct GradBuffers<F> {
     dx: Vec<F>,       // (T, B, H): gradient into the layer below's outputs
     dbias: Vec<F>,    // (4H)
     dwih0_t: Vec<F>,  // (V, 4H): layer 0 input-weight gradient, transposed, touched rows only
+    demb: Vec<F>,     // (T, B, D): gradient into the embedded input
     seen: Vec<bool>,  // (V): which rows of dwih0_t this step touched
     dstate: State<F>, // (L, B, H) each: gradient of the loss w.r.t. the carried-in state
 }
@@ -88,7 +90,8 @@ impl<F: Float> Workspace<F> {
             dh: vec![F::ZERO; n * h],
             dx: vec![F::ZERO; n * h],
             dbias: vec![F::ZERO; 4 * h],
-            dwih0_t: vec![F::ZERO; v * 4 * h],
+            dwih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * 4 * h }],
+            demb: vec![F::ZERO; n * cfg.embed],
             seen: vec![false; v],
             dstate: State::zeros(l, batch, h),
         });
@@ -102,7 +105,8 @@ impl<F: Float> Workspace<F> {
             c: per_layer((seq + 1) * batch * h),
             logits: vec![F::ZERO; n * v],
             bias: vec![F::ZERO; 4 * h],
-            wih0_t: vec![F::ZERO; v * 4 * h],
+            wih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * 4 * h }],
+            emb: vec![F::ZERO; n * cfg.embed],
             grad,
             dropout: None,
             whh_pack: vec![F::ZERO; 4 * h * h],
@@ -130,10 +134,21 @@ impl<F: Float> Workspace<F> {
         self.t_len = t_len;
 
         // Layer 0's input weight, transposed (V, 4H): the one-hot product becomes a row copy.
-        let w0 = &params[layout.layers[0].w_ih..][..g4 * v];
-        for (j, wrow) in w0.chunks_exact(v).enumerate() {
-            for (id, &w) in wrow.iter().enumerate() {
-                self.wih0_t[id * g4 + j] = w;
+        // With an embedding, the input is E[x] (T·B, D), and layer 0 runs a GEMM like the others.
+        let d = cfg.embed;
+        match layout.embed {
+            None => {
+                let w0 = &params[layout.layers[0].w_ih..][..g4 * v];
+                for (j, wrow) in w0.chunks_exact(v).enumerate() {
+                    for (id, &w) in wrow.iter().enumerate() {
+                        self.wih0_t[id * g4 + j] = w;
+                    }
+                }
+            }
+            Some(e) => {
+                for (row, &id) in self.emb[..n * d].chunks_exact_mut(d).zip(x) {
+                    row.copy_from_slice(&params[e + id as usize * d..][..d]);
+                }
             }
         }
 
@@ -153,7 +168,19 @@ impl<F: Float> Workspace<F> {
             self.c[l][..b * h].copy_from_slice(&state.c[l * b * h..][..b * h]);
 
             // Input projection for all steps at once: gates = bias + x·W_ihᵀ.
-            if l == 0 {
+            if l == 0 && d > 0 {
+                for row in gates.chunks_exact_mut(g4) {
+                    row.copy_from_slice(&self.bias);
+                }
+                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * d], g4, d);
+                matmul(
+                    gates,
+                    MatRef::new(&self.emb[..n * d], n, d),
+                    w_ih.t(),
+                    true,
+                    self.threads,
+                );
+            } else if l == 0 {
                 for (row, &id) in gates.chunks_exact_mut(g4).zip(x) {
                     let w = &self.wih0_t[id as usize * g4..][..g4];
                     for ((r, &wv), &bv) in row.iter_mut().zip(w).zip(&self.bias) {
@@ -399,6 +426,24 @@ impl<F: Float> Workspace<F> {
                     mask_in_place(&mut gb.dx[..n * h], &d.masks[l - 1][..n * h]);
                 }
                 std::mem::swap(&mut gb.dh, &mut gb.dx);
+            } else if let Some(e) = layout.embed {
+                // Embedded input: dW_ih = dgatesᵀ·E[x]; dE[x] += dgates·W_ih, a row scatter.
+                let d = cfg.embed;
+                let emb = MatRef::new(&self.emb[..n * d], n, d);
+                matmul(
+                    &mut grads[off.w_ih..][..g4 * d],
+                    dgates.t(),
+                    emb,
+                    true,
+                    threads,
+                );
+                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * d], g4, d);
+                matmul(&mut gb.demb[..n * d], dgates, w_ih, false, threads);
+                for (row, &id) in gb.demb[..n * d].chunks_exact(d).zip(x) {
+                    for (g, &r) in grads[e + id as usize * d..][..d].iter_mut().zip(row) {
+                        *g += r;
+                    }
+                }
             } else {
                 // One-hot input: dW_ih[:, id] += dgates row, a scatter into the transposed copy.
                 gb.seen.fill(false);

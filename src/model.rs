@@ -17,6 +17,9 @@ pub struct ModelConfig {
     pub hidden: usize,
     /// Number of stacked LSTM layers L.
     pub layers: usize,
+    /// Width D of a learned input embedding (`embed.weight`, (V, D)); 0 means one-hot input.
+    #[serde(default)]
+    pub embed: usize,
 }
 
 /// One named tensor in the flat buffer.
@@ -45,6 +48,8 @@ pub struct Layout {
     pub layers: Vec<LayerOffsets>,
     pub head_w: usize, // (V, H)
     pub head_b: usize, // (V)
+    /// Offset of `embed.weight` (V, D) when the input is a learned embedding.
+    pub embed: Option<usize>,
     pub total: usize,
 }
 
@@ -64,9 +69,15 @@ impl Layout {
             total += len;
             total - len
         };
+        // PyTorch's state_dict order for the peer's CharRNN: embed, lstm, head.
+        let embed = (config.embed > 0).then(|| push("embed.weight".into(), vec![v, config.embed]));
         let mut layers = Vec::new();
         for l in 0..config.layers {
-            let input = if l == 0 { v } else { h };
+            let input = match l {
+                0 if config.embed > 0 => config.embed,
+                0 => v,
+                _ => h,
+            };
             let w_ih = push(format!("lstm.weight_ih_l{l}"), vec![4 * h, input]);
             let w_hh = push(format!("lstm.weight_hh_l{l}"), vec![4 * h, h]);
             let b_ih = push(format!("lstm.bias_ih_l{l}"), vec![4 * h]);
@@ -87,6 +98,7 @@ impl Layout {
             layers,
             head_w,
             head_b,
+            embed,
             total,
         }
     }
@@ -98,17 +110,30 @@ impl Layout {
 
 /// PyTorch's default init for nn.LSTM and nn.Linear(H, V): every weight and bias uniform in
 /// ±1/√H (for Linear, kaiming_uniform(a=√5) reduces to the same bound with fan_in = H).
+/// nn.Embedding's is a standard normal.
 pub fn init_params<F: Float>(layout: &Layout, rng: &mut Rng) -> Vec<F> {
     let bound = 1.0 / (layout.config.hidden as f64).sqrt();
-    (0..layout.total)
+    let mut p: Vec<F> = (0..layout.total)
         .map(|_| F::from_f64(rng.uniform_in(-bound, bound)))
-        .collect()
+        .collect();
+    if let Some(e) = layout.embed {
+        let len = layout.config.vocab * layout.config.embed;
+        for x in &mut p[e..e + len] {
+            *x = F::from_f64(rng.normal());
+        }
+    }
+    p
 }
 
 /// Training FLOPs per character, the count ENGINE.md uses: 72H² + 6HV for 2 layers
 /// (forward 8H² for layer 1 with one-hot input, 16H² per further layer, 2HV head; backward ≈ 2×).
 pub fn train_flops_per_char(c: &ModelConfig) -> f64 {
     let (h, v) = (c.hidden as f64, c.vocab as f64);
-    let fwd = 8.0 * h * h + 16.0 * h * h * (c.layers as f64 - 1.0) + 2.0 * h * v;
+    let first = if c.embed > 0 {
+        8.0 * h * h + 8.0 * h * c.embed as f64
+    } else {
+        8.0 * h * h
+    };
+    let fwd = first + 16.0 * h * h * (c.layers as f64 - 1.0) + 2.0 * h * v;
     3.0 * fwd
 }

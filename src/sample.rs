@@ -22,6 +22,7 @@ pub struct Sampler<'a> {
     c_new: Vec<f32>,  // (H)
     logits: Vec<f32>, // (N, V)
     probs: Vec<f32>,  // (V)
+    emb: Vec<f32>,    // (N, D): the streams' embedded inputs, with an embedding
 }
 
 impl<'a> Sampler<'a> {
@@ -39,6 +40,7 @@ impl<'a> Sampler<'a> {
             c_new: vec![0.0; h],
             logits: vec![0.0; n * v],
             probs: vec![0.0; v],
+            emb: vec![0.0; n * c.embed],
         }
     }
 
@@ -58,7 +60,7 @@ impl<'a> Sampler<'a> {
                     .enumerate()
                 {
                     *x = bi + bh;
-                    if l == 0 {
+                    if l == 0 && self.layout.embed.is_none() {
                         // One-hot input: column `id` of W_ih (4H, V).
                         *x += p[off.w_ih + j * v + ids[s] as usize];
                     }
@@ -72,6 +74,13 @@ impl<'a> Sampler<'a> {
                     &below[(l - 1) * n * h..],
                     h,
                 );
+            } else if let Some(e) = self.layout.embed {
+                // Embedded input: W_ih (4H, D) times each stream's row E[id].
+                let d = cfg.embed;
+                for (row, &id) in self.emb.chunks_exact_mut(d).zip(ids) {
+                    row.copy_from_slice(&p[e + id as usize * d..][..d]);
+                }
+                matvecs_acc(&mut self.gates, &p[off.w_ih..][..4 * h * d], &self.emb, d);
             }
             let h_l = &mut this[..n * h]; // (N, H)
             matvecs_acc(&mut self.gates, &p[off.w_hh..][..4 * h * h], h_l, h);
@@ -355,11 +364,18 @@ mod tests {
 
     #[test]
     fn sampler_matches_the_batched_engine() {
+        for embed in [0, 5] {
+            sampler_matches(embed);
+        }
+    }
+
+    fn sampler_matches(embed: usize) {
         // Two streams at once against the training engine with B = 2.
         let layout = Layout::new(ModelConfig {
             vocab: 9,
             hidden: 12,
             layers: 2,
+            embed,
         });
         let p: Vec<f32> = init_params(&layout, &mut Rng::new(1));
         let x = [3u32, 5, 0, 0, 8, 1, 8, 2, 1, 7]; // time-major (T = 5, B = 2)

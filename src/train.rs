@@ -170,6 +170,7 @@ fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
             vocab: 0,
             hidden,
             layers,
+            embed: a.embed.unwrap_or(0),
         },
         cfg,
     ))
@@ -229,6 +230,7 @@ fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Pa
         a.dropout.map(|v| v.to_string()),
         c.dropout.to_string(),
     );
+    check("--embed", s(a.embed), m.embed.to_string());
     check(
         "--amsgrad",
         a.amsgrad.then(|| "on".into()),

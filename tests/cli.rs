@@ -1216,3 +1216,64 @@ fn num_samples_draws_several_streams_from_one_seed() {
     d.run(&["sample", "run/last.safetensors", "--num-samples", "0"])
         .bad("--num-samples must be at least 1");
 }
+
+#[test]
+fn an_embedding_model_trains_samples_and_names_its_tensor_like_pytorch() {
+    let d = Dir::new("embed");
+    let f = repetitive(&d);
+    train(
+        &d,
+        &f,
+        "run",
+        &[
+            "--embed",
+            "16",
+            "--steps",
+            "300",
+            "--lr",
+            "0.01",
+            "--eval-every",
+            "1000",
+        ],
+    )
+    .ok();
+    let ck = tensors(&d.path("run/last.safetensors"));
+    assert_eq!(ck.model.embed, 16);
+    let mut tf = charrnn::checkpoint::TensorFile::open(&d.path("run/last.safetensors")).unwrap();
+    assert_eq!(
+        tf.f32("embed.weight", Some(&[29, 16])).unwrap().len(),
+        29 * 16
+    );
+    assert_eq!(
+        tf.f32("lstm.weight_ih_l0", Some(&[4 * 48, 16]))
+            .unwrap()
+            .len(),
+        4 * 48 * 16
+    );
+    let s = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--temperature",
+            "0",
+            "--prime",
+            "the quick",
+            "--length",
+            "30",
+        ])
+        .ok();
+    assert!(
+        s.stdout().starts_with("the quick brown fox jumps over"),
+        "{}",
+        s.stdout()
+    );
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "run/last.safetensors",
+        "--embed",
+        "8",
+    ])
+    .bad("--embed 8");
+}

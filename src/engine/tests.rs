@@ -32,8 +32,15 @@ fn naive_forward(
             .map(|l| s0.c[(l * b + bi) * h..][..h].to_vec())
             .collect();
         for t in 0..t_len {
-            let mut inp = vec![0.0; v];
-            inp[x[t * b + bi] as usize] = 1.0;
+            let id = x[t * b + bi] as usize;
+            let mut inp = match layout.embed {
+                Some(e) => p[e + id * c.embed..][..c.embed].to_vec(),
+                None => {
+                    let mut one_hot = vec![0.0; v];
+                    one_hot[id] = 1.0;
+                    one_hot
+                }
+            };
             for (l, off) in layout.layers.iter().enumerate() {
                 let i_sz = off.input;
                 let mut z = vec![0.0; 4 * h];
@@ -93,16 +100,19 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
 #[test]
 fn fast_forward_equals_naive_forward() {
     // Sizes that exercise GEMM blocking (H=40, 4H=160) and more than two layers.
-    for &(v, h, l, b, t, threads) in &[
-        (7, 5, 3, 3, 4, 1),
-        (23, 40, 2, 9, 6, 2),
-        (11, 40, 2, 4, 5, 3),
-        (9, 24, 2, 1, 7, 2), // one stream: the matvec path of validation
+    for &(v, h, l, b, t, threads, embed) in &[
+        (7, 5, 3, 3, 4, 1, 0),
+        (23, 40, 2, 9, 6, 2, 0),
+        (11, 40, 2, 4, 5, 3, 0),
+        (9, 24, 2, 1, 7, 2, 0),  // one stream: the matvec path of validation
+        (13, 20, 2, 3, 5, 2, 6), // a learned embedding
+        (13, 20, 2, 1, 5, 1, 6),
     ] {
         let layout = Layout::new(ModelConfig {
             vocab: v,
             hidden: h,
             layers: l,
+            embed,
         });
         let mut rng = Rng::new(11);
         let p64: Vec<f64> = init_params(&layout, &mut rng);
@@ -151,17 +161,20 @@ fn gradients_match_central_differences_in_f64() {
     // One thread, and a team of two (each owning two of the four hidden units); without and
     // with dropout (masks drawn once, then fixed for every evaluation of the loss).
     for threads in [1, 2] {
-        gradient_check(Threads(threads), 0.0);
+        gradient_check(Threads(threads), 0.0, 0);
     }
-    gradient_check(Threads(2), 0.3);
+    gradient_check(Threads(2), 0.3, 0);
+    gradient_check(Threads(1), 0.0, 3); // a learned embedding of width 3
+    gradient_check(Threads(2), 0.3, 3);
 }
 
-fn gradient_check(threads: Threads, dropout: f64) {
+fn gradient_check(threads: Threads, dropout: f64, embed: usize) {
     let (v, h, l, b, t) = (5, 4, 2, 2, 3);
     let layout = Layout::new(ModelConfig {
         vocab: v,
         hidden: h,
         layers: l,
+        embed,
     });
     let mut rng = Rng::new(3);
     // Wider than the default init so that no gate saturates into a flat gradient.
@@ -250,6 +263,7 @@ fn dropout_zeroes_about_p_of_the_inputs_and_scales_the_rest() {
         vocab: 7,
         hidden: 32,
         layers: 2,
+        embed: 0,
     });
     let mut rng = Rng::new(2);
     let p: Vec<f64> = init_params(&layout, &mut rng);
@@ -282,6 +296,7 @@ fn gradients_accumulate_across_backward_calls() {
         vocab: 6,
         hidden: 3,
         layers: 2,
+        embed: 0,
     });
     let mut rng = Rng::new(5);
     let p: Vec<f64> = init_params(&layout, &mut rng);
@@ -375,6 +390,7 @@ fn matches_pytorch_reference_forward_and_gradients() {
         vocab: v,
         hidden: h,
         layers: l,
+        embed: 0,
     });
     let p = fx.params(&layout, "");
     let x = fx.time_major(&fx.ids("x").0, b, t);
@@ -443,6 +459,7 @@ fn matches_pytorch_reference_adam_and_amsgrad_steps() {
         vocab: v,
         hidden: h,
         layers: l,
+        embed: 0,
     });
     let (ox, shape) = fx.ids("opt.x");
     let (oy, _) = fx.ids("opt.y");

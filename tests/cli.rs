@@ -1277,3 +1277,84 @@ fn an_embedding_model_trains_samples_and_names_its_tensor_like_pytorch() {
     ])
     .bad("--embed 8");
 }
+
+/// A text with about 2,000 distinct characters (CJK ideographs): 400 "words" of 3 to 6
+/// characters, each character used by one word only, in a random order.
+fn large_vocabulary_text() -> String {
+    let mut rng = charrnn::rng::Rng::new(42);
+    let mut next = 0x4E00u32;
+    let words: Vec<String> = (0..400)
+        .map(|_| {
+            let len = 3 + (rng.next_u64() % 4) as usize;
+            (0..len)
+                .map(|_| {
+                    next += 1;
+                    char::from_u32(next).unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    (0..20_000)
+        .map(|_| words[(rng.next_u64() % 400) as usize].as_str())
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+#[test]
+fn a_large_vocabulary_trains_well_below_a_unigram_model() {
+    let d = Dir::new("bigvocab");
+    let text = large_vocabulary_text();
+    let f = d.write("words.txt", &text);
+    // The character-frequency model's loss on the validation part (the last 10 %).
+    let chars: Vec<char> = text.chars().collect();
+    let split = (chars.len() as f64 * 0.9) as usize;
+    let mut counts = std::collections::HashMap::new();
+    for c in &chars {
+        *counts.entry(*c).or_insert(0usize) += 1;
+    }
+    let n = chars.len() as f64;
+    let val = &chars[split..];
+    let unigram: f64 = val[1..]
+        .iter()
+        .map(|c| -(counts[c] as f64 / n).ln())
+        .sum::<f64>()
+        / (val.len() - 1) as f64;
+    assert!(counts.len() > 1800, "{} distinct characters", counts.len());
+    let r = d
+        .run(&[
+            "train",
+            f.to_str().unwrap(),
+            "--out",
+            "run",
+            "--embed",
+            "32",
+            "--hidden",
+            "64",
+            "--batch",
+            "16",
+            "--seq",
+            "32",
+            "--steps",
+            "400",
+            "--lr",
+            "0.01",
+            "--eval-every",
+            "1000",
+            "--threads",
+            "2",
+        ])
+        .ok();
+    let err = r.stderr();
+    let loss: f64 = err
+        .lines()
+        .filter_map(|l| l.split("validation loss ").nth(1))
+        .next_back()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect(&err);
+    eprintln!("large vocabulary: validation {loss:.3} vs unigram {unigram:.3} nats/char");
+    assert!(
+        loss < 0.4 * unigram,
+        "validation loss {loss:.3} is not well below the unigram model's {unigram:.3}"
+    );
+}

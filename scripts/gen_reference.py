@@ -1,7 +1,11 @@
 """Generate the PyTorch reference fixture for the charrnn LSTM tests.
 
-Writes ``tests/fixtures/reference_lstm.safetensors`` (path resolved relative to
-this script, i.e. ``<repo>/tests/fixtures/``).  The fixture holds a tiny
+Writes ``tests/fixtures/reference_lstm.safetensors`` and
+``tests/fixtures/reference_embed.safetensors`` (paths resolved relative to
+this script, i.e. ``<repo>/tests/fixtures/``).  The second is the same model
+with a learned input embedding (``embed.weight``, nn.Embedding, width D) in
+place of the one-hot input: weights, one batch, forward outputs and every
+gradient (no optimiser runs).  The fixture holds a tiny
 2-layer char-level LSTM (nn.LSTM + nn.Linear head) with its initial weights,
 one batch of inputs/targets/initial state, the forward outputs (logits, loss,
 final state), the gradients of every parameter and of h0/c0, and the results
@@ -248,5 +252,53 @@ def main():
     print(f"{len(loaded)} tensors, {os.path.getsize(out_path)} bytes")
 
 
+D = 6  # embedding width of the second fixture
+EMBED_PATH = os.path.join(os.path.dirname(OUT_PATH), "reference_embed.safetensors")
+
+
+class EmbedCharRNN(nn.Module):
+    """The PyTorch peer's CharRNN with --embed: embed -> LSTM -> Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(V, D)
+        self.lstm = nn.LSTM(D, H, num_layers=L, batch_first=True)
+        self.head = nn.Linear(H, V)
+
+    def forward(self, x, state):
+        out, (hT, cT) = self.lstm(self.embed(x), state)
+        return self.head(out), (hT, cT)
+
+
+def embed_fixture():
+    torch.manual_seed(1)
+    model = EmbedCharRNN()
+    tensors = {name: t(p) for name, p in model.state_dict().items()}
+    x = torch.randint(0, V, (B, T))
+    x[0, :] = torch.arange(T)  # several distinct ids, so many rows of embed.weight get a gradient
+    y = torch.randint(0, V, (B, T))
+    h0 = (0.5 * torch.randn(L, B, H)).requires_grad_(True)
+    c0 = (0.5 * torch.randn(L, B, H)).requires_grad_(True)
+    tensors.update({"x": t(x), "y": t(y), "h0": t(h0), "c0": t(c0)})
+    logits, (hT, cT) = model(x, (h0, c0))
+    loss = loss_fn(logits, y)
+    loss.backward()
+    tensors.update({"logits": t(logits), "loss": t(loss).reshape(1), "hT": t(hT), "cT": t(cT)})
+    for name, p in model.named_parameters():
+        tensors[f"grad.{name}"] = t(p.grad)
+    tensors["grad.h0"] = t(h0.grad)
+    tensors["grad.c0"] = t(c0.grad)
+    metadata = {k: str(v) for k, v in dict(V=V, H=H, L=L, B=B, T=T, D=D).items()}
+    metadata["torch_version"] = torch.__version__
+    metadata["description"] = "PyTorch reference for charrnn --embed: Embedding+LSTM+Linear, forward and gradients"
+    path = os.path.normpath(EMBED_PATH)
+    save_file(tensors, path, metadata=metadata)
+    loaded = load_file(path)
+    assert all(torch.equal(loaded[k], v) for k, v in tensors.items())
+    print(f"wrote {path}: {len(loaded)} tensors, loss {loss.item():.6f}")
+
+
 if __name__ == "__main__":
     main()
+    if "--search-clip" not in sys.argv[1:]:
+        embed_fixture()

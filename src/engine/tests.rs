@@ -328,8 +328,12 @@ struct Fixture {
 
 impl Fixture {
     fn load() -> Fixture {
+        Fixture::named("reference_lstm.safetensors")
+    }
+    fn named(name: &str) -> Fixture {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/reference_lstm.safetensors");
+            .join("tests/fixtures")
+            .join(name);
         let file = crate::checkpoint::TensorFile::open(&path)
             .expect("reference fixture is committed in the repo");
         Fixture {
@@ -383,14 +387,29 @@ fn assert_close(name: &str, got: &[f32], want: &[f32]) {
 
 #[test]
 fn matches_pytorch_reference_forward_and_gradients() {
-    let fx = Fixture::load();
+    matches_reference("reference_lstm.safetensors");
+}
+
+#[test]
+fn matches_pytorch_reference_with_an_embedding() {
+    matches_reference("reference_embed.safetensors");
+}
+
+fn matches_reference(file: &str) {
+    let fx = Fixture::named(file);
     let m = |k: &str| fx.meta(k).parse::<usize>().unwrap();
     let (v, h, l, b, t) = (m("V"), m("H"), m("L"), m("B"), m("T"));
+    let embed = fx
+        .file
+        .borrow()
+        .metadata
+        .get("D")
+        .map_or(0, |d| d.parse().unwrap());
     let layout = Layout::new(ModelConfig {
         vocab: v,
         hidden: h,
         layers: l,
-        embed: 0,
+        embed,
     });
     let p = fx.params(&layout, "");
     let x = fx.time_major(&fx.ids("x").0, b, t);

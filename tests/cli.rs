@@ -104,6 +104,22 @@ fn tensors(path: &Path) -> charrnn::checkpoint::Checkpoint {
     charrnn::checkpoint::load(path).unwrap()
 }
 
+/// Waits (up to 60 s) until a run in `dir` has logged a training step, so that its Ctrl-C
+/// handler is installed and it is mid-run; a fixed sleep would race on a loaded machine.
+fn wait_for_training(dir: &Path) {
+    let metrics = dir.join("metrics.jsonl");
+    for _ in 0..6000 {
+        if std::fs::read_to_string(&metrics).is_ok_and(|m| m.contains("\"kind\":\"train\"")) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "no training step logged in {} within 60 s",
+        metrics.display()
+    );
+}
+
 fn leftover_temp_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -487,8 +503,7 @@ fn ctrl_c_saves_and_says_how_to_resume() {
     ];
     args.extend_from_slice(SMALL);
     let mut child = d.cmd(&args).stderr(Stdio::piped()).spawn().unwrap();
-    // Wait until training is under way (the header lines are printed before the first step).
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    wait_for_training(&d.path("run"));
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -930,13 +945,13 @@ fn save_every_minutes_writes_checkpoints_between_validations() {
         "run",
         &[
             "--steps",
-            "30",
+            "200",
             "--eval-every",
             "1000",
             "--save-every-minutes",
             "0.0001",
             "--keep",
-            "50",
+            "500",
         ],
     )
     .ok();
@@ -994,7 +1009,7 @@ fn cosine_schedule_with_warmup_and_weight_decay_resume_exactly() {
     args.extend_from_slice(SMALL);
     args.extend(with("2000", &flags));
     let mut child = d.cmd(&args).stderr(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    wait_for_training(&d.path("cut"));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -100,6 +100,20 @@ fn train(d: &Dir, file: &Path, out: &str, extra: &[&str]) -> Run {
     d.run(&args)
 }
 
+/// Resumes the run in checkpoint `ckpt` on text `f` up to `steps` steps in all, on one thread.
+fn resume(d: &Dir, f: &Path, ckpt: &str, steps: &str) -> Run {
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        ckpt,
+        "--steps",
+        steps,
+        "--threads",
+        "1",
+    ])
+}
+
 fn tensors(path: &Path) -> charrnn::checkpoint::Checkpoint {
     charrnn::checkpoint::load(path).unwrap()
 }
@@ -261,18 +275,7 @@ fn resume_is_exact_and_same_seed_is_deterministic() {
     )
     .ok();
     std::fs::copy(d.path("two/last.safetensors"), d.path("mid.safetensors")).unwrap();
-    let r = d
-        .run(&[
-            "train",
-            f.to_str().unwrap(),
-            "--resume",
-            "two/last.safetensors",
-            "--steps",
-            "40",
-            "--threads",
-            "1",
-        ])
-        .ok();
+    let r = resume(&d, &f, "two/last.safetensors", "40").ok();
     assert!(r.stderr().contains("resuming at step 25"), "{}", r.stderr());
 
     let one = tensors(&d.path("one/last.safetensors"));
@@ -608,17 +611,7 @@ fn run_folder_has_config_metrics_plot_and_rotated_step_checkpoints() {
     );
 
     // Resuming appends to the same log.
-    d.run(&[
-        "train",
-        f.to_str().unwrap(),
-        "--resume",
-        "run/last.safetensors",
-        "--steps",
-        "60",
-        "--threads",
-        "1",
-    ])
-    .ok();
+    resume(&d, &f, "run/last.safetensors", "60").ok();
     let after = charrnn::runlog::read_metrics(&d.path("run")).unwrap();
     assert!(after.len() > metrics.len() && after[..metrics.len()] == metrics[..]);
 
@@ -1021,17 +1014,7 @@ fn cosine_schedule_with_warmup_and_weight_decay_resume_exactly() {
         .state
         .step;
     assert!(cut_at > 0 && cut_at < 2000, "interrupted at step {cut_at}");
-    d.run(&[
-        "train",
-        f.to_str().unwrap(),
-        "--resume",
-        "cut/last.safetensors",
-        "--threads",
-        "1",
-        "--steps",
-        "2000",
-    ])
-    .ok();
+    resume(&d, &f, "cut/last.safetensors", "2000").ok();
     let (long, cut) = (
         tensors(&d.path("long/last.safetensors")),
         tensors(&d.path("cut/last.safetensors")),
@@ -1117,17 +1100,7 @@ fn dropout_runs_resume_exactly_and_differ_from_plain_runs() {
         &["--steps", "15", "--dropout", "0.3", "--eval-every", "1000"],
     )
     .ok();
-    d.run(&[
-        "train",
-        f.to_str().unwrap(),
-        "--resume",
-        "two/last.safetensors",
-        "--steps",
-        "30",
-        "--threads",
-        "1",
-    ])
-    .ok();
+    resume(&d, &f, "two/last.safetensors", "30").ok();
     train(&d, &f, "plain", &["--steps", "30", "--eval-every", "1000"]).ok();
     let (one, two, plain) = (
         tensors(&d.path("one/last.safetensors")),

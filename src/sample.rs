@@ -269,7 +269,9 @@ pub fn run(a: &crate::cli::SampleArgs) -> crate::error::Result<()> {
     for i in 0..a.length {
         for (k, id) in ids.iter_mut().enumerate() {
             *id = s.pick(k, &how, &mut rng);
-            logprob[k] += s.log_prob(k, *id);
+            if a.show_logprob {
+                logprob[k] += s.log_prob(k, *id);
+            }
         }
         let c = vocab.char(ids[0]);
         if novelty_corpus.is_some() {

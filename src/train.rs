@@ -688,7 +688,9 @@ impl<'a> Run<'a> {
 
     /// Writes last.safetensors, best.safetensors too when `best`, and a step checkpoint when
     /// --keep asks for them (deleting all but the newest --keep).
-    fn save(&self, best: bool) -> Result<()> {
+    fn save(&mut self, best: bool) -> Result<()> {
+        // The generator's state goes into the file; only a save needs it in text form.
+        self.st.rng = self.rng.state().map(|w| format!("{w:016x}"));
         let step_name = format!("step-{:07}.safetensors", self.st.step);
         let keep = self.args.keep > 0;
         for (name, write) in [
@@ -801,6 +803,7 @@ impl<'a> Run<'a> {
         let mut last_eval_step = None;
         let spe = self.spe;
         let (mut last_sample, mut last_save) = (Instant::now(), Instant::now());
+        let (mut rss, mut last_rss) = (crate::runlog::rss_mb(), Instant::now());
         let (mut log_loss, mut log_n, mut log_secs) = (0.0, 0u64, 0.0);
         let reason = loop {
             if INTERRUPTED.load(Ordering::SeqCst) {
@@ -846,7 +849,6 @@ impl<'a> Run<'a> {
                 (self.config.dropout, &mut self.rng),
             );
             let st = &mut self.st;
-            st.rng = self.rng.state().map(|w| format!("{w:016x}"));
             st.step += 1;
             st.adam_steps = self.adam.t;
             st.epoch = st.step / spe;
@@ -888,7 +890,10 @@ impl<'a> Run<'a> {
             let val = st.last_val.map_or("-".to_string(), |v| {
                 format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
             });
-            let rss = crate::runlog::rss_mb();
+            if last_rss.elapsed() >= Duration::from_secs(1) {
+                rss = crate::runlog::rss_mb(); // a read of /proc: once a second, not every step
+                last_rss = Instant::now();
+            }
             let status = format!(
                 "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s{lr} elapsed {} eta {} mem {rss:.0} MB",
                 st.step,

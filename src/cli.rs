@@ -50,7 +50,7 @@ pub struct GutenbergArgs {
 }
 
 /// Where books come from and where they are kept.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct GutenbergSource {
     /// Cache folder for downloaded books [default: $CHARRNN_CACHE, $XDG_CACHE_HOME/charrnn or
     /// ~/.cache/charrnn].
@@ -93,7 +93,7 @@ pub struct PlotArgs {
     pub out: PathBuf,
 }
 
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// The UTF-8 text to train on: a file, several files, or folders (read recursively in sorted
     /// order, joined with a blank line).

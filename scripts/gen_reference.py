@@ -1,8 +1,13 @@
-"""Generate the PyTorch reference fixture for the charrnn LSTM tests.
+"""Generate the PyTorch reference fixtures for the charrnn engine tests.
 
-Writes ``tests/fixtures/reference_lstm.safetensors`` and
-``tests/fixtures/reference_embed.safetensors`` (paths resolved relative to
-this script, i.e. ``<repo>/tests/fixtures/``).  The second is the same model
+Writes ``tests/fixtures/reference_lstm.safetensors``,
+``tests/fixtures/reference_embed.safetensors``,
+``tests/fixtures/reference_gru.safetensors`` and
+``tests/fixtures/reference_rnn.safetensors`` (paths resolved relative to
+this script, i.e. ``<repo>/tests/fixtures/``).  The last two hold nn.GRU
+(gate order r, z, n; b_hn inside the reset product) and nn.RNN (tanh) with a
+one-hot input and a Linear head: weights, one batch, forward outputs and
+every gradient, including the initial hidden state's.  The second is the same model
 with a learned input embedding (``embed.weight``, nn.Embedding, width D) in
 place of the one-hot input: weights, one batch, forward outputs and every
 gradient (no optimiser runs).  The fixture holds a tiny
@@ -298,7 +303,50 @@ def embed_fixture():
     print(f"wrote {path}: {len(loaded)} tensors, loss {loss.item():.6f}")
 
 
+class CellCharRNN(nn.Module):
+    """One-hot input -> nn.GRU or nn.RNN(tanh) -> Linear; the module is named like the cell."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+        rnn = {"gru": nn.GRU, "rnn": nn.RNN}[cell](V, H, num_layers=L, batch_first=True)
+        setattr(self, cell, rnn)
+        self.head = nn.Linear(H, V)
+
+    def forward(self, x, h0):
+        out, hT = getattr(self, self.cell)(F.one_hot(x, V).float(), h0)
+        return self.head(out), hT
+
+
+def cell_fixture(cell, seed):
+    torch.manual_seed(seed)
+    model = CellCharRNN(cell)
+    tensors = {name: t(p) for name, p in model.state_dict().items()}
+    x = torch.randint(0, V, (B, T))
+    y = torch.randint(0, V, (B, T))
+    h0 = (0.5 * torch.randn(L, B, H)).requires_grad_(True)
+    tensors.update({"x": t(x), "y": t(y), "h0": t(h0)})
+    logits, hT = model(x, h0)
+    loss = loss_fn(logits, y)
+    loss.backward()
+    tensors.update({"logits": t(logits), "loss": t(loss).reshape(1), "hT": t(hT)})
+    for name, p in model.named_parameters():
+        tensors[f"grad.{name}"] = t(p.grad)
+    tensors["grad.h0"] = t(h0.grad)
+    metadata = {k: str(v) for k, v in dict(V=V, H=H, L=L, B=B, T=T).items()}
+    metadata["cell"] = cell
+    metadata["torch_version"] = torch.__version__
+    metadata["description"] = f"PyTorch reference for charrnn --cell {cell}: one-hot nn.{cell.upper()}+Linear, forward and gradients"
+    path = os.path.normpath(os.path.join(os.path.dirname(OUT_PATH), f"reference_{cell}.safetensors"))
+    save_file(tensors, path, metadata=metadata)
+    loaded = load_file(path)
+    assert all(torch.equal(loaded[k], v) for k, v in tensors.items())
+    print(f"wrote {path}: {len(loaded)} tensors, loss {loss.item():.6f}")
+
+
 if __name__ == "__main__":
     main()
     if "--search-clip" not in sys.argv[1:]:
         embed_fixture()
+        cell_fixture("gru", 2)
+        cell_fixture("rnn", 3)

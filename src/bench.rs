@@ -66,46 +66,17 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         crate::bail!("--steps must be at least 1");
     }
     let cfg = ModelConfig {
+        cell: a.cell,
         vocab: a.vocab,
         hidden: a.hidden,
         layers: a.layers,
         embed: a.embed,
     };
     let layout = Layout::new(cfg);
-    let mut rng = Rng::new(1);
-    let mut params: Vec<f32> = init_params(&layout, &mut rng);
     let (b, t) = (a.batch, a.seq);
     let n = b * t;
-    let x: Vec<u32> = (0..n)
-        .map(|_| (rng.next_u64() % a.vocab as u64) as u32)
-        .collect();
-    let y: Vec<u32> = (0..n)
-        .map(|_| (rng.next_u64() % a.vocab as u64) as u32)
-        .collect();
     let thr = Threads(threads);
-    let mut ws = Workspace::<f32>::new(&layout, b, t, true, thr);
-    let mut grads = vec![0.0f32; layout.total];
-    let mut adam = Adam::new(layout.total, 2e-3, false);
-    let mut carry = State::zeros(a.layers, b, a.hidden);
-    let mut times = Vec::new();
-    for i in 0..a.warmup + a.steps {
-        let t0 = Instant::now();
-        crate::train::step(
-            &mut ws,
-            &layout,
-            &mut params,
-            &mut grads,
-            &mut adam,
-            &mut carry,
-            (&x, &y),
-            5.0,
-            (0.0, &mut rng),
-        );
-        if i >= a.warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    let step_s = median(&mut times);
+    let (step_s, params) = time_steps(&layout, b, t, thr, a.warmup, a.steps);
     let cps = n as f64 / step_s;
     let gflops = cps * train_flops_per_char(&cfg) / 1e9;
     let peak = matmul_peak(512, thr);
@@ -131,12 +102,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 
     if a.json {
         println!(
-            "{{\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1}}}",
-            a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps
+            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1}}}",
+            a.cell.name(), a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps
         );
     } else {
         println!(
-            "LSTM {}×{} V={} B={b} T={t} threads={threads}: median step {:.2} ms over {} steps",
+            "{} {}×{} V={} B={b} T={t} threads={threads}: median step {:.2} ms over {} steps",
+            a.cell.label(),
             a.layers,
             a.hidden,
             a.vocab,
@@ -147,4 +119,47 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         println!("sample    {sample_cps:>10.0} chars/s  (batch 1)");
     }
     Ok(())
+}
+
+/// Median seconds of one training step (`train::step`, the whole of it) on random ids, after
+/// `warmup` untimed steps; also returns the parameters it ended with.
+pub fn time_steps(
+    layout: &Layout,
+    b: usize,
+    t: usize,
+    threads: Threads,
+    warmup: usize,
+    steps: usize,
+) -> (f64, Vec<f32>) {
+    let cfg = layout.config;
+    let mut rng = Rng::new(1);
+    let mut params: Vec<f32> = init_params(layout, &mut rng);
+    let n = b * t;
+    let mut ids = |_| (rng.next_u64() % cfg.vocab as u64) as u32;
+    let x: Vec<u32> = (0..n).map(&mut ids).collect();
+    let y: Vec<u32> = (0..n).map(&mut ids).collect();
+    let mut ws = Workspace::<f32>::new(layout, b, t, true, threads);
+    let mut grads = vec![0.0f32; layout.total];
+    let mut adam = Adam::new(layout.total, 2e-3, false);
+    let mut carry = State::zeros(cfg.layers, b, cfg.hidden);
+    let mut times = Vec::new();
+    let mut drop_rng = Rng::new(2);
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        crate::train::step(
+            &mut ws,
+            layout,
+            &mut params,
+            &mut grads,
+            &mut adam,
+            &mut carry,
+            (&x, &y),
+            5.0,
+            (0.0, &mut drop_rng),
+        );
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    (median(&mut times), params)
 }

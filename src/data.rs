@@ -244,6 +244,11 @@ pub struct Batches {
 }
 
 impl Batches {
+    /// Characters of training text.
+    pub fn train_len(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn new(train: &[u32], batch: usize, seq: usize) -> Result<Batches> {
         let stream_len = train.len().saturating_sub(1) / batch;
         let steps_per_epoch = stream_len / seq;

@@ -1,5 +1,7 @@
-//! The batched LSTM engine: forward, loss and backward of an L-layer LSTM with one-hot input
-//! and a linear head, over B streams and T steps, written by hand (ENGINE.md's layout).
+//! The batched recurrent engine: forward, loss and backward of an L-layer LSTM, GRU or tanh RNN
+//! (PyTorch's equations) with one-hot or embedded input and a linear head, over B streams and
+//! T steps, written by hand (ENGINE.md's layout). G is the cell's number of gate blocks
+//! (LSTM 4, GRU 3, RNN 1).
 //!
 //! Everything that is not recurrent runs as one GEMM over all T·B rows (layer l>0's input
 //! projection, the head, every weight gradient, the gradient into the layer below). Only
@@ -12,10 +14,11 @@
 
 use crate::float::Float;
 use crate::linalg::{matmul, matvec_acc, MatRef, Threads};
-use crate::model::Layout;
+use crate::model::{Cell, Layout};
 use crate::team::{self, share, Shared};
 
 /// The recurrent state carried between batches: h and c of every layer, each (L, B, H).
+/// Only the LSTM has a cell state; for the GRU and the RNN `c` stays zero.
 #[derive(Clone, Debug, PartialEq)]
 pub struct State<F> {
     pub h: Vec<F>, // (L, B, H)
@@ -41,18 +44,20 @@ pub struct Workspace<F> {
     pub batch: usize,
     pub seq: usize,
     hidden: usize,
+    cell: Cell,
     t_len: usize,       // steps in the last forward (≤ seq)
-    gates: Vec<Vec<F>>, // per layer (T, B, 4H): pre-activations, then i, f, g, o activated
+    gates: Vec<Vec<F>>, // per layer (T, B, G·H): pre-activations, then activated (LSTM i, f, g, o)
     h: Vec<Vec<F>>,     // per layer (T+1, B, H); block 0 is the carried-in state
-    c: Vec<Vec<F>>,     // per layer (T+1, B, H)
+    c: Vec<Vec<F>>,     // LSTM only, per layer (T+1, B, H); block 0 is the carried-in state
+    hn: Vec<Vec<F>>, // GRU only, per layer (T, B, H): W_hn·h_{t-1} + b_hn; in backward the n gate's input-side gradient
     pub logits: Vec<F>, // (T·B, V); after `loss_and_grad` it holds dlogits
-    bias: Vec<F>,       // (4H): b_ih + b_hh of the layer being run
-    wih0_t: Vec<F>,     // (V, 4H): W_ih of layer 0 transposed, so the one-hot gather reads rows
-    emb: Vec<F>,        // (T, B, D): the embedded input, when the model has an embedding
+    bias: Vec<F>, // (G·H): b_ih + b_hh of the layer being run (GRU: b_hn stays out, see `recur_forward`)
+    wih0_t: Vec<F>, // (V, G·H): W_ih of layer 0 transposed, so the one-hot gather reads rows
+    emb: Vec<F>,  // (T, B, D): the embedded input, when the model has an embedding
     grad: Option<GradBuffers<F>>,
     dropout: Option<Dropout<F>>,
-    whh_pack: Vec<F>, // (4H, H): W_hh's rows regrouped so each team member's are contiguous
-    scratch: Vec<Vec<F>>, // per team member: (B, 4w) gates forward; (B, w) dh and dc backward
+    whh_pack: Vec<F>, // (G·H, H): W_hh's rows regrouped so each team member's are contiguous
+    scratch: Vec<Vec<F>>, // per team member: (B, G·w) gates forward; (B, w) dh and dc backward
     team: usize,      // members of the recurrent team (≤ threads, ≤ H)
     pub threads: Threads, // for the large hoisted GEMMs
 }
@@ -66,8 +71,8 @@ struct Dropout<F> {
 struct GradBuffers<F> {
     dh: Vec<F>,       // (T, B, H): gradient into the current layer's outputs
     dx: Vec<F>,       // (T, B, H): gradient into the layer below's outputs
-    dbias: Vec<F>,    // (4H)
-    dwih0_t: Vec<F>,  // (V, 4H): layer 0 input-weight gradient, transposed, touched rows only
+    dbias: Vec<F>,    // (G·H)
+    dwih0_t: Vec<F>,  // (V, G·H): layer 0 input-weight gradient, transposed, touched rows only
     demb: Vec<F>,     // (T, B, D): gradient into the embedded input
     seen: Vec<bool>,  // (V): which rows of dwih0_t this step touched
     dstate: State<F>, // (L, B, H) each: gradient of the loss w.r.t. the carried-in state
@@ -83,14 +88,15 @@ impl<F: Float> Workspace<F> {
     ) -> Self {
         let cfg = layout.config;
         let (l, h, v) = (cfg.layers, cfg.hidden, cfg.vocab);
+        let gh = cfg.cell.gates() * h;
         let n = batch * seq;
         let per_layer = |len: usize| (0..l).map(|_| vec![F::ZERO; len]).collect::<Vec<_>>();
         let team = threads.0.clamp(1, h);
         let grad = with_grad.then(|| GradBuffers {
             dh: vec![F::ZERO; n * h],
             dx: vec![F::ZERO; n * h],
-            dbias: vec![F::ZERO; 4 * h],
-            dwih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * 4 * h }],
+            dbias: vec![F::ZERO; gh],
+            dwih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * gh }],
             demb: vec![F::ZERO; n * cfg.embed],
             seen: vec![false; v],
             dstate: State::zeros(l, batch, h),
@@ -99,19 +105,25 @@ impl<F: Float> Workspace<F> {
             batch,
             seq,
             hidden: h,
+            cell: cfg.cell,
             t_len: 0,
-            gates: per_layer(n * 4 * h),
+            gates: per_layer(n * gh),
             h: per_layer((seq + 1) * batch * h),
-            c: per_layer((seq + 1) * batch * h),
+            c: per_layer(if cfg.cell == Cell::Lstm {
+                (seq + 1) * batch * h
+            } else {
+                0
+            }),
+            hn: per_layer(if cfg.cell == Cell::Gru { n * h } else { 0 }),
             logits: vec![F::ZERO; n * v],
-            bias: vec![F::ZERO; 4 * h],
-            wih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * 4 * h }],
+            bias: vec![F::ZERO; gh],
+            wih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * gh }],
             emb: vec![F::ZERO; n * cfg.embed],
             grad,
             dropout: None,
-            whh_pack: vec![F::ZERO; 4 * h * h],
+            whh_pack: vec![F::ZERO; gh * h],
             scratch: (0..team)
-                .map(|_| vec![F::ZERO; batch * 4 * h.div_ceil(team)])
+                .map(|_| vec![F::ZERO; batch * cfg.cell.gates().max(2) * h.div_ceil(team)])
                 .collect(),
             team,
             threads,
@@ -123,7 +135,7 @@ impl<F: Float> Workspace<F> {
     pub fn forward(&mut self, params: &[F], layout: &Layout, x: &[u32], state: &State<F>) {
         let cfg = layout.config;
         let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
-        let g4 = 4 * h;
+        let g4 = cfg.cell.gates() * h; // G·H
         assert!(
             x.len().is_multiple_of(b) && x.len() / b <= self.seq,
             "input does not fit the workspace"
@@ -133,7 +145,7 @@ impl<F: Float> Workspace<F> {
         let n = t_len * b;
         self.t_len = t_len;
 
-        // Layer 0's input weight, transposed (V, 4H): the one-hot product becomes a row copy.
+        // Layer 0's input weight, transposed (V, G·H): the one-hot product becomes a row copy.
         // With an embedding, the input is E[x] (T·B, D), and layer 0 runs a GEMM like the others.
         let d = cfg.embed;
         match layout.embed {
@@ -152,20 +164,31 @@ impl<F: Float> Workspace<F> {
             }
         }
 
+        let gru = cfg.cell == Cell::Gru;
         for (l, off) in layout.layers.iter().enumerate() {
-            for ((s, &bi), &bh) in self
+            // GRU: b_hn multiplies with r, so it joins the hidden side in `recur_forward`.
+            let b_hh = &params[off.b_hh..][..g4];
+            let b_hn: &[F] = if gru { &b_hh[2 * h..] } else { &[] };
+            for (j, (s, &bi)) in self
                 .bias
                 .iter_mut()
                 .zip(&params[off.b_ih..][..g4])
-                .zip(&params[off.b_hh..][..g4])
+                .enumerate()
             {
-                *s = bi + bh;
+                *s = if gru && j >= 2 * h { bi } else { bi + b_hh[j] };
             }
-            let gates = &mut self.gates[l][..n * g4]; // (t_len, B, 4H)
+            let gates = &mut self.gates[l][..n * g4]; // (t_len, B, G·H)
             let (below, this_and_up) = self.h.split_at_mut(l);
             let hs = &mut this_and_up[0]; // (T+1, B, H)
             hs[..b * h].copy_from_slice(&state.h[l * b * h..][..b * h]);
-            self.c[l][..b * h].copy_from_slice(&state.c[l * b * h..][..b * h]);
+            let cs: &mut [F] = match cfg.cell {
+                Cell::Lstm => {
+                    self.c[l][..b * h].copy_from_slice(&state.c[l * b * h..][..b * h]);
+                    &mut self.c[l]
+                }
+                Cell::Gru => &mut self.hn[l],
+                Cell::Rnn => &mut [],
+            };
 
             // Input projection for all steps at once: gates = bias + x·W_ihᵀ.
             if l == 0 && d > 0 {
@@ -212,10 +235,12 @@ impl<F: Float> Workspace<F> {
 
             // The recurrence: only h_{t-1}·W_hhᵀ is step by step, split over the team.
             recur_forward(
+                cfg.cell,
                 gates,
                 hs,
-                &mut self.c[l],
+                cs,
                 &params[off.w_hh..][..g4 * h],
+                b_hn,
                 &mut self.whh_pack,
                 &mut self.scratch,
                 b,
@@ -282,7 +307,9 @@ impl<F: Float> Workspace<F> {
         let t = self.t_len;
         for l in 0..self.h.len() {
             state.h[l * bh..][..bh].copy_from_slice(&self.h[l][t * bh..][..bh]);
-            state.c[l * bh..][..bh].copy_from_slice(&self.c[l][t * bh..][..bh]);
+            if self.cell == Cell::Lstm {
+                state.c[l * bh..][..bh].copy_from_slice(&self.c[l][t * bh..][..bh]);
+            }
         }
     }
 
@@ -331,7 +358,7 @@ impl<F: Float> Workspace<F> {
     pub fn backward(&mut self, params: &[F], layout: &Layout, x: &[u32], grads: &mut [F]) {
         let cfg = layout.config;
         let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
-        let g4 = 4 * h;
+        let g4 = cfg.cell.gates() * h; // G·H
         let t_len = self.t_len;
         let n = t_len * b;
         assert_eq!(x.len(), n, "input does not match the forward");
@@ -369,13 +396,20 @@ impl<F: Float> Workspace<F> {
         }
 
         for (l, off) in layout.layers.iter().enumerate().rev() {
-            // The gates buffer turns into dgates in place (each step's gates are read once).
-            let dgates = &mut self.gates[l][..n * g4];
+            // The gates buffer turns into dgates in place (each step's gates are read once):
+            // first the gradient of the hidden side's pre-activations.
             let hs = &self.h[l];
+            let cs: &mut [F] = match cfg.cell {
+                Cell::Lstm => &mut self.c[l],
+                Cell::Gru => &mut self.hn[l],
+                Cell::Rnn => &mut [],
+            };
             recur_backward(
-                dgates,
+                cfg.cell,
+                &mut self.gates[l][..n * g4],
                 &gb.dh[..n * h],
-                &self.c[l],
+                hs,
+                cs,
                 &params[off.w_hh..][..g4 * h],
                 &mut self.scratch,
                 &mut gb.dstate.h[l * b * h..][..b * h],
@@ -387,27 +421,27 @@ impl<F: Float> Workspace<F> {
             );
 
             // Weight gradients, one GEMM each over all rows.
-            let dgates_buf = &self.gates[l][..n * g4];
-            let dgates = MatRef::new(dgates_buf, n, g4);
             let h_prev = MatRef::new(&hs[..n * h], n, h); // h_{t-1} for t = 0..T
             matmul(
                 &mut grads[off.w_hh..][..g4 * h],
-                dgates.t(),
+                MatRef::new(&self.gates[l][..n * g4], n, g4).t(),
                 h_prev,
                 true,
                 threads,
             );
-            gb.dbias.fill(F::ZERO);
-            for row in dgates_buf.chunks_exact(g4) {
-                for (d, &g) in gb.dbias.iter_mut().zip(row) {
-                    *d += g;
+            column_sums(&mut gb.dbias, &self.gates[l][..n * g4]);
+            add_to(&mut grads[off.b_hh..][..g4], &gb.dbias);
+            if cfg.cell == Cell::Gru {
+                // The n gate's input side gets dn, its hidden side r⊙dn: swap in the former.
+                let rows = self.gates[l][..n * g4].chunks_exact_mut(g4);
+                for (row, dn) in rows.zip(self.hn[l].chunks_exact(h)) {
+                    row[2 * h..].copy_from_slice(dn);
                 }
+                column_sums(&mut gb.dbias, &self.gates[l][..n * g4]);
             }
-            for off_b in [off.b_ih, off.b_hh] {
-                for (d, &g) in grads[off_b..][..g4].iter_mut().zip(&gb.dbias) {
-                    *d += g;
-                }
-            }
+            add_to(&mut grads[off.b_ih..][..g4], &gb.dbias);
+            let dgates_buf = &self.gates[l][..n * g4];
+            let dgates = MatRef::new(dgates_buf, n, g4);
             if l > 0 {
                 let input = match &self.dropout {
                     Some(d) => &d.dropped[l - 1][..n * h],
@@ -479,6 +513,23 @@ impl<F: Float> Workspace<F> {
     }
 }
 
+/// sums = Σ over rows of `rows` (R, sums.len()).
+fn column_sums<F: Float>(sums: &mut [F], rows: &[F]) {
+    sums.fill(F::ZERO);
+    for row in rows.chunks_exact(sums.len()) {
+        for (d, &g) in sums.iter_mut().zip(row) {
+            *d += g;
+        }
+    }
+}
+
+/// acc += x.
+fn add_to<F: Float>(acc: &mut [F], x: &[F]) {
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
 /// out = x ⊙ mask.
 fn apply_mask<F: Float>(out: &mut [F], x: &[F], mask: &[F]) {
     for ((o, &a), &m) in out.iter_mut().zip(x).zip(mask) {
@@ -503,8 +554,8 @@ fn log_sum_exp<F: Float>(row: &[F]) -> f64 {
 }
 
 crate::multiversion! {
-    /// One row of the fused gate maths: activates the gates in place (i, f, o sigmoid; g tanh)
-    /// and writes c_t and h_t.
+    /// One row of the fused LSTM gate maths: activates the gates in place (i, f, o sigmoid;
+    /// g tanh) and writes c_t and h_t.
     pub(crate) fn cell_forward<F: Float>(
         gi: &mut [F],
         gf: &mut [F],
@@ -535,7 +586,49 @@ crate::multiversion! {
 }
 
 crate::multiversion! {
-    /// One row of the backward gate maths for `w` units. Reads the activated gates, the
+    /// One row of the GRU (PyTorch's nn.GRU): r = σ(gr), z = σ(gz), n = tanh(gn + r ⊙ hn),
+    /// h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}. `gr`, `gz` hold the full pre-activations, `gn` the
+    /// input side of n (W_in x + b_in) and `hn` its hidden side (W_hn h_{t-1} + b_hn); r, z, n
+    /// are written back in place of them.
+    pub(crate) fn gru_forward<F: Float>(
+        gr: &mut [F],
+        gz: &mut [F],
+        gn: &mut [F],
+        hn: &[F],
+        h_prev: &[F],
+        h_next: &mut [F],
+    ) {
+        let one = F::ONE;
+        let n = gr.len();
+        let (gz, gn, hn) = (&mut gz[..n], &mut gn[..n], &hn[..n]);
+        let (h_prev, h_next) = (&h_prev[..n], &mut h_next[..n]);
+        for j in 0..n {
+            let r = gr[j].sigmoid();
+            let z = gz[j].sigmoid();
+            let nv = (gn[j] + r * hn[j]).tanh();
+            gr[j] = r;
+            gz[j] = z;
+            gn[j] = nv;
+            h_next[j] = (one - z) * nv + z * h_prev[j];
+        }
+    }
+}
+
+crate::multiversion! {
+    /// One row of the tanh RNN: the pre-activation turns into h_t, kept in place and in `h_next`.
+    pub(crate) fn rnn_forward<F: Float>(g: &mut [F], h_next: &mut [F]) {
+        let n = g.len();
+        let h_next = &mut h_next[..n];
+        for j in 0..n {
+            let a = g[j].tanh();
+            g[j] = a;
+            h_next[j] = a;
+        }
+    }
+}
+
+crate::multiversion! {
+    /// One row of the backward LSTM gate maths for `w` units. Reads the activated gates, the
     /// gradient from above and the carried dh/dc; overwrites the gates with their
     /// pre-activation gradients and leaves dc_{t-1} in `dc_next` (dh_{t-1} comes from the GEMM
     /// with W_hh).
@@ -565,23 +658,70 @@ crate::multiversion! {
     }
 }
 
+crate::multiversion! {
+    /// One row of the backward GRU for `w` units. Reads r, z, n, the n gate's hidden side
+    /// `hn`, h_{t-1}, the gradient from above and the recurrent dh_t in `dh_next`. Writes the
+    /// hidden side's pre-activation gradients (dr, dz, r ⊙ dn) over the gates, the input
+    /// side's dn over `hn`, and the direct part of dh_{t-1} (dh ⊙ z) over `dh_next`; the
+    /// GEMM with W_hh adds the rest.
+    fn gru_backward<F: Float>(
+        gates: [&mut [F]; 3],
+        hn: &mut [F],
+        dh_above: &[F],
+        h_prev: &[F],
+        dh_next: &mut [F],
+    ) {
+        let one = F::ONE;
+        let n = dh_above.len();
+        let [gr, gz, gn] = gates.map(|s| &mut s[..n]);
+        let (hn, h_prev, dh_next) = (&mut hn[..n], &h_prev[..n], &mut dh_next[..n]);
+        for j in 0..n {
+            let (r, z, nv) = (gr[j], gz[j], gn[j]);
+            let dh = dh_above[j] + dh_next[j];
+            let dn = dh * (one - z) * (one - nv * nv); // through tanh
+            gr[j] = dn * hn[j] * r * (one - r);
+            gz[j] = dh * (h_prev[j] - nv) * z * (one - z);
+            gn[j] = dn * r;
+            hn[j] = dn;
+            dh_next[j] = dh * z;
+        }
+    }
+}
+
+crate::multiversion! {
+    /// One row of the backward tanh RNN: the activation turns into its pre-activation's
+    /// gradient (dh_{t-1} comes from the GEMM with W_hh).
+    fn rnn_backward<F: Float>(g: &mut [F], dh_above: &[F], dh_next: &[F]) {
+        let one = F::ONE;
+        let n = g.len();
+        let (dh_above, dh_next) = (&dh_above[..n], &dh_next[..n]);
+        for j in 0..n {
+            let a = g[j];
+            g[j] = (dh_above[j] + dh_next[j]) * (one - a * a);
+        }
+    }
+}
+
 /// The forward recurrence of one layer. The team splits the hidden units: member k owns
-/// `team::share(H, n, k)` (w units), computes their four gate columns from the whole h_{t-1}
+/// `team::share(H, n, k)` (w units), computes their G gate columns from the whole h_{t-1}
 /// with one GEMM against its rows of W_hh (kept hot in its core's cache), runs the cell, and
 /// the team meets at a barrier after every step, when h_t is complete.
 #[allow(clippy::too_many_arguments)]
 fn recur_forward<F: Float>(
-    gates: &mut [F],        // (t_len, B, 4H): pre-activations in, activated gates out
-    hs: &mut [F],           // (T+1, B, H): block 0 holds the carried-in h
-    cs: &mut [F],           // (T+1, B, H): block 0 holds the carried-in c
-    w_hh: &[F],             // (4H, H)
-    pack: &mut [F],         // (4H·H) scratch: per member (H, 4w)
-    scratch: &mut [Vec<F>], // per member, ≥ B·4w
+    cell: Cell,
+    gates: &mut [F], // (t_len, B, G·H): input-side pre-activations in, activated gates out
+    hs: &mut [F],    // (T+1, B, H): block 0 holds the carried-in h
+    cs: &mut [F],    // LSTM (T+1, B, H), block 0 the carried-in c; GRU (T, B, H) hn out; RNN empty
+    w_hh: &[F],      // (G·H, H)
+    b_hn: &[F],      // GRU (H): the hidden side's bias of n; else empty
+    pack: &mut [F],  // (G·H·H) scratch: per member (H, G·w)
+    scratch: &mut [Vec<F>], // per member, ≥ B·G·w
     b: usize,
     h: usize,
     t_len: usize,
     n: usize,
 ) {
+    let gn = cell.gates();
     let (gates_s, hs_s, cs_s, scratch_s, pack_s) = (
         Shared::new(gates),
         Shared::new(hs),
@@ -593,19 +733,24 @@ fn recur_forward<F: Float>(
         let u = share(h, n, k);
         let w = u.len();
         // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
-        // gates, h and c, its own scratch and its own block of the pack; it reads other
+        // gates, h and c (or hn), its own scratch and its own block of the pack; it reads other
         // members' columns of h only for the previous step, which the barrier has completed.
-        let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..b * 4 * w];
-        let block = unsafe { pack_s.slice_mut(4 * u.start * h..4 * (u.start + w) * h) };
-        pack_rows(block, w_hh, h, u.clone(), b > 1);
+        let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..b * gn * w];
+        let block = unsafe { pack_s.slice_mut(gn * u.start * h..gn * (u.start + w) * h) };
+        pack_rows(block, w_hh, h, gn, u.clone(), b > 1);
         let block = &*block;
-        let wk = MatRef::new(block, h, 4 * w); // (H, 4w) when B > 1
+        let wk = MatRef::new(block, h, gn * w); // (H, G·w) when B > 1
         for t in 0..t_len {
             for bi in 0..b {
-                let row = (t * b + bi) * 4 * h;
-                for g in 0..4 {
-                    let src = unsafe { gates_s.slice(row + g * h + u.start..row + g * h + u.end) };
-                    local[(bi * 4 + g) * w..][..w].copy_from_slice(src);
+                let row = (t * b + bi) * gn * h;
+                for g in 0..gn {
+                    let dst = &mut local[(bi * gn + g) * w..][..w];
+                    if cell == Cell::Gru && g == 2 {
+                        dst.copy_from_slice(&b_hn[u.clone()]); // n's hidden side starts at b_hn
+                    } else {
+                        let seg = row + g * h + u.start..row + g * h + u.end;
+                        dst.copy_from_slice(unsafe { gates_s.slice(seg) });
+                    }
                 }
             }
             let h_prev = unsafe { hs_s.slice(t * b * h..(t + 1) * b * h) };
@@ -615,26 +760,48 @@ fn recur_forward<F: Float>(
                 matmul(local, MatRef::new(h_prev, b, h), wk, true, Threads(1));
             }
             for bi in 0..b {
-                let lrow = &mut local[bi * 4 * w..][..4 * w];
-                let (gi, rest) = lrow.split_at_mut(w);
-                let (gf, rest) = rest.split_at_mut(w);
-                let (gg, go) = rest.split_at_mut(w);
+                let lrow = &mut local[bi * gn * w..][..gn * w];
                 let r = |blk: usize| (blk * b + bi) * h + u.start..(blk * b + bi) * h + u.end;
-                unsafe {
-                    cell_forward(
-                        gi,
-                        gf,
-                        gg,
-                        go,
-                        cs_s.slice(r(t)),
-                        cs_s.slice_mut(r(t + 1)),
-                        hs_s.slice_mut(r(t + 1)),
-                    );
+                let row = (t * b + bi) * gn * h;
+                let seg = |g: usize| row + g * h + u.start..row + g * h + u.end;
+                match cell {
+                    Cell::Lstm => {
+                        let (gi, rest) = lrow.split_at_mut(w);
+                        let (gf, rest) = rest.split_at_mut(w);
+                        let (gg, go) = rest.split_at_mut(w);
+                        unsafe {
+                            cell_forward(
+                                gi,
+                                gf,
+                                gg,
+                                go,
+                                cs_s.slice(r(t)),
+                                cs_s.slice_mut(r(t + 1)),
+                                hs_s.slice_mut(r(t + 1)),
+                            );
+                        }
+                    }
+                    Cell::Gru => {
+                        let (gr, rest) = lrow.split_at_mut(w);
+                        let (gz, hn) = rest.split_at_mut(w);
+                        unsafe {
+                            gru_forward(
+                                gr,
+                                gz,
+                                gates_s.slice_mut(seg(2)),
+                                hn,
+                                hs_s.slice(r(t)),
+                                hs_s.slice_mut(r(t + 1)),
+                            );
+                            cs_s.slice_mut(r(t)).copy_from_slice(hn); // hn of step t: block t
+                        }
+                    }
+                    Cell::Rnn => unsafe { rnn_forward(lrow, hs_s.slice_mut(r(t + 1))) },
                 }
-                let row = (t * b + bi) * 4 * h;
-                for g in 0..4 {
-                    let dst =
-                        unsafe { gates_s.slice_mut(row + g * h + u.start..row + g * h + u.end) };
+                // GRU: n went straight to the gates; the scratch holds hn there.
+                let back = if cell == Cell::Gru { 2 } else { gn };
+                for g in 0..back {
+                    let dst = unsafe { gates_s.slice_mut(seg(g)) };
                     dst.copy_from_slice(&lrow[g * w..][..w]);
                 }
             }
@@ -643,21 +810,22 @@ fn recur_forward<F: Float>(
     });
 }
 
-/// Member k's block of W_hh: its rows g·H + j (g = i, f, g, o; j its units) as (4w, H), or
-/// transposed to (H, 4w) for a GEMM, a layout the kernel reads in place instead of repacking
-/// the weights at every step (measured: H=256, 2 threads, 52k -> 59k chars/s). Each member
-/// packs its own block, so it lands in that core's cache.
+/// Member k's block of W_hh: its rows g·H + j (g over the G gates; j its units) as (G·w, H),
+/// or transposed to (H, G·w) for a GEMM, a layout the kernel reads in place instead of
+/// repacking the weights at every step (measured: H=256, 2 threads, 52k -> 59k chars/s). Each
+/// member packs its own block, so it lands in that core's cache.
 fn pack_rows<F: Float>(
     block: &mut [F],
     w_hh: &[F],
     h: usize,
+    gn: usize,
     u: std::ops::Range<usize>,
     transpose: bool,
 ) {
     let w = u.len();
     let row = |g: usize, i: usize| &w_hh[(g * h + u.start + i) * h..][..h];
     if !transpose {
-        for g in 0..4 {
+        for g in 0..gn {
             for i in 0..w {
                 block[(g * w + i) * h..][..h].copy_from_slice(row(g, i));
             }
@@ -666,13 +834,13 @@ fn pack_rows<F: Float>(
     }
     // Transpose in 16×16 tiles so that reads and writes both stay within cache lines.
     const TILE: usize = 16;
-    for g in 0..4 {
+    for g in 0..gn {
         for i0 in (0..w).step_by(TILE) {
             for p0 in (0..h).step_by(TILE) {
                 for i in i0..(i0 + TILE).min(w) {
                     let r = row(g, i);
                     for p in p0..(p0 + TILE).min(h) {
-                        block[p * 4 * w + g * w + i] = r[p];
+                        block[p * gn * w + g * w + i] = r[p];
                     }
                 }
             }
@@ -681,25 +849,30 @@ fn pack_rows<F: Float>(
 }
 
 /// The backward recurrence of one layer, split by hidden unit like `recur_forward`. Member k
-/// turns its units' dh and dc into their gate gradients, the team meets once dgates_t is
-/// complete, then member k computes its units' columns of dh_{t-1} = dgates_t · W_hh.
-/// Leaves the gradient w.r.t. the carried-in state in `dh0`, `dc0`.
+/// turns its units' dh (and dc) into their gate gradients, the team meets once dgates_t is
+/// complete, then member k computes its units' columns of dh_{t-1} = dgates_t · W_hh (plus,
+/// for the GRU, the direct path dh_t ⊙ z). Leaves the gradient w.r.t. the carried-in state in
+/// `dh0`, `dc0` (dc0 zero but for the LSTM).
 #[allow(clippy::too_many_arguments)]
 fn recur_backward<F: Float>(
-    gates: &mut [F],        // (t_len, B, 4H): activated gates in, their gradients out
-    dh: &[F],               // (t_len, B, H): gradient into this layer's outputs from above
-    cs: &[F],               // (T+1, B, H)
-    w_hh: &[F],             // (4H, H)
+    cell: Cell,
+    gates: &mut [F], // (t_len, B, G·H): activated gates in, the hidden side's gradients out
+    dh: &[F],        // (t_len, B, H): gradient into this layer's outputs from above
+    hs: &[F],        // (T+1, B, H)
+    cs: &mut [F],    // LSTM (T+1, B, H) c; GRU (T, B, H) hn in, the n gate's input-side dn out
+    w_hh: &[F],      // (G·H, H)
     scratch: &mut [Vec<F>], // per member, ≥ 2·B·w
-    dh0: &mut [F],          // (B, H) out
-    dc0: &mut [F],          // (B, H) out
+    dh0: &mut [F],   // (B, H) out
+    dc0: &mut [F],   // (B, H) out
     b: usize,
     h: usize,
     t_len: usize,
     n: usize,
 ) {
-    let (dgates_s, scratch_s, dh0_s, dc0_s) = (
+    let gn = cell.gates();
+    let (dgates_s, cs_s, scratch_s, dh0_s, dc0_s) = (
         Shared::new(gates),
+        Shared::new(cs),
         Shared::new(scratch),
         Shared::new(dh0),
         Shared::new(dc0),
@@ -708,39 +881,64 @@ fn recur_backward<F: Float>(
         let u = share(h, n, k);
         let w = u.len();
         // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
-        // dgates and of dh0/dc0 and its own scratch; it reads all of dgates_t only after the
-        // barrier that follows every member's write of it.
+        // dgates, of hn and of dh0/dc0 and its own scratch; it reads all of dgates_t only after
+        // the barrier that follows every member's write of it.
         let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..2 * b * w];
         let (dhn, dcn) = local.split_at_mut(b * w); // (B, w) each: dh_{t}, dc_{t} carried back
         dhn.fill(F::ZERO);
         dcn.fill(F::ZERO);
-        // Member k's columns of W_hh: (4H, w), a strided view.
+        // Member k's columns of W_hh: (G·H, w), a strided view.
         let w_cols = MatRef {
             data: &w_hh[u.start..],
-            rows: 4 * h,
+            rows: gn * h,
             cols: w,
             rs: h,
             cs: 1,
         };
         for t in (0..t_len).rev() {
             for bi in 0..b {
-                let row4 = (t * b + bi) * 4 * h;
+                let row4 = (t * b + bi) * gn * h;
                 let rowh = (t * b + bi) * h;
                 let seg = |g: usize| row4 + g * h + u.start..row4 + g * h + u.end;
-                let g = unsafe { [0, 1, 2, 3].map(|g| dgates_s.slice_mut(seg(g))) };
-                let c_t = rowh + b * h + u.start..rowh + b * h + u.end; // block t+1
-                cell_backward(
-                    g,
-                    &dh[rowh + u.start..rowh + u.end],
-                    &cs[c_t],
-                    &cs[rowh + u.start..rowh + u.end], // c_{t-1}: block t of (T+1, B, H)
-                    &dhn[bi * w..][..w],
-                    &mut dcn[bi * w..][..w],
-                );
+                let mine = rowh + u.start..rowh + u.end; // block t of (T+1, B, H) or (T, B, H)
+                let dh_above = &dh[mine.clone()];
+                let (dh_next, dc_next) = (&mut dhn[bi * w..][..w], &mut dcn[bi * w..][..w]);
+                match cell {
+                    Cell::Lstm => unsafe {
+                        let c_t = rowh + b * h + u.start..rowh + b * h + u.end; // block t+1
+                        cell_backward(
+                            [0, 1, 2, 3].map(|g| dgates_s.slice_mut(seg(g))),
+                            dh_above,
+                            cs_s.slice(c_t),
+                            cs_s.slice(mine), // c_{t-1}
+                            dh_next,
+                            dc_next,
+                        );
+                    },
+                    Cell::Gru => unsafe {
+                        gru_backward(
+                            [0, 1, 2].map(|g| dgates_s.slice_mut(seg(g))),
+                            cs_s.slice_mut(mine.clone()),
+                            dh_above,
+                            &hs[mine], // h_{t-1}
+                            dh_next,
+                        );
+                    },
+                    Cell::Rnn => unsafe {
+                        rnn_backward(dgates_s.slice_mut(seg(0)), dh_above, dh_next);
+                    },
+                }
             }
             barrier.wait();
-            let dg_t = unsafe { dgates_s.slice(t * b * 4 * h..(t + 1) * b * 4 * h) };
-            matmul(dhn, MatRef::new(dg_t, b, 4 * h), w_cols, false, Threads(1));
+            let dg_t = unsafe { dgates_s.slice(t * b * gn * h..(t + 1) * b * gn * h) };
+            let direct = cell == Cell::Gru; // dhn already holds dh_t ⊙ z
+            matmul(
+                dhn,
+                MatRef::new(dg_t, b, gn * h),
+                w_cols,
+                direct,
+                Threads(1),
+            );
         }
         for bi in 0..b {
             let r = bi * h + u.start..bi * h + u.end;

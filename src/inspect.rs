@@ -98,8 +98,12 @@ pub fn info(a: &InfoArgs) -> Result<()> {
         checkpoint::FORMAT_VERSION
     );
     println!(
-        "model: LSTM, {} layer(s) × {} hidden, vocabulary {}, {} parameters",
-        m.layers, m.hidden, m.vocab, layout.total
+        "model: {}, {} layer(s) × {} hidden, vocabulary {}, {} parameters",
+        m.cell.label(),
+        m.layers,
+        m.hidden,
+        m.vocab,
+        layout.total
     );
     let vocab: String = ck
         .vocab

@@ -3,6 +3,7 @@
 //! `main.rs` is a thin shell over this library: `cli` parses, `train` and `sample` run the two
 //! commands, `engine` is the batched forward/backward, `checkpoint` the file format.
 
+pub mod autosize;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;

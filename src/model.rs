@@ -1,6 +1,7 @@
 //! The model's shape and its parameters: one flat buffer with named views, in PyTorch's names,
-//! shapes, gate order (i, f, g, o) and default init, so a PyTorch `state_dict` of
-//! `lstm = nn.LSTM(V, H, L); head = nn.Linear(H, V)` is a plain copy.
+//! shapes, gate order and default init, so a PyTorch `state_dict` of
+//! `lstm = nn.LSTM(V, H, L); head = nn.Linear(H, V)` (or `gru = nn.GRU(…)`, `rnn = nn.RNN(…)`)
+//! is a plain copy. Gate order: LSTM i, f, g, o; GRU r, z, n; RNN one tanh block.
 //!
 //! Owns the layout and the init. Does not own the maths (see `engine`) or the file format
 //! (see `checkpoint`).
@@ -9,13 +10,55 @@ use crate::float::Float;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+/// The recurrent cell, as karpathy/char-rnn offers them, with PyTorch's equations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Cell {
+    /// Long short-term memory (nn.LSTM): gates i, f, g, o and a cell state c.
+    #[default]
+    Lstm,
+    /// Gated recurrent unit (nn.GRU): gates r, z, n, with b_hn inside the reset product.
+    Gru,
+    /// Plain tanh recurrence (nn.RNN): h' = tanh(W_ih x + b_ih + W_hh h + b_hh).
+    Rnn,
+}
+
+impl Cell {
+    /// Gate blocks of H rows in W_ih and W_hh.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+            Cell::Rnn => 1,
+        }
+    }
+    /// PyTorch module name, the prefix of the tensor names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+            Cell::Rnn => "rnn",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Cell::Lstm => "LSTM",
+            Cell::Gru => "GRU",
+            Cell::Rnn => "RNN",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// The recurrent cell; checkpoints from before cells existed are LSTMs.
+    #[serde(default)]
+    pub cell: Cell,
     /// Vocabulary size V (input one-hot width and head width).
     pub vocab: usize,
     /// Hidden size H of every layer.
     pub hidden: usize,
-    /// Number of stacked LSTM layers L.
+    /// Number of stacked recurrent layers L.
     pub layers: usize,
     /// Width D of a learned input embedding (`embed.weight`, (V, D)); 0 means one-hot input.
     #[serde(default)]
@@ -34,10 +77,10 @@ pub struct TensorInfo {
 /// Offsets of one layer's tensors in the flat buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerOffsets {
-    pub w_ih: usize, // (4H, I), I = V for layer 0 else H
-    pub w_hh: usize, // (4H, H)
-    pub b_ih: usize, // (4H)
-    pub b_hh: usize, // (4H)
+    pub w_ih: usize, // (G·H, I), I = V (or D) for layer 0 else H; G gate blocks
+    pub w_hh: usize, // (G·H, H)
+    pub b_ih: usize, // (G·H)
+    pub b_hh: usize, // (G·H)
     pub input: usize,
 }
 
@@ -56,6 +99,7 @@ pub struct Layout {
 impl Layout {
     pub fn new(config: ModelConfig) -> Layout {
         let (v, h) = (config.vocab, config.hidden);
+        let (gh, cell) = (config.cell.gates() * config.hidden, config.cell.name());
         let mut tensors = Vec::new();
         let mut total = 0;
         let mut push = |name: String, shape: Vec<usize>| {
@@ -78,10 +122,10 @@ impl Layout {
                 0 => v,
                 _ => h,
             };
-            let w_ih = push(format!("lstm.weight_ih_l{l}"), vec![4 * h, input]);
-            let w_hh = push(format!("lstm.weight_hh_l{l}"), vec![4 * h, h]);
-            let b_ih = push(format!("lstm.bias_ih_l{l}"), vec![4 * h]);
-            let b_hh = push(format!("lstm.bias_hh_l{l}"), vec![4 * h]);
+            let w_ih = push(format!("{cell}.weight_ih_l{l}"), vec![gh, input]);
+            let w_hh = push(format!("{cell}.weight_hh_l{l}"), vec![gh, h]);
+            let b_ih = push(format!("{cell}.bias_ih_l{l}"), vec![gh]);
+            let b_hh = push(format!("{cell}.bias_hh_l{l}"), vec![gh]);
             layers.push(LayerOffsets {
                 w_ih,
                 w_hh,
@@ -108,7 +152,7 @@ impl Layout {
     }
 }
 
-/// PyTorch's default init for nn.LSTM and nn.Linear(H, V): every weight and bias uniform in
+/// PyTorch's default init for nn.LSTM / nn.GRU / nn.RNN and nn.Linear(H, V): every weight and bias uniform in
 /// ±1/√H (for Linear, kaiming_uniform(a=√5) reduces to the same bound with fan_in = H).
 /// nn.Embedding's is a standard normal.
 pub fn init_params<F: Float>(layout: &Layout, rng: &mut Rng) -> Vec<F> {
@@ -125,15 +169,12 @@ pub fn init_params<F: Float>(layout: &Layout, rng: &mut Rng) -> Vec<F> {
     p
 }
 
-/// Training FLOPs per character, the count ENGINE.md uses: 72H² + 6HV for 2 layers
-/// (forward 8H² for layer 1 with one-hot input, 16H² per further layer, 2HV head; backward ≈ 2×).
+/// Training FLOPs per character, the count ENGINE.md uses: 72H² + 6HV for a 2-layer LSTM
+/// (forward 2GH² for layer 1 with one-hot input, 4GH² per further layer, 2HV head, G gate
+/// blocks; backward ≈ 2×).
 pub fn train_flops_per_char(c: &ModelConfig) -> f64 {
-    let (h, v) = (c.hidden as f64, c.vocab as f64);
-    let first = if c.embed > 0 {
-        8.0 * h * h + 8.0 * h * c.embed as f64
-    } else {
-        8.0 * h * h
-    };
-    let fwd = first + 16.0 * h * h * (c.layers as f64 - 1.0) + 2.0 * h * v;
+    let (h, v, g) = (c.hidden as f64, c.vocab as f64, c.cell.gates() as f64);
+    let first = 2.0 * g * h * (h + c.embed as f64);
+    let fwd = first + 4.0 * g * h * h * (c.layers as f64 - 1.0) + 2.0 * h * v;
     3.0 * fwd
 }

@@ -7,9 +7,9 @@
 //! Owns the sampler's state and the choice of the next character. Does not own the CLI
 //! (see `cli`) or the parameters.
 
-use crate::engine::cell_forward;
+use crate::engine::{cell_forward, gru_forward, rnn_forward};
 use crate::linalg::matvecs_acc;
-use crate::model::Layout;
+use crate::model::{Cell, Layout};
 use crate::rng::Rng;
 
 pub struct Sampler<'a> {
@@ -17,8 +17,9 @@ pub struct Sampler<'a> {
     params: &'a [f32],
     n: usize,         // streams
     h: Vec<f32>,      // (L, N, H)
-    c: Vec<f32>,      // (L, N, H)
-    gates: Vec<f32>,  // (N, 4H)
+    c: Vec<f32>,      // (L, N, H), LSTM only
+    gates: Vec<f32>,  // (N, G·H)
+    hgates: Vec<f32>, // (N, G·H): the GRU's hidden side, kept apart for r ⊙ (W_hn h + b_hn)
     c_new: Vec<f32>,  // (H)
     logits: Vec<f32>, // (N, V)
     probs: Vec<f32>,  // (V)
@@ -29,6 +30,7 @@ impl<'a> Sampler<'a> {
     pub fn new(layout: &'a Layout, params: &'a [f32], streams: usize) -> Self {
         let c = layout.config;
         let (l, h, v, n) = (c.layers, c.hidden, c.vocab, streams);
+        let gh = c.cell.gates() * h;
         assert_eq!(params.len(), layout.total);
         Sampler {
             layout,
@@ -36,7 +38,8 @@ impl<'a> Sampler<'a> {
             n,
             h: vec![0.0; l * n * h],
             c: vec![0.0; l * n * h],
-            gates: vec![0.0; n * 4 * h],
+            gates: vec![0.0; n * gh],
+            hgates: vec![0.0; if c.cell == Cell::Gru { n * gh } else { 0 }],
             c_new: vec![0.0; h],
             logits: vec![0.0; n * v],
             probs: vec![0.0; v],
@@ -49,17 +52,20 @@ impl<'a> Sampler<'a> {
     pub fn feed(&mut self, ids: &[u32]) {
         let cfg = self.layout.config;
         let (h, v, n) = (cfg.hidden, cfg.vocab, self.n);
+        let gh = cfg.cell.gates() * h; // G·H
+        let gru = cfg.cell == Cell::Gru;
         assert_eq!(ids.len(), n, "one id per stream");
         let p = self.params;
         for (l, off) in self.layout.layers.iter().enumerate() {
-            for (s, g) in self.gates.chunks_exact_mut(4 * h).enumerate() {
+            for (s, g) in self.gates.chunks_exact_mut(gh).enumerate() {
                 for (j, ((x, &bi), &bh)) in g
                     .iter_mut()
-                    .zip(&p[off.b_ih..][..4 * h])
-                    .zip(&p[off.b_hh..][..4 * h])
+                    .zip(&p[off.b_ih..][..gh])
+                    .zip(&p[off.b_hh..][..gh])
                     .enumerate()
                 {
-                    *x = bi + bh;
+                    // The GRU's b_hh goes with W_hh·h into `hgates`.
+                    *x = if gru { bi } else { bi + bh };
                     if l == 0 && self.layout.embed.is_none() {
                         // One-hot input: column `id` of W_ih (4H, V).
                         *x += p[off.w_ih + j * v + ids[s] as usize];
@@ -70,7 +76,7 @@ impl<'a> Sampler<'a> {
             if l > 0 {
                 matvecs_acc(
                     &mut self.gates,
-                    &p[off.w_ih..][..4 * h * h],
+                    &p[off.w_ih..][..gh * h],
                     &below[(l - 1) * n * h..],
                     h,
                 );
@@ -80,17 +86,48 @@ impl<'a> Sampler<'a> {
                 for (row, &id) in self.emb.chunks_exact_mut(d).zip(ids) {
                     row.copy_from_slice(&p[e + id as usize * d..][..d]);
                 }
-                matvecs_acc(&mut self.gates, &p[off.w_ih..][..4 * h * d], &self.emb, d);
+                matvecs_acc(&mut self.gates, &p[off.w_ih..][..gh * d], &self.emb, d);
             }
             let h_l = &mut this[..n * h]; // (N, H)
-            matvecs_acc(&mut self.gates, &p[off.w_hh..][..4 * h * h], h_l, h);
-            for (s, g) in self.gates.chunks_exact_mut(4 * h).enumerate() {
-                let (gi, rest) = g.split_at_mut(h);
-                let (gf, rest) = rest.split_at_mut(h);
-                let (gg, go) = rest.split_at_mut(h);
-                let c_s = &mut self.c[(l * n + s) * h..][..h];
-                cell_forward(gi, gf, gg, go, c_s, &mut self.c_new, &mut h_l[s * h..][..h]);
-                c_s.copy_from_slice(&self.c_new);
+            let w_hh = &p[off.w_hh..][..gh * h];
+            match cfg.cell {
+                Cell::Lstm => {
+                    matvecs_acc(&mut self.gates, w_hh, h_l, h);
+                    for (s, g) in self.gates.chunks_exact_mut(gh).enumerate() {
+                        let (gi, rest) = g.split_at_mut(h);
+                        let (gf, rest) = rest.split_at_mut(h);
+                        let (gg, go) = rest.split_at_mut(h);
+                        let c_s = &mut self.c[(l * n + s) * h..][..h];
+                        cell_forward(gi, gf, gg, go, c_s, &mut self.c_new, &mut h_l[s * h..][..h]);
+                        c_s.copy_from_slice(&self.c_new);
+                    }
+                }
+                Cell::Gru => {
+                    for row in self.hgates.chunks_exact_mut(gh) {
+                        row.copy_from_slice(&p[off.b_hh..][..gh]);
+                    }
+                    matvecs_acc(&mut self.hgates, w_hh, h_l, h);
+                    let rows = self
+                        .gates
+                        .chunks_exact_mut(gh)
+                        .zip(self.hgates.chunks_exact(gh));
+                    for (s, (g, hg)) in rows.enumerate() {
+                        for (x, &y) in g[..2 * h].iter_mut().zip(&hg[..2 * h]) {
+                            *x += y;
+                        }
+                        let (gr, rest) = g.split_at_mut(h);
+                        let (gz, gn) = rest.split_at_mut(h);
+                        let h_s = &mut h_l[s * h..][..h];
+                        self.c_new.copy_from_slice(h_s); // h_{t-1}
+                        gru_forward(gr, gz, gn, &hg[2 * h..], &self.c_new, h_s);
+                    }
+                }
+                Cell::Rnn => {
+                    matvecs_acc(&mut self.gates, w_hh, h_l, h);
+                    for (g, h_s) in self.gates.chunks_exact_mut(h).zip(h_l.chunks_exact_mut(h)) {
+                        rnn_forward(g, h_s);
+                    }
+                }
             }
         }
         for row in self.logits.chunks_exact_mut(v) {
@@ -366,14 +403,17 @@ mod tests {
 
     #[test]
     fn sampler_matches_the_batched_engine() {
-        for embed in [0, 5] {
-            sampler_matches(embed);
+        for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+            for embed in [0, 5] {
+                sampler_matches(cell, embed);
+            }
         }
     }
 
-    fn sampler_matches(embed: usize) {
+    fn sampler_matches(cell: Cell, embed: usize) {
         // Two streams at once against the training engine with B = 2.
         let layout = Layout::new(ModelConfig {
+            cell,
             vocab: 9,
             hidden: 12,
             layers: 2,
@@ -394,7 +434,10 @@ mod tests {
                     .iter()
                     .zip(&ws.logits(9)[(2 * t + b) * 9..][..9])
                 {
-                    assert!((a - w).abs() < 1e-5, "step {t} stream {b}: {a} vs {w}");
+                    assert!(
+                        (a - w).abs() < 1e-5,
+                        "{cell:?} step {t} stream {b}: {a} vs {w}"
+                    );
                 }
             }
             assert!(

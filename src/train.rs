@@ -4,6 +4,7 @@
 //! Owns the loop and what a run remembers (`TrainConfig`, `TrainState`). Does not own the maths
 //! (`engine`, `optim`), the data rules (`data`) or the file format (`checkpoint`).
 
+use crate::autosize::{self, Budget, SIZES};
 use crate::bail;
 use crate::checkpoint::{self, ResumeState, TrainRef, TrainSnapshot};
 use crate::cli::TrainArgs;
@@ -106,9 +107,11 @@ pub fn setup_threads(requested: Option<usize>) -> Result<usize> {
     }
 }
 
-/// The flags of a fresh run, checked, with defaults filled in.
+/// The flags of a fresh run, checked, with defaults filled in; without --hidden the hidden
+/// size is 0 and without --dropout the dropout 0 until `autosize` chooses them
+/// (see `Run::prepare`).
 fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
-    let hidden = a.hidden.unwrap_or(256);
+    let hidden = a.hidden.unwrap_or(SIZES[0]);
     let layers = a.layers.unwrap_or(2);
     let cfg = TrainConfig {
         batch: a.batch.unwrap_or(50),
@@ -122,7 +125,8 @@ fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
         lossy: a.lossy,
         max_vocab: a.max_vocab,
         min_count: a.min_count.unwrap_or(0),
-        lr_schedule: a.lr_schedule.unwrap_or_default(),
+        // Cosine by default; a checkpoint without the field is from before it was (constant).
+        lr_schedule: a.lr_schedule.unwrap_or(Schedule::Cosine),
         warmup: a.warmup.unwrap_or(0),
         lr_decay: a.lr_decay.unwrap_or_else(default_lr_decay),
         weight_decay: a.weight_decay.unwrap_or(0.0),
@@ -167,14 +171,20 @@ fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
     }
     Ok((
         ModelConfig {
+            cell: a.cell.unwrap_or_default(),
             vocab: 0,
-            hidden,
+            hidden: a.hidden.unwrap_or(0),
             layers,
             embed: a.embed.unwrap_or(0),
         },
         cfg,
     ))
 }
+
+/// From this many distinct characters a fresh run without `--embed` learns an embedding of
+/// width `AUTO_EMBED` instead of one-hot input.
+pub const AUTO_EMBED_VOCAB: usize = 1000;
+pub const AUTO_EMBED: usize = 128;
 
 /// On resume, a flag that would change the arithmetic must agree with the checkpoint.
 fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Path) -> Result<()> {
@@ -187,6 +197,11 @@ fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Pa
         }
     };
     let s = |x: Option<usize>| x.map(|v| v.to_string());
+    check(
+        "--cell",
+        a.cell.map(|c| c.name().to_string()),
+        m.cell.name().to_string(),
+    );
     check("--hidden", s(a.hidden), m.hidden.to_string());
     check("--layers", s(a.layers), m.layers.to_string());
     check("--batch", s(a.batch), c.batch.to_string());
@@ -465,7 +480,7 @@ impl<'a> Run<'a> {
         } else {
             None
         };
-        let config = match (&resumed, &fresh) {
+        let mut config = match (&resumed, &fresh) {
             (Some((_, _, _, snap)), _) => snap.config.clone(),
             (None, Some((_, c))) => c.clone(),
             _ => unreachable!(),
@@ -516,6 +531,7 @@ impl<'a> Run<'a> {
         let spe = batches.steps_per_epoch as u64;
 
         // Model, optimiser and run state.
+        let mut sizing_line = None;
         let (model, params, adam, carry, st) = match resumed {
             Some((m, _, p, snap)) => {
                 let TrainSnapshot { state, resume, .. } = snap;
@@ -524,10 +540,53 @@ impl<'a> Run<'a> {
                 (m, p, adam, carry, state)
             }
             None => {
-                let m = ModelConfig {
+                let mut m = ModelConfig {
                     vocab: vocab.len(),
                     ..fresh.unwrap().0
                 };
+                // Large vocabularies: one-hot W_ih is G·H × V; an embedding is far smaller.
+                let auto_embed = a.embed.is_none() && m.vocab >= AUTO_EMBED_VOCAB;
+                if auto_embed {
+                    m.embed = AUTO_EMBED;
+                }
+                if a.hidden.is_none() || a.dropout.is_none() {
+                    let budget = match (a.minutes, a.steps, a.epochs) {
+                        (Some(min), _, _) => Budget::Seconds(min * 60.0),
+                        (None, Some(s), e) => {
+                            Budget::Epochs((s as f64 / spe as f64).min(e.unwrap_or(f64::MAX)))
+                        }
+                        (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
+                    };
+                    let s = autosize::choose(
+                        m,
+                        a.hidden,
+                        a.dropout,
+                        batches.train_len(),
+                        budget,
+                        (config.batch, config.seq),
+                        Threads(threads),
+                    );
+                    m.hidden = s.hidden;
+                    config.dropout = s.dropout;
+                    sizing_line = Some(format!(
+                        "charrnn: sizing: {}; dropout {}{}{}",
+                        s.reason,
+                        s.dropout,
+                        if a.dropout.is_some() {
+                            " as given"
+                        } else {
+                            " for that many passes"
+                        },
+                        if auto_embed {
+                            format!(
+                                "; embedding {AUTO_EMBED} for {} distinct characters",
+                                m.vocab
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
                 let layout = Layout::new(m);
                 let mut rng = Rng::new(config.seed);
                 let p: Vec<f32> = init_params(&layout, &mut rng);
@@ -591,6 +650,7 @@ impl<'a> Run<'a> {
             },
             "model": model,
             "parameters": Layout::new(model).total,
+            "sizing": sizing_line,
             "train": config,
             "run": {
                 "out": out.display().to_string(),
@@ -631,6 +691,9 @@ impl<'a> Run<'a> {
         }
 
         let progress = Progress::new();
+        if let Some(line) = &sizing_line {
+            progress.line(line);
+        }
         progress.line(&format!(
             "charrnn: {}{}: {} characters, vocabulary {}{}; train {} / validation {}",
             corpus.name,
@@ -650,7 +713,8 @@ impl<'a> Run<'a> {
             val_ids.len()
         ));
         progress.line(&format!(
-            "charrnn: LSTM {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} thread(s){}",
+            "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} thread(s){}",
+            model.cell.label(),
             model.layers,
             model.hidden,
             layout.total,

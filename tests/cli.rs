@@ -252,18 +252,35 @@ fn resume_is_exact_and_same_seed_is_deterministic() {
     let d = Dir::new("resume");
     let f = repetitive(&d);
     // 40 steps in one go (an epoch is 63 steps: the resume falls mid-epoch, with carried state).
+    // A constant rate: a cosine spans the planned steps, which differ between these runs.
     train(
         &d,
         &f,
         "one",
-        &["--steps", "40", "--eval-every", "15", "--amsgrad"],
+        &[
+            "--steps",
+            "40",
+            "--eval-every",
+            "15",
+            "--amsgrad",
+            "--lr-schedule",
+            "constant",
+        ],
     )
     .ok();
     train(
         &d,
         &f,
         "again",
-        &["--steps", "40", "--eval-every", "1000", "--amsgrad"],
+        &[
+            "--steps",
+            "40",
+            "--eval-every",
+            "1000",
+            "--amsgrad",
+            "--lr-schedule",
+            "constant",
+        ],
     )
     .ok();
     // 25 steps, then resume to 40.
@@ -271,7 +288,15 @@ fn resume_is_exact_and_same_seed_is_deterministic() {
         &d,
         &f,
         "two",
-        &["--steps", "25", "--eval-every", "1000", "--amsgrad"],
+        &[
+            "--steps",
+            "25",
+            "--eval-every",
+            "1000",
+            "--amsgrad",
+            "--lr-schedule",
+            "constant",
+        ],
     )
     .ok();
     std::fs::copy(d.path("two/last.safetensors"), d.path("mid.safetensors")).unwrap();
@@ -325,7 +350,14 @@ fn unicode_text_trains_and_samples_as_characters() {
     let d = Dir::new("unicode");
     let poem = "床前明月光，疑是地上霜。举头望明月，低头思故乡。\r\n";
     let f = d.write("poem.txt", format!("\u{FEFF}{}", poem.repeat(200)));
-    train(&d, &f, "run", &["--steps", "150", "--lr", "0.01"]).ok();
+    let flags = ["--steps", "150", "--lr", "0.01", "--dropout", "0"];
+    train(
+        &d,
+        &f,
+        "run",
+        &[&flags[..], &["--lr-schedule", "constant"]].concat(),
+    )
+    .ok();
     let s = d
         .run(&[
             "sample",
@@ -1090,18 +1122,49 @@ fn dropout_runs_resume_exactly_and_differ_from_plain_runs() {
         &d,
         &f,
         "one",
-        &["--steps", "30", "--dropout", "0.3", "--eval-every", "1000"],
+        &[
+            "--steps",
+            "30",
+            "--dropout",
+            "0.3",
+            "--eval-every",
+            "1000",
+            "--lr-schedule",
+            "constant",
+        ],
     )
     .ok();
     train(
         &d,
         &f,
         "two",
-        &["--steps", "15", "--dropout", "0.3", "--eval-every", "1000"],
+        &[
+            "--steps",
+            "15",
+            "--dropout",
+            "0.3",
+            "--eval-every",
+            "1000",
+            "--lr-schedule",
+            "constant",
+        ],
     )
     .ok();
     resume(&d, &f, "two/last.safetensors", "30").ok();
-    train(&d, &f, "plain", &["--steps", "30", "--eval-every", "1000"]).ok();
+    train(
+        &d,
+        &f,
+        "plain",
+        &[
+            "--steps",
+            "30",
+            "--eval-every",
+            "1000",
+            "--lr-schedule",
+            "constant",
+        ],
+    )
+    .ok();
     let (one, two, plain) = (
         tensors(&d.path("one/last.safetensors")),
         tensors(&d.path("two/last.safetensors")),
@@ -1345,4 +1408,181 @@ fn a_large_vocabulary_trains_well_below_a_unigram_model() {
         loss < 0.4 * unigram,
         "validation loss {loss:.3} is not well below the unigram model's {unigram:.3}"
     );
+}
+
+#[test]
+fn gru_and_rnn_models_train_resume_exactly_and_sample() {
+    let d = Dir::new("cells");
+    let f = repetitive(&d);
+    for (cell, gates, label) in [("gru", 3, "GRU"), ("rnn", 1, "RNN")] {
+        let (one, part) = (format!("{cell}-one"), format!("{cell}-part"));
+        let flags = [
+            "--cell",
+            cell,
+            "--lr",
+            "0.01",
+            "--eval-every",
+            "7",
+            "--lr-schedule",
+            "constant",
+        ];
+        let steps = |n: &'static str| [&flags[..], &["--steps", n]].concat();
+        let r = train(&d, &f, &one, &steps("20")).ok();
+        assert!(
+            r.stderr().contains(&format!("charrnn: {label} 2×48")),
+            "{}",
+            r.stderr()
+        );
+        train(&d, &f, &part, &steps("13")).ok();
+        resume(&d, &f, &format!("{part}/last.safetensors"), "20").ok();
+        let (a, b) = (
+            tensors(&d.path(&format!("{one}/last.safetensors"))),
+            tensors(&d.path(&format!("{part}/last.safetensors"))),
+        );
+        assert_eq!(a.model.cell.name(), cell);
+        assert!(
+            a.params == b.params,
+            "{cell}: resumed run differs from one run"
+        );
+        let path = d.path(&format!("{one}/last.safetensors"));
+        let mut tf = charrnn::checkpoint::TensorFile::open(&path).unwrap();
+        let name = format!("{cell}.weight_hh_l1");
+        assert_eq!(
+            tf.f32(&name, Some(&[gates * 48, 48])).unwrap().len(),
+            gates * 48 * 48
+        );
+        let info = d.run(&["info", path.to_str().unwrap()]).ok().stdout();
+        assert!(
+            info.contains(&format!("model: {label}, 2 layer(s)")),
+            "{info}"
+        );
+        let sample = |seed| {
+            d.run(&[
+                "sample",
+                path.to_str().unwrap(),
+                "--seed",
+                seed,
+                "--length",
+                "200",
+            ])
+            .ok()
+            .stdout()
+        };
+        let s = sample("4");
+        assert_eq!(s, sample("4"));
+        assert_eq!(s.chars().count(), 201);
+        d.run(&[
+            "train",
+            f.to_str().unwrap(),
+            "--resume",
+            path.to_str().unwrap(),
+            "--cell",
+            "lstm",
+        ])
+        .bad(&format!("--cell lstm (the checkpoint has {cell})"));
+    }
+}
+
+#[test]
+fn a_gru_learns_a_repetitive_text() {
+    let d = Dir::new("gru-learns");
+    let f = repetitive(&d);
+    train(
+        &d,
+        &f,
+        "run",
+        &[
+            "--cell",
+            "gru",
+            "--steps",
+            "300",
+            "--lr",
+            "0.01",
+            "--dropout",
+            "0",
+        ],
+    )
+    .ok();
+    let s = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--temperature",
+            "0",
+            "--prime",
+            "the quick",
+            "--length",
+            "60",
+        ])
+        .ok();
+    assert!(
+        s.stdout()
+            .starts_with("the quick brown fox jumps over the lazy dog."),
+        "{}",
+        s.stdout()
+    );
+}
+
+/// The `charrnn: sizing: …` line of a run's stderr.
+fn sizing_line(r: &Run) -> String {
+    r.stderr()
+        .lines()
+        .find(|l| l.starts_with("charrnn: sizing: "))
+        .unwrap_or_else(|| panic!("no sizing line in:\n{}", r.stderr()))
+        .to_string()
+}
+
+#[test]
+fn without_hidden_the_budget_chooses_the_size_and_the_dropout_and_says_why() {
+    let d = Dir::new("autosize");
+    let f = repetitive(&d);
+    let fs = f.to_str().unwrap();
+    let base = ["--batch", "8", "--seq", "32", "--threads", "1"];
+    // A step budget on 14.6k training characters: even the smallest size has more parameters.
+    let r = d
+        .run(&[&["train", fs, "--out", "steps", "--steps", "3"][..], &base].concat())
+        .ok();
+    let line = sizing_line(&r);
+    assert!(line.contains("hidden 128: the smallest"), "{line}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("steps/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["model"]["hidden"], 128);
+    assert_eq!(
+        config["train"]["dropout"], 0.0,
+        "3 steps are far below one pass"
+    );
+    assert_eq!(config["train"]["lr_schedule"], "cosine");
+    assert_eq!(config["sizing"].as_str(), Some(line.as_str()));
+    // A time budget: the sizes are timed on this machine, and the run says what it measured.
+    let r = d
+        .run(
+            &[
+                &["train", fs, "--out", "time", "--minutes", "0.02"][..],
+                &base,
+            ]
+            .concat(),
+        )
+        .ok();
+    let line = sizing_line(&r);
+    assert!(line.contains("chars/s"), "{line}");
+    assert!(line.contains("passes over"), "{line}");
+    // Given flags win; dropout still follows the passes over the text: a 1,800-character text
+    // is 6 steps of 8 × 32 per epoch, so 66 steps are 11 passes, dropout 0.2.
+    let short = d.write("short.txt", LINE.repeat(40));
+    let r = train(
+        &d,
+        &short,
+        "given",
+        &["--steps", "66", "--eval-every", "1000"],
+    )
+    .ok();
+    let line = sizing_line(&r);
+    assert!(
+        line.contains("hidden 48 as given") && line.contains("dropout 0.2 for"),
+        "{line}"
+    );
+    // A resumed run keeps its settings without sizing again.
+    let r = resume(&d, &short, "given/last.safetensors", "67").ok();
+    assert!(!r.stderr().contains("sizing"), "{}", r.stderr());
 }

@@ -2,7 +2,7 @@
 //! tensor and of the carried-in state, and the PyTorch reference fixture.
 
 use super::*;
-use crate::model::{init_params, ModelConfig};
+use crate::model::{init_params, Cell, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
 use crate::rng::Rng;
 
@@ -43,25 +43,40 @@ fn naive_forward(
             };
             for (l, off) in layout.layers.iter().enumerate() {
                 let i_sz = off.input;
-                let mut z = vec![0.0; 4 * h];
-                for (j, zj) in z.iter_mut().enumerate() {
-                    *zj = p[off.b_ih + j] + p[off.b_hh + j];
+                let gh = c.cell.gates() * h;
+                // Input side and hidden side kept apart, as PyTorch's equations write them.
+                let mut zx = vec![0.0; gh];
+                let mut zh = vec![0.0; gh];
+                for j in 0..gh {
+                    zx[j] = p[off.b_ih + j];
                     for k in 0..i_sz {
-                        *zj += p[off.w_ih + j * i_sz + k] * inp[k];
+                        zx[j] += p[off.w_ih + j * i_sz + k] * inp[k];
                     }
+                    zh[j] = p[off.b_hh + j];
                     for k in 0..h {
-                        *zj += p[off.w_hh + j * h + k] * hs[l][k];
+                        zh[j] += p[off.w_hh + j * h + k] * hs[l][k];
                     }
                 }
+                let z = |j: usize| zx[j] + zh[j];
                 for j in 0..h {
-                    let (i, f, g, o) = (
-                        sig(z[j]),
-                        sig(z[h + j]),
-                        z[2 * h + j].tanh(),
-                        sig(z[3 * h + j]),
-                    );
-                    cs[l][j] = f * cs[l][j] + i * g;
-                    hs[l][j] = o * cs[l][j].tanh();
+                    match c.cell {
+                        Cell::Lstm => {
+                            let (i, f, g, o) = (
+                                sig(z(j)),
+                                sig(z(h + j)),
+                                z(2 * h + j).tanh(),
+                                sig(z(3 * h + j)),
+                            );
+                            cs[l][j] = f * cs[l][j] + i * g;
+                            hs[l][j] = o * cs[l][j].tanh();
+                        }
+                        Cell::Gru => {
+                            let (r, u) = (sig(z(j)), sig(z(h + j)));
+                            let n = (zx[2 * h + j] + r * zh[2 * h + j]).tanh();
+                            hs[l][j] = (1.0 - u) * n + u * hs[l][j];
+                        }
+                        Cell::Rnn => hs[l][j] = z(j).tanh(),
+                    }
                 }
                 inp = hs[l].clone();
             }
@@ -99,6 +114,12 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
 
 #[test]
 fn fast_forward_equals_naive_forward() {
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        fast_forward_equals_naive(cell);
+    }
+}
+
+fn fast_forward_equals_naive(cell: Cell) {
     // Sizes that exercise GEMM blocking (H=40, 4H=160) and more than two layers.
     for &(v, h, l, b, t, threads, embed) in &[
         (7, 5, 3, 3, 4, 1, 0),
@@ -109,6 +130,7 @@ fn fast_forward_equals_naive_forward() {
         (13, 20, 2, 1, 5, 1, 6),
     ] {
         let layout = Layout::new(ModelConfig {
+            cell,
             vocab: v,
             hidden: h,
             layers: l,
@@ -137,11 +159,15 @@ fn fast_forward_equals_naive_forward() {
         };
         assert!(
             worst(ws.logits(v), &want) < 1e-5,
-            "logits differ by {}",
+            "{cell:?}: logits differ by {}",
             worst(ws.logits(v), &want)
         );
         assert!(worst(&got_state.h, &want_state.h) < 1e-5);
-        assert!(worst(&got_state.c, &want_state.c) < 1e-5);
+        if cell == Cell::Lstm {
+            assert!(worst(&got_state.c, &want_state.c) < 1e-5);
+        } else {
+            assert!(got_state.c.iter().all(|&c| c == 0.0), "only the LSTM has c");
+        }
 
         // And the f64 engine agrees with it to round-off.
         let mut ws64 = Workspace::<f64>::new(&layout, b, t, false, Threads(1));
@@ -160,17 +186,20 @@ fn fast_forward_equals_naive_forward() {
 fn gradients_match_central_differences_in_f64() {
     // One thread, and a team of two (each owning two of the four hidden units); without and
     // with dropout (masks drawn once, then fixed for every evaluation of the loss).
-    for threads in [1, 2] {
-        gradient_check(Threads(threads), 0.0, 0);
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        for threads in [1, 2] {
+            gradient_check(cell, Threads(threads), 0.0, 0);
+        }
+        gradient_check(cell, Threads(2), 0.3, 0);
+        gradient_check(cell, Threads(1), 0.0, 3); // a learned embedding of width 3
+        gradient_check(cell, Threads(2), 0.3, 3);
     }
-    gradient_check(Threads(2), 0.3, 0);
-    gradient_check(Threads(1), 0.0, 3); // a learned embedding of width 3
-    gradient_check(Threads(2), 0.3, 3);
 }
 
-fn gradient_check(threads: Threads, dropout: f64, embed: usize) {
+fn gradient_check(cell: Cell, threads: Threads, dropout: f64, embed: usize) {
     let (v, h, l, b, t) = (5, 4, 2, 2, 3);
     let layout = Layout::new(ModelConfig {
+        cell,
         vocab: v,
         hidden: h,
         layers: l,
@@ -233,19 +262,19 @@ fn gradient_check(threads: Threads, dropout: f64, embed: usize) {
                 let rel = (g - w).abs() / w.abs();
                 assert!(
                     rel <= 1e-6,
-                    "{name}[{k}]: analytic {g}, numeric {w}, relative error {rel}"
+                    "{cell:?} {name}[{k}]: analytic {g}, numeric {w}, relative error {rel}"
                 );
                 checked += 1;
             } else {
                 assert!(
                     (g - w).abs() < 1e-9,
-                    "{name}[{k}]: analytic {g}, numeric {w}"
+                    "{cell:?} {name}[{k}]: analytic {g}, numeric {w}"
                 );
             }
         }
         assert!(
             checked > got.len() / 2,
-            "{name}: only {checked} of {} entries above 1e-4",
+            "{cell:?} {name}: only {checked} of {} entries above 1e-4",
             got.len()
         );
     };
@@ -254,12 +283,19 @@ fn gradient_check(threads: Threads, dropout: f64, embed: usize) {
         check(&ti.name, &grads[r.clone()], &num_p[r]);
     }
     check("h0", &ws.dstate().h, &num_s.h);
-    check("c0", &ws.dstate().c, &num_s.c);
+    if cell == Cell::Lstm {
+        check("c0", &ws.dstate().c, &num_s.c);
+    } else {
+        // No cell state: c0 must not matter, and no gradient may claim it does.
+        assert!(num_s.c.iter().all(|&g| g == 0.0));
+        assert!(ws.dstate().c.iter().all(|&g| g == 0.0));
+    }
 }
 
 #[test]
 fn dropout_zeroes_about_p_of_the_inputs_and_scales_the_rest() {
     let layout = Layout::new(ModelConfig {
+        cell: Cell::Lstm,
         vocab: 7,
         hidden: 32,
         layers: 2,
@@ -293,6 +329,7 @@ fn dropout_zeroes_about_p_of_the_inputs_and_scales_the_rest() {
 #[test]
 fn gradients_accumulate_across_backward_calls() {
     let layout = Layout::new(ModelConfig {
+        cell: Cell::Lstm,
         vocab: 6,
         hidden: 3,
         layers: 2,
@@ -395,6 +432,16 @@ fn matches_pytorch_reference_with_an_embedding() {
     matches_reference("reference_embed.safetensors");
 }
 
+#[test]
+fn matches_pytorch_reference_gru() {
+    matches_reference("reference_gru.safetensors");
+}
+
+#[test]
+fn matches_pytorch_reference_rnn() {
+    matches_reference("reference_rnn.safetensors");
+}
+
 fn matches_reference(file: &str) {
     let fx = Fixture::named(file);
     let m = |k: &str| fx.meta(k).parse::<usize>().unwrap();
@@ -405,7 +452,14 @@ fn matches_reference(file: &str) {
         .metadata
         .get("D")
         .map_or(0, |d| d.parse().unwrap());
+    let cell = match fx.file.borrow().metadata.get("cell").map(String::as_str) {
+        None | Some("lstm") => Cell::Lstm,
+        Some("gru") => Cell::Gru,
+        Some("rnn") => Cell::Rnn,
+        Some(other) => panic!("fixture cell {other}"),
+    };
     let layout = Layout::new(ModelConfig {
+        cell,
         vocab: v,
         hidden: h,
         layers: l,
@@ -414,9 +468,14 @@ fn matches_reference(file: &str) {
     let p = fx.params(&layout, "");
     let x = fx.time_major(&fx.ids("x").0, b, t);
     let y = fx.time_major(&fx.ids("y").0, b, t);
+    let lstm = cell == Cell::Lstm;
     let s0 = State {
         h: fx.f32("h0"),
-        c: fx.f32("c0"),
+        c: if lstm {
+            fx.f32("c0")
+        } else {
+            vec![0.0; l * b * h]
+        },
     };
 
     let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(1));
@@ -434,7 +493,9 @@ fn matches_reference(file: &str) {
     let mut fin = State::zeros(l, b, h);
     ws.final_state(&mut fin);
     assert_close("hT", &fin.h, &fx.f32("hT"));
-    assert_close("cT", &fin.c, &fx.f32("cT"));
+    if lstm {
+        assert_close("cT", &fin.c, &fx.f32("cT"));
+    }
 
     let loss = ws.loss_and_grad(&y, v);
     assert!(
@@ -452,7 +513,9 @@ fn matches_reference(file: &str) {
         );
     }
     assert_close("grad.h0", &ws.dstate().h, &fx.f32("grad.h0"));
-    assert_close("grad.c0", &ws.dstate().c, &fx.f32("grad.c0"));
+    if lstm {
+        assert_close("grad.c0", &ws.dstate().c, &fx.f32("grad.c0"));
+    }
 }
 
 /// Adam normalises every step to about `lr` whatever the gradient's size, so f32 round-off in
@@ -475,6 +538,7 @@ fn matches_pytorch_reference_adam_and_amsgrad_steps() {
     let lr: f64 = fx.meta("lr").parse().unwrap();
     let clip: f64 = fx.meta("clip").parse().unwrap();
     let layout = Layout::new(ModelConfig {
+        cell: Cell::Lstm,
         vocab: v,
         hidden: h,
         layers: l,

@@ -1,0 +1,236 @@
+//! Auto-sizing: when `--hidden` is not given, pick the hidden size (and, when `--dropout` is
+//! not given, the dropout) that the run's budget buys the best model with.
+//!
+//! The rule, measured on tiny Shakespeare, the fairy tales and War and Peace (the README and
+//! bench/results/quality-*.md have the runs):
+//! - a time budget (`--minutes`): time a few real training steps of each candidate size
+//!   (2 layers by default, H = 128, 192, 256, 384, 512, 768, 1024) on this machine, with this
+//!   vocabulary, batch and thread count, and take the largest that still passes over the
+//!   training text at least `MIN_EPOCHS` times in the budget. Fewer passes than that and the
+//!   larger model is still under-trained when time runs out; if even the smallest falls short,
+//!   the smallest.
+//! - an epoch or step budget: the largest size whose parameter count stays within the
+//!   number of training characters (karpathy/char-rnn's rule of thumb); no probe needed.
+//! - dropout from the expected passes over the text: more passes, more memorising, more
+//!   dropout (`dropout_for`).
+//!
+//! Owns the rule and the probe. Does not own training (see `train`) or the timing loop (see
+//! `bench::time_steps`).
+
+use crate::linalg::Threads;
+use crate::model::{Layout, ModelConfig};
+
+/// Candidate hidden sizes, smallest first.
+pub const SIZES: [usize; 7] = [128, 192, 256, 384, 512, 768, 1024];
+
+/// Passes over the training text a time budget must buy for a size to be chosen.
+pub const MIN_EPOCHS: f64 = 8.0;
+
+/// What the run's stop condition promises.
+#[derive(Clone, Copy, Debug)]
+pub enum Budget {
+    /// Seconds of training (`--minutes`).
+    Seconds(f64),
+    /// Passes over the training text (`--epochs`, or `--steps` over the steps per epoch).
+    Epochs(f64),
+}
+
+/// The choice and why.
+#[derive(Clone, Debug)]
+pub struct Sizing {
+    pub hidden: usize,
+    pub dropout: f64,
+    /// Passes over the training text the budget is expected to buy at this size.
+    pub epochs: f64,
+    /// Measured training characters per second at this size (time budgets only).
+    pub chars_per_s: Option<f64>,
+    /// One line for the user: what was chosen and why.
+    pub reason: String,
+}
+
+/// Dropout for a run expected to pass over its text `epochs` times.
+pub fn dropout_for(epochs: f64) -> f64 {
+    match epochs {
+        e if e < 5.0 => 0.0,
+        e if e < 10.0 => 0.1,
+        e if e < 15.0 => 0.2,
+        _ => 0.25,
+    }
+}
+
+/// Picks the hidden size for `base` (its `hidden` is ignored) when `hidden` is `None`, and the
+/// dropout when `dropout` is `None`. `train_chars` is the length of the training part;
+/// `batch × seq` characters make one step.
+pub fn choose(
+    base: ModelConfig,
+    hidden: Option<usize>,
+    dropout: Option<f64>,
+    train_chars: usize,
+    budget: Budget,
+    (batch, seq): (usize, usize),
+    threads: Threads,
+) -> Sizing {
+    let chars = train_chars.max(1) as f64;
+    let with = |h: usize| ModelConfig { hidden: h, ..base };
+    let pick_dropout = |e: f64| dropout.unwrap_or_else(|| dropout_for(e));
+    let mb = |c: f64| format!("{:.2}M", c / 1e6);
+    match budget {
+        Budget::Epochs(e) => {
+            let h = hidden.unwrap_or_else(|| {
+                let fits = |h: &&usize| Layout::new(with(**h)).total as f64 <= chars;
+                *SIZES.iter().rev().find(fits).unwrap_or(&SIZES[0])
+            });
+            let params = Layout::new(with(h)).total as f64;
+            let why = match hidden {
+                Some(_) => format!("hidden {h} as given"),
+                None if params > chars => format!(
+                    "hidden {h}: the smallest; even it has more parameters ({}) than training characters ({})",
+                    mb(params),
+                    mb(chars)
+                ),
+                None => format!(
+                    "hidden {h}: the largest with no more parameters ({}) than training characters ({})",
+                    mb(params),
+                    mb(chars)
+                ),
+            };
+            Sizing {
+                hidden: h,
+                dropout: pick_dropout(e),
+                epochs: e,
+                chars_per_s: None,
+                reason: format!("{why}; {e:.1} passes over the text"),
+            }
+        }
+        Budget::Seconds(secs) => {
+            let probe = |h: usize| {
+                let layout = Layout::new(with(h));
+                let (step_s, _) = crate::bench::time_steps(&layout, batch, seq, threads, 1, 2);
+                (batch * seq) as f64 / step_s
+            };
+            let epochs_at = |rate: f64| rate * secs / chars;
+            let (h, rate, why) = match hidden {
+                Some(h) => (h, probe(h), format!("hidden {h} as given")),
+                None => {
+                    // Rates fall with size: stop probing at the first size that falls short.
+                    let mut best = (SIZES[0], probe(SIZES[0]));
+                    let mut short = None;
+                    if epochs_at(best.1) >= MIN_EPOCHS {
+                        for &h in &SIZES[1..] {
+                            let r = probe(h);
+                            if epochs_at(r) < MIN_EPOCHS {
+                                short = Some((h, r));
+                                break;
+                            }
+                            best = (h, r);
+                        }
+                    }
+                    let why = match short {
+                        Some((hs, rs)) => format!(
+                            "hidden {}: the largest that passes over the text at least {MIN_EPOCHS} times in the budget (measured {:.0} chars/s; {hs} would manage {:.1} at {:.0} chars/s)",
+                            best.0, best.1, epochs_at(rs), rs
+                        ),
+                        None if best.0 == SIZES[0] => format!(
+                            "hidden {}: the smallest; even it passes over the text only {:.1} times in the budget (measured {:.0} chars/s)",
+                            best.0, epochs_at(best.1), best.1
+                        ),
+                        None => format!("hidden {}: the largest candidate (measured {:.0} chars/s)", best.0, best.1),
+                    };
+                    (best.0, best.1, why)
+                }
+            };
+            let e = epochs_at(rate);
+            Sizing {
+                hidden: h,
+                dropout: pick_dropout(e),
+                epochs: e,
+                chars_per_s: Some(rate),
+                reason: format!(
+                    "{why}; about {e:.1} passes over {} training characters",
+                    mb(chars)
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cell;
+
+    fn base() -> ModelConfig {
+        ModelConfig {
+            cell: Cell::Lstm,
+            vocab: 65,
+            hidden: 0,
+            layers: 2,
+            embed: 0,
+        }
+    }
+
+    #[test]
+    fn epoch_budgets_size_by_parameters_per_character() {
+        let s = |chars| {
+            choose(
+                base(),
+                None,
+                None,
+                chars,
+                Budget::Epochs(10.0),
+                (50, 50),
+                Threads(1),
+            )
+        };
+        // 2×256 with V=65 has 0.83M parameters; 2×384, 1.83M.
+        assert_eq!(s(1_000_000).hidden, 256);
+        assert_eq!(s(2_000_000).hidden, 384);
+        assert_eq!(s(10_000).hidden, 128, "the smallest when nothing fits");
+        let given = choose(
+            base(),
+            Some(64),
+            Some(0.5),
+            1_000_000,
+            Budget::Epochs(3.0),
+            (50, 50),
+            Threads(1),
+        );
+        assert_eq!((given.hidden, given.dropout), (64, 0.5));
+    }
+
+    #[test]
+    fn dropout_grows_with_the_passes_over_the_text() {
+        assert_eq!(dropout_for(3.0), 0.0);
+        assert_eq!(dropout_for(8.0), 0.1);
+        assert_eq!(dropout_for(12.0), 0.2);
+        assert_eq!(dropout_for(40.0), 0.25);
+    }
+
+    #[test]
+    fn time_budgets_take_the_largest_size_with_enough_passes() {
+        // A tiny text and a generous budget: every candidate passes often enough, so the largest.
+        let big = choose(
+            base(),
+            None,
+            None,
+            100,
+            Budget::Seconds(1e9),
+            (2, 2),
+            Threads(1),
+        );
+        assert_eq!(big.hidden, *SIZES.last().unwrap());
+        // A budget no size can fill: the smallest, and it says so.
+        let small = choose(
+            base(),
+            None,
+            None,
+            1 << 30,
+            Budget::Seconds(1e-3),
+            (2, 2),
+            Threads(1),
+        );
+        assert_eq!(small.hidden, SIZES[0]);
+        assert!(small.reason.contains("the smallest"), "{}", small.reason);
+        assert!(small.chars_per_s.unwrap() > 0.0 && small.epochs < MIN_EPOCHS);
+    }
+}

@@ -50,22 +50,22 @@ fn detect() -> Level {
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
-        $vis:vis fn $name:ident $(<$($g:ident : $bound:path),*>)? ( $($arg:ident : $ty:ty),* $(,)? ) $body:block
+        $vis:vis fn $name:ident $(<$($g:ident : $bound:path),*>)? ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? $body:block
     ) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name $(<$($g: $bound),*>)? ( $($arg: $ty),* ) {
+        $vis fn $name $(<$($g: $bound),*>)? ( $($arg: $ty),* ) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn body $(<$($g: $bound),*>)? ( $($arg: $ty),* ) $body
+            fn body $(<$($g: $bound),*>)? ( $($arg: $ty),* ) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2 $(<$($g: $bound),*>)? ( $($arg: $ty),* ) { body($($arg),*) }
+                unsafe fn avx2 $(<$($g: $bound),*>)? ( $($arg: $ty),* ) $(-> $ret)? { body($($arg),*) }
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn avx512 $(<$($g: $bound),*>)? ( $($arg: $ty),* ) { body($($arg),*) }
+                unsafe fn avx512 $(<$($g: $bound),*>)? ( $($arg: $ty),* ) $(-> $ret)? { body($($arg),*) }
                 match $crate::simd::level() {
                     // SAFETY: the level was detected on this CPU.
                     $crate::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },

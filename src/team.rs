@@ -34,9 +34,12 @@ impl SpinBarrier {
             self.generation.fetch_add(1, Ordering::AcqRel);
             return;
         }
+        // A short spin, then yield: when the scheduler has put two members on one core, a long
+        // spin starves the member it waits for (measured: a 2×128 RNN step at 2 threads
+        // alternated between 4 and 35 ms with 20,000 spins; with 2,000 it stays at 4).
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == gen {
-            if spins < 20_000 {
+            if spins < 2_000 {
                 std::hint::spin_loop();
                 spins += 1;
             } else {

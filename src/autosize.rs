@@ -105,7 +105,10 @@ pub fn choose(
         Budget::Seconds(secs) => {
             let probe = |h: usize| {
                 let layout = Layout::new(with(h));
-                let (step_s, _) = crate::bench::time_steps(&layout, batch, seq, threads, 1, 2);
+                // The first steps of a fresh process run cold (page faults, thread start-up):
+                // two untimed, then at least three timed and a quarter of a second.
+                let (step_s, _) =
+                    crate::bench::time_steps(&layout, batch, seq, threads, 2, (3, 0.25));
                 (batch * seq) as f64 / step_s
             };
             let epochs_at = |rate: f64| rate * secs / chars;

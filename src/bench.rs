@@ -76,7 +76,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (b, t) = (a.batch, a.seq);
     let n = b * t;
     let thr = Threads(threads);
-    let (step_s, params) = time_steps(&layout, b, t, thr, a.warmup, a.steps);
+    let (step_s, params) = time_steps(&layout, b, t, thr, a.warmup, (a.steps, 0.0));
     let cps = n as f64 / step_s;
     let gflops = cps * train_flops_per_char(&cfg) / 1e9;
     let peak = matmul_peak(512, thr);
@@ -122,14 +122,15 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 }
 
 /// Median seconds of one training step (`train::step`, the whole of it) on random ids, after
-/// `warmup` untimed steps; also returns the parameters it ended with.
+/// `warmup` untimed steps: `steps` timed steps, or more until `min_seconds` have passed; also
+/// returns the parameters it ended with.
 pub fn time_steps(
     layout: &Layout,
     b: usize,
     t: usize,
     threads: Threads,
     warmup: usize,
-    steps: usize,
+    (steps, min_seconds): (usize, f64),
 ) -> (f64, Vec<f32>) {
     let cfg = layout.config;
     let mut rng = Rng::new(1);
@@ -144,7 +145,9 @@ pub fn time_steps(
     let mut carry = State::zeros(cfg.layers, b, cfg.hidden);
     let mut times = Vec::new();
     let mut drop_rng = Rng::new(2);
-    for i in 0..warmup + steps {
+    let mut i = 0;
+    while i < warmup + steps || times.iter().sum::<f64>() < min_seconds {
+        i += 1;
         let t0 = Instant::now();
         crate::train::step(
             &mut ws,
@@ -157,7 +160,7 @@ pub fn time_steps(
             5.0,
             (0.0, &mut drop_rng),
         );
-        if i >= warmup {
+        if i > warmup {
             times.push(t0.elapsed().as_secs_f64());
         }
     }

@@ -691,9 +691,6 @@ impl<'a> Run<'a> {
         }
 
         let progress = Progress::new();
-        if let Some(line) = &sizing_line {
-            progress.line(line);
-        }
         progress.line(&format!(
             "charrnn: {}{}: {} characters, vocabulary {}{}; train {} / validation {}",
             corpus.name,
@@ -712,6 +709,9 @@ impl<'a> Run<'a> {
             train_ids.len(),
             val_ids.len()
         ));
+        if let Some(line) = &sizing_line {
+            progress.line(line);
+        }
         progress.line(&format!(
             "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} thread(s){}",
             model.cell.label(),

@@ -6,6 +6,13 @@
 #   HIDDENS="128 256 512" THREADS="1 2"  which configurations (defaults shown)
 #   PEER_DIR=../shared/peers/pytorch     where the peer lives (relative to the repo root)
 #   STEPS=30                             timed steps per run (after 5 warm-up steps)
+#   CELL=lstm                            charrnn's cell (the peer is an LSTM: compare lstm)
+#   TEXT=data/tinyshakespeare.txt        the peer's text; charrnn is told its vocabulary size
+#   EMBED=0                              input embedding width for both (0 = one-hot)
+#   TRAIN_ONLY=1                         only the training table
+#
+# A large vocabulary: python3 bench/make_large_vocab.py /tmp/large.txt
+#   TEXT=/tmp/large.txt EMBED=128 HIDDENS=256 THREADS=2 TRAIN_ONLY=1 bench/compare.sh 3
 #
 # Needs a release build (it runs `cargo build --release` first). Where torch is missing it
 # says so and shows charrnn's figures alone. Nothing else heavy should run meanwhile.
@@ -16,8 +23,11 @@ HIDDENS=${HIDDENS:-128 256 512}
 THREADS=${THREADS:-1 2}
 STEPS=${STEPS:-30}
 PEER_DIR=${PEER_DIR:-../shared/peers/pytorch}
-TEXT=data/tinyshakespeare.txt
+TEXT=${TEXT:-data/tinyshakespeare.txt}
+CELL=${CELL:-lstm}
+EMBED=${EMBED:-0}
 BIN=target/release/charrnn
+VOCAB=$(python3 -c "import sys; print(len(set(open(sys.argv[1], encoding='utf-8').read().lstrip(chr(0xfeff)))))" "$TEXT")
 cargo build --release --quiet
 have_torch=0
 if [ -f "$PEER_DIR/charrnn_batched.py" ] && python3 -c "import torch" 2>/dev/null; then
@@ -32,7 +42,7 @@ median() { python3 -c "import statistics,sys; print(statistics.median(float(x) f
 echo "# charrnn vs PyTorch peer, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
 echo
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; rounds: $ROUNDS (alternating), medians"
-echo "workload: 2-layer LSTM, V=65, B=50, T=50, training chars/s (forward, backward, clip, Adam)"
+echo "workload: 2-layer $CELL (peer: LSTM), $TEXT: V=$VOCAB, embedding $EMBED (0 = one-hot), B=50, T=50, training chars/s (forward, backward, clip, Adam)"
 echo
 echo "| H | threads | PyTorch chars/s | charrnn chars/s | ratio | charrnn GFLOP/s | share of matmul peak |"
 echo "|---|---|---|---|---|---|---|"
@@ -42,10 +52,11 @@ for H in $HIDDENS; do
     for ((r = 0; r < ROUNDS; r++)); do
       if [ $have_torch = 1 ]; then
         line=$(python3 "$PEER_DIR/charrnn_batched.py" --text "$TEXT" --hidden "$H" --layers 2 --batch 50 --seq 50 \
-          --threads "$TH" --steps $((STEPS + 5)) --warmup 5 --no-eval --sample-len 0 | grep '^RESULT ' | cut -c8-)
+          --embed "$EMBED" --threads "$TH" --steps $((STEPS + 5)) --warmup 5 --no-eval --sample-len 0 | grep '^RESULT ' | cut -c8-)
         peer+=("$(json_field "$line" steady_chars_per_s)")
       fi
-      j=$($BIN bench --hidden "$H" --threads "$TH" --steps "$STEPS" --warmup 5 --sample-chars 200 --json)
+      j=$($BIN bench --cell "$CELL" --hidden "$H" --vocab "$VOCAB" --embed "$EMBED" --threads "$TH" \
+        --steps "$STEPS" --warmup 5 --sample-chars 200 --json)
       ours+=("$(json_field "$j" train_chars_per_s)")
       gf+=("$(json_field "$j" gflops)")
       share+=("$(json_field "$j" share_of_peak)")
@@ -62,6 +73,8 @@ for H in $HIDDENS; do
       "$(python3 -c "print(100*$(median "${share[@]}"))")"
   done
 done
+
+[ "${TRAIN_ONLY:-0}" = 1 ] && exit 0
 
 echo
 echo "Batch-1 sampling, H=256, 2 layers (chars/s):"

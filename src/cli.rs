@@ -5,8 +5,8 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Character-level LSTM language model: train on any UTF-8 text on a CPU, then sample text in
-/// its style.
+/// Character-level LSTM (or GRU, RNN) language model: train on any UTF-8 text on a CPU, then
+/// sample text in its style.
 #[derive(Parser, Debug)]
 #[command(name = "charrnn", version, about, long_about = None)]
 pub struct Cli {

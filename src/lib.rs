@@ -1,4 +1,4 @@
-//! charrnn: a character-level LSTM language model with a hand-written CPU engine.
+//! charrnn: a character-level LSTM/GRU/RNN language model with a hand-written CPU engine.
 //!
 //! `main.rs` is a thin shell over this library: `cli` parses, `train` and `sample` run the two
 //! commands, `engine` is the batched forward/backward, `checkpoint` the file format.

@@ -135,7 +135,7 @@ impl<F: Float> Workspace<F> {
     pub fn forward(&mut self, params: &[F], layout: &Layout, x: &[u32], state: &State<F>) {
         let cfg = layout.config;
         let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
-        let g4 = cfg.cell.gates() * h; // G·H
+        let gh = cfg.cell.gates() * h; // G·H
         assert!(
             x.len().is_multiple_of(b) && x.len() / b <= self.seq,
             "input does not fit the workspace"
@@ -150,10 +150,10 @@ impl<F: Float> Workspace<F> {
         let d = cfg.embed;
         match layout.embed {
             None => {
-                let w0 = &params[layout.layers[0].w_ih..][..g4 * v];
+                let w0 = &params[layout.layers[0].w_ih..][..gh * v];
                 for (j, wrow) in w0.chunks_exact(v).enumerate() {
                     for (id, &w) in wrow.iter().enumerate() {
-                        self.wih0_t[id * g4 + j] = w;
+                        self.wih0_t[id * gh + j] = w;
                     }
                 }
             }
@@ -167,17 +167,17 @@ impl<F: Float> Workspace<F> {
         let gru = cfg.cell == Cell::Gru;
         for (l, off) in layout.layers.iter().enumerate() {
             // GRU: b_hn multiplies with r, so it joins the hidden side in `recur_forward`.
-            let b_hh = &params[off.b_hh..][..g4];
+            let b_hh = &params[off.b_hh..][..gh];
             let b_hn: &[F] = if gru { &b_hh[2 * h..] } else { &[] };
             for (j, (s, &bi)) in self
                 .bias
                 .iter_mut()
-                .zip(&params[off.b_ih..][..g4])
+                .zip(&params[off.b_ih..][..gh])
                 .enumerate()
             {
                 *s = if gru && j >= 2 * h { bi } else { bi + b_hh[j] };
             }
-            let gates = &mut self.gates[l][..n * g4]; // (t_len, B, G·H)
+            let gates = &mut self.gates[l][..n * gh]; // (t_len, B, G·H)
             let (below, this_and_up) = self.h.split_at_mut(l);
             let hs = &mut this_and_up[0]; // (T+1, B, H)
             hs[..b * h].copy_from_slice(&state.h[l * b * h..][..b * h]);
@@ -192,10 +192,10 @@ impl<F: Float> Workspace<F> {
 
             // Input projection for all steps at once: gates = bias + x·W_ihᵀ.
             if l == 0 && d > 0 {
-                for row in gates.chunks_exact_mut(g4) {
+                for row in gates.chunks_exact_mut(gh) {
                     row.copy_from_slice(&self.bias);
                 }
-                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * d], g4, d);
+                let w_ih = MatRef::new(&params[off.w_ih..][..gh * d], gh, d);
                 matmul(
                     gates,
                     MatRef::new(&self.emb[..n * d], n, d),
@@ -204,14 +204,14 @@ impl<F: Float> Workspace<F> {
                     self.threads,
                 );
             } else if l == 0 {
-                for (row, &id) in gates.chunks_exact_mut(g4).zip(x) {
-                    let w = &self.wih0_t[id as usize * g4..][..g4];
+                for (row, &id) in gates.chunks_exact_mut(gh).zip(x) {
+                    let w = &self.wih0_t[id as usize * gh..][..gh];
                     for ((r, &wv), &bv) in row.iter_mut().zip(w).zip(&self.bias) {
                         *r = wv + bv;
                     }
                 }
             } else {
-                for row in gates.chunks_exact_mut(g4) {
+                for row in gates.chunks_exact_mut(gh) {
                     row.copy_from_slice(&self.bias);
                 }
                 let mut input = &below[l - 1][b * h..(t_len + 1) * b * h];
@@ -223,7 +223,7 @@ impl<F: Float> Workspace<F> {
                     );
                     input = &d.dropped[l - 1][..n * h];
                 }
-                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * h], g4, h);
+                let w_ih = MatRef::new(&params[off.w_ih..][..gh * h], gh, h);
                 matmul(
                     gates,
                     MatRef::new(input, n, h),
@@ -239,7 +239,7 @@ impl<F: Float> Workspace<F> {
                 gates,
                 hs,
                 cs,
-                &params[off.w_hh..][..g4 * h],
+                &params[off.w_hh..][..gh * h],
                 b_hn,
                 &mut self.whh_pack,
                 &mut self.scratch,
@@ -345,7 +345,7 @@ impl<F: Float> Workspace<F> {
     pub fn backward(&mut self, params: &[F], layout: &Layout, x: &[u32], grads: &mut [F]) {
         let cfg = layout.config;
         let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
-        let g4 = cfg.cell.gates() * h; // G·H
+        let gh = cfg.cell.gates() * h; // G·H
         let t_len = self.t_len;
         let n = t_len * b;
         assert_eq!(x.len(), n, "input does not match the forward");
@@ -393,11 +393,11 @@ impl<F: Float> Workspace<F> {
             };
             recur_backward(
                 cfg.cell,
-                &mut self.gates[l][..n * g4],
+                &mut self.gates[l][..n * gh],
                 &gb.dh[..n * h],
                 hs,
                 cs,
-                &params[off.w_hh..][..g4 * h],
+                &params[off.w_hh..][..gh * h],
                 &mut self.scratch,
                 &mut gb.dstate.h[l * b * h..][..b * h],
                 &mut gb.dstate.c[l * b * h..][..b * h],
@@ -410,38 +410,38 @@ impl<F: Float> Workspace<F> {
             // Weight gradients, one GEMM each over all rows.
             let h_prev = MatRef::new(&hs[..n * h], n, h); // h_{t-1} for t = 0..T
             matmul(
-                &mut grads[off.w_hh..][..g4 * h],
-                MatRef::new(&self.gates[l][..n * g4], n, g4).t(),
+                &mut grads[off.w_hh..][..gh * h],
+                MatRef::new(&self.gates[l][..n * gh], n, gh).t(),
                 h_prev,
                 true,
                 threads,
             );
-            column_sums(&mut gb.dbias, &self.gates[l][..n * g4]);
-            add_to(&mut grads[off.b_hh..][..g4], &gb.dbias);
+            column_sums(&mut gb.dbias, &self.gates[l][..n * gh]);
+            add_to(&mut grads[off.b_hh..][..gh], &gb.dbias);
             if cfg.cell == Cell::Gru {
                 // The n gate's input side gets dn, its hidden side r⊙dn: swap in the former.
-                let rows = self.gates[l][..n * g4].chunks_exact_mut(g4);
+                let rows = self.gates[l][..n * gh].chunks_exact_mut(gh);
                 for (row, dn) in rows.zip(self.hn[l].chunks_exact(h)) {
                     row[2 * h..].copy_from_slice(dn);
                 }
-                column_sums(&mut gb.dbias, &self.gates[l][..n * g4]);
+                column_sums(&mut gb.dbias, &self.gates[l][..n * gh]);
             }
-            add_to(&mut grads[off.b_ih..][..g4], &gb.dbias);
-            let dgates_buf = &self.gates[l][..n * g4];
-            let dgates = MatRef::new(dgates_buf, n, g4);
+            add_to(&mut grads[off.b_ih..][..gh], &gb.dbias);
+            let dgates_buf = &self.gates[l][..n * gh];
+            let dgates = MatRef::new(dgates_buf, n, gh);
             if l > 0 {
                 let input = match &self.dropout {
                     Some(d) => &d.dropped[l - 1][..n * h],
                     None => &self.h[l - 1][b * h..(t_len + 1) * b * h],
                 };
                 matmul(
-                    &mut grads[off.w_ih..][..g4 * h],
+                    &mut grads[off.w_ih..][..gh * h],
                     dgates.t(),
                     MatRef::new(input, n, h),
                     true,
                     threads,
                 );
-                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * h], g4, h);
+                let w_ih = MatRef::new(&params[off.w_ih..][..gh * h], gh, h);
                 matmul(&mut gb.dx[..n * h], dgates, w_ih, false, threads);
                 if let Some(d) = &self.dropout {
                     mask_in_place(&mut gb.dx[..n * h], &d.masks[l - 1][..n * h]);
@@ -452,13 +452,13 @@ impl<F: Float> Workspace<F> {
                 let d = cfg.embed;
                 let emb = MatRef::new(&self.emb[..n * d], n, d);
                 matmul(
-                    &mut grads[off.w_ih..][..g4 * d],
+                    &mut grads[off.w_ih..][..gh * d],
                     dgates.t(),
                     emb,
                     true,
                     threads,
                 );
-                let w_ih = MatRef::new(&params[off.w_ih..][..g4 * d], g4, d);
+                let w_ih = MatRef::new(&params[off.w_ih..][..gh * d], gh, d);
                 matmul(&mut gb.demb[..n * d], dgates, w_ih, false, threads);
                 for (row, &id) in gb.demb[..n * d].chunks_exact(d).zip(x) {
                     for (g, &r) in grads[e + id as usize * d..][..d].iter_mut().zip(row) {
@@ -468,9 +468,9 @@ impl<F: Float> Workspace<F> {
             } else {
                 // One-hot input: dW_ih[:, id] += dgates row, a scatter into the transposed copy.
                 gb.seen.fill(false);
-                for (row, &id) in dgates_buf.chunks_exact(g4).zip(x) {
+                for (row, &id) in dgates_buf.chunks_exact(gh).zip(x) {
                     let id = id as usize;
-                    let acc = &mut gb.dwih0_t[id * g4..][..g4];
+                    let acc = &mut gb.dwih0_t[id * gh..][..gh];
                     if !gb.seen[id] {
                         gb.seen[id] = true;
                         acc.fill(F::ZERO);
@@ -479,9 +479,9 @@ impl<F: Float> Workspace<F> {
                         *a += g;
                     }
                 }
-                let dw = &mut grads[off.w_ih..][..g4 * v];
+                let dw = &mut grads[off.w_ih..][..gh * v];
                 for id in (0..v).filter(|&id| gb.seen[id]) {
-                    let acc = &gb.dwih0_t[id * g4..][..g4];
+                    let acc = &gb.dwih0_t[id * gh..][..gh];
                     for (j, &a) in acc.iter().enumerate() {
                         dw[j * v + id] += a;
                     }
@@ -926,9 +926,9 @@ fn recur_backward<F: Float>(
         };
         for t in (0..t_len).rev() {
             for bi in 0..b {
-                let row4 = (t * b + bi) * gn * h;
+                let rowg = (t * b + bi) * gn * h;
                 let rowh = (t * b + bi) * h;
-                let seg = |g: usize| row4 + g * h + u.start..row4 + g * h + u.end;
+                let seg = |g: usize| rowg + g * h + u.start..rowg + g * h + u.end;
                 let mine = rowh + u.start..rowh + u.end; // block t of (T+1, B, H) or (T, B, H)
                 let dh_above = &dh[mine.clone()];
                 let (dh_next, dc_next) = (&mut dhn[bi * w..][..w], &mut dcn[bi * w..][..w]);

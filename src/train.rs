@@ -4,7 +4,7 @@
 //! Owns the loop and what a run remembers (`TrainConfig`, `TrainState`). Does not own the maths
 //! (`engine`, `optim`), the data rules (`data`) or the file format (`checkpoint`).
 
-use crate::autosize::{self, Budget, SIZES};
+use crate::autosize::{self, Budget};
 use crate::bail;
 use crate::checkpoint::{self, ResumeState, TrainRef, TrainSnapshot};
 use crate::cli::TrainArgs;
@@ -108,10 +108,8 @@ pub fn setup_threads(requested: Option<usize>) -> Result<usize> {
 }
 
 /// The flags of a fresh run, checked, with defaults filled in; without --hidden the hidden
-/// size is 0 and without --dropout the dropout 0 until `autosize` chooses them
-/// (see `Run::prepare`).
+/// size is 0 and without --dropout the dropout 0 until `size_fresh_model` chooses them.
 fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
-    let hidden = a.hidden.unwrap_or(SIZES[0]);
     let layers = a.layers.unwrap_or(2);
     let cfg = TrainConfig {
         batch: a.batch.unwrap_or(50),
@@ -145,12 +143,12 @@ fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
         );
     }
     for (name, v) in [
-        ("--hidden", hidden),
-        ("--layers", layers),
-        ("--batch", cfg.batch),
-        ("--seq", cfg.seq),
+        ("--hidden", a.hidden),
+        ("--layers", Some(layers)),
+        ("--batch", Some(cfg.batch)),
+        ("--seq", Some(cfg.seq)),
     ] {
-        if v == 0 {
+        if v == Some(0) {
             bail!("{name} must be at least 1");
         }
     }
@@ -185,6 +183,58 @@ fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
 /// width `AUTO_EMBED` instead of one-hot input.
 pub const AUTO_EMBED_VOCAB: usize = 1000;
 pub const AUTO_EMBED: usize = 128;
+
+/// Fills in what a fresh run left to the budget: an embedding for a large vocabulary, the
+/// hidden size and the dropout (see `autosize`). Returns the line that says what was chosen
+/// and why, or None when the flags chose everything.
+fn size_fresh_model(
+    a: &TrainArgs,
+    m: &mut ModelConfig,
+    config: &mut TrainConfig,
+    (train_len, spe): (usize, u64),
+    threads: Threads,
+) -> Option<String> {
+    // Large vocabularies: one-hot W_ih is G·H × V; an embedding is far smaller.
+    let auto_embed = a.embed.is_none() && m.vocab >= AUTO_EMBED_VOCAB;
+    let embed_note = if auto_embed {
+        m.embed = AUTO_EMBED;
+        format!(
+            "; embedding {AUTO_EMBED} for {} distinct characters (--embed 0 for one-hot input)",
+            m.vocab
+        )
+    } else {
+        String::new()
+    };
+    if a.hidden.is_some() && a.dropout.is_some() {
+        return auto_embed.then(|| format!("charrnn: sizing: as given{embed_note}"));
+    }
+    let budget = match (a.minutes, a.steps, a.epochs) {
+        (Some(min), _, _) => Budget::Seconds(min * 60.0),
+        (None, Some(s), e) => Budget::Epochs((s as f64 / spe as f64).min(e.unwrap_or(f64::MAX))),
+        (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
+    };
+    let s = autosize::choose(
+        *m,
+        a.hidden,
+        a.dropout,
+        train_len,
+        budget,
+        (config.batch, config.seq),
+        threads,
+    );
+    m.hidden = s.hidden;
+    config.dropout = s.dropout;
+    Some(format!(
+        "charrnn: sizing: {}; dropout {}{}{embed_note}",
+        s.reason,
+        s.dropout,
+        if a.dropout.is_some() {
+            " as given"
+        } else {
+            " for that many passes"
+        },
+    ))
+}
 
 /// On resume, a flag that would change the arithmetic must agree with the checkpoint.
 fn check_resume_flags(a: &TrainArgs, m: &ModelConfig, c: &TrainConfig, ckpt: &Path) -> Result<()> {
@@ -544,49 +594,13 @@ impl<'a> Run<'a> {
                     vocab: vocab.len(),
                     ..fresh.unwrap().0
                 };
-                // Large vocabularies: one-hot W_ih is G·H × V; an embedding is far smaller.
-                let auto_embed = a.embed.is_none() && m.vocab >= AUTO_EMBED_VOCAB;
-                if auto_embed {
-                    m.embed = AUTO_EMBED;
-                }
-                if a.hidden.is_none() || a.dropout.is_none() {
-                    let budget = match (a.minutes, a.steps, a.epochs) {
-                        (Some(min), _, _) => Budget::Seconds(min * 60.0),
-                        (None, Some(s), e) => {
-                            Budget::Epochs((s as f64 / spe as f64).min(e.unwrap_or(f64::MAX)))
-                        }
-                        (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
-                    };
-                    let s = autosize::choose(
-                        m,
-                        a.hidden,
-                        a.dropout,
-                        batches.train_len(),
-                        budget,
-                        (config.batch, config.seq),
-                        Threads(threads),
-                    );
-                    m.hidden = s.hidden;
-                    config.dropout = s.dropout;
-                    sizing_line = Some(format!(
-                        "charrnn: sizing: {}; dropout {}{}{}",
-                        s.reason,
-                        s.dropout,
-                        if a.dropout.is_some() {
-                            " as given"
-                        } else {
-                            " for that many passes"
-                        },
-                        if auto_embed {
-                            format!(
-                                "; embedding {AUTO_EMBED} for {} distinct characters",
-                                m.vocab
-                            )
-                        } else {
-                            String::new()
-                        }
-                    ));
-                }
+                sizing_line = size_fresh_model(
+                    a,
+                    &mut m,
+                    &mut config,
+                    (batches.train_len(), spe),
+                    Threads(threads),
+                );
                 let layout = Layout::new(m);
                 let mut rng = Rng::new(config.seed);
                 let p: Vec<f32> = init_params(&layout, &mut rng);

@@ -67,7 +67,7 @@ impl<'a> Sampler<'a> {
                     // The GRU's b_hh goes with W_hh·h into `hgates`.
                     *x = if gru { bi } else { bi + bh };
                     if l == 0 && self.layout.embed.is_none() {
-                        // One-hot input: column `id` of W_ih (4H, V).
+                        // One-hot input: column `id` of W_ih (G·H, V).
                         *x += p[off.w_ih + j * v + ids[s] as usize];
                     }
                 }

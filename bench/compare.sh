@@ -11,8 +11,8 @@
 #   EMBED=0                              input embedding width for both (0 = one-hot)
 #   TRAIN_ONLY=1                         only the training table
 #
-# A large vocabulary: python3 bench/make_large_vocab.py /tmp/large.txt
-#   TEXT=/tmp/large.txt EMBED=128 HIDDENS=256 THREADS=2 TRAIN_ONLY=1 bench/compare.sh 3
+# A large vocabulary: python3 bench/make_large_vocab.py large-vocab.txt
+#   TEXT=large-vocab.txt EMBED=128 HIDDENS=256 THREADS=2 TRAIN_ONLY=1 bench/compare.sh 3
 #
 # Needs a release build (it runs `cargo build --release` first). Where torch is missing it
 # says so and shows charrnn's figures alone. Nothing else heavy should run meanwhile.

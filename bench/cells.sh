@@ -12,12 +12,9 @@ HIDDENS=${HIDDENS:-256 512}
 THREADS=${THREADS:-2}
 BIN=target/release/charrnn
 cargo build --release --quiet
-json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+source bench/common.sh
 
-echo "# charrnn cells, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
-echo
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; rounds: $ROUNDS (alternating), medians"
+header "charrnn cells" "$ROUNDS"
 echo "workload: 2 layers, V=65 one-hot, B=50, T=50, training chars/s (forward, backward, clip, Adam)"
 echo
 echo "| H | threads | cell | chars/s | GFLOP/s | time per char vs LSTM |"

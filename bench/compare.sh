@@ -36,12 +36,9 @@ else
   echo "note: PyTorch peer not available (need $PEER_DIR and 'pip install torch==2.15.0'); charrnn only" >&2
 fi
 
-json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+source bench/common.sh
 
-echo "# charrnn vs PyTorch peer, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
-echo
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; rounds: $ROUNDS (alternating), medians"
+header "charrnn vs PyTorch peer" "$ROUNDS"
 echo "workload: 2-layer $CELL (peer: LSTM), $TEXT: V=$VOCAB, embedding $EMBED (0 = one-hot), B=50, T=50, training chars/s (forward, backward, clip, Adam)"
 echo
 echo "| H | threads | PyTorch chars/s | charrnn chars/s | ratio | charrnn GFLOP/s | share of matmul peak |"

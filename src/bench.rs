@@ -6,24 +6,53 @@
 //! A benchmark, never a test: numbers from it are compared side by side with the PyTorch peer
 //! (`bench/compare.sh`), never against a fixed threshold.
 
-use crate::cli::BenchArgs;
-use crate::engine::{State, Workspace};
+use crate::engine::linalg::{matmul, MatRef, Threads};
 use crate::error::Result;
-use crate::linalg::{matmul, MatRef, Threads};
-use crate::model::{init_params, train_flops_per_char, Layout, ModelConfig};
-use crate::optim::Adam;
+use crate::model::{train_flops_per_char, Layout, ModelConfig};
+use crate::optim::step::{median, time_steps};
 use crate::rng::Rng;
-use crate::sample::Sampler;
+use crate::sample::{Pick, Sampler};
+use clap::Args;
 use std::time::Instant;
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The recurrent cell.
+    #[arg(long, value_enum, default_value_t)]
+    pub cell: crate::model::Cell,
+    /// Hidden size of each recurrent layer.
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
+    pub hidden: usize,
+    /// Number of stacked recurrent layers.
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true)]
+    pub layers: usize,
+    /// Vocabulary size (65 is tiny Shakespeare's).
+    #[arg(long, default_value_t = 65, allow_negative_numbers = true)]
+    pub vocab: usize,
+    /// Width of a learned input embedding; 0 is one-hot input.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub embed: usize,
+    /// Streams per step (B).
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+    pub batch: usize,
+    /// Steps per stream per step (T).
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+    pub seq: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
+    /// Timed training steps (the median is reported).
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    pub warmup: usize,
+    /// Characters per timed batch-1 sampling round (5 rounds, median).
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
+    pub sample_chars: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Median GFLOP/s of an n×n×n f32 matmul on `threads` threads.
@@ -50,7 +79,7 @@ fn matmul_peak(n: usize, threads: Threads) -> f64 {
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
-    let threads = crate::train::setup_threads(a.threads)?;
+    let threads = crate::engine::threads_from_flag(a.threads)?;
     for (name, v) in [
         ("--hidden", a.hidden),
         ("--layers", a.layers),
@@ -87,14 +116,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut srng = Rng::new(2);
     for _ in 0..200 {
         s.feed(&[id]);
-        id = s.pick(0, &crate::sample::Pick::temperature(1.0), &mut srng);
+        id = s.pick(0, &Pick::temperature(1.0), &mut srng);
     }
     let mut rates = Vec::new();
     for _ in 0..5 {
         let t0 = Instant::now();
         for _ in 0..a.sample_chars {
             s.feed(&[id]);
-            id = s.pick(0, &crate::sample::Pick::temperature(1.0), &mut srng);
+            id = s.pick(0, &Pick::temperature(1.0), &mut srng);
         }
         rates.push(a.sample_chars as f64 / t0.elapsed().as_secs_f64());
     }
@@ -119,50 +148,4 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         println!("sample    {sample_cps:>10.0} chars/s  (batch 1)");
     }
     Ok(())
-}
-
-/// Median seconds of one training step (`train::step`, the whole of it) on random ids, after
-/// `warmup` untimed steps: `steps` timed steps, or more until `min_seconds` have passed; also
-/// returns the parameters it ended with.
-pub fn time_steps(
-    layout: &Layout,
-    b: usize,
-    t: usize,
-    threads: Threads,
-    warmup: usize,
-    (steps, min_seconds): (usize, f64),
-) -> (f64, Vec<f32>) {
-    let cfg = layout.config;
-    let mut rng = Rng::new(1);
-    let mut params: Vec<f32> = init_params(layout, &mut rng);
-    let n = b * t;
-    let mut ids = |_| (rng.next_u64() % cfg.vocab as u64) as u32;
-    let x: Vec<u32> = (0..n).map(&mut ids).collect();
-    let y: Vec<u32> = (0..n).map(&mut ids).collect();
-    let mut ws = Workspace::<f32>::new(layout, b, t, true, threads);
-    let mut grads = vec![0.0f32; layout.total];
-    let mut adam = Adam::new(layout.total, 2e-3, false);
-    let mut carry = State::zeros(cfg.layers, b, cfg.hidden);
-    let mut times = Vec::new();
-    let mut drop_rng = Rng::new(2);
-    let mut i = 0;
-    while i < warmup + steps || times.iter().sum::<f64>() < min_seconds {
-        i += 1;
-        let t0 = Instant::now();
-        crate::train::step(
-            &mut ws,
-            layout,
-            &mut params,
-            &mut grads,
-            &mut adam,
-            &mut carry,
-            (&x, &y),
-            5.0,
-            (0.0, &mut drop_rng),
-        );
-        if i > warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    (median(&mut times), params)
 }

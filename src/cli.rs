@@ -1,9 +1,15 @@
 //! The command line: every subcommand and flag, with the doc comments that `--help` shows.
 //!
-//! Owns parsing only; `train`, `sample` and friends do the work.
+//! Owns the subcommands and the dispatch; each command's flags live beside the code that runs
+//! it (`train::TrainArgs`, `sample::command::SampleArgs`, …), and that code does the work.
 
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use crate::bench::BenchArgs;
+use crate::data::fetch::GutenbergArgs;
+use crate::error::Result;
+use crate::report::{eval::EvalArgs, info::InfoArgs, plot::PlotArgs};
+use crate::sample::command::SampleArgs;
+use crate::train::TrainArgs;
+use clap::{Parser, Subcommand};
 
 /// Character-level LSTM (or GRU, RNN) language model: train on any UTF-8 text on a CPU, then
 /// sample text in its style.
@@ -41,287 +47,29 @@ pub enum FetchCommand {
     Gutenberg(GutenbergArgs),
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct GutenbergArgs {
-    /// The eBook number.
-    pub id: u32,
-    #[command(flatten)]
-    pub source: GutenbergSource,
-}
-
-/// Where books come from and where they are kept.
-#[derive(Args, Debug, Clone)]
-pub struct GutenbergSource {
-    /// Cache folder for downloaded books [default: $CHARRNN_CACHE, $XDG_CACHE_HOME/charrnn or
-    /// ~/.cache/charrnn].
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Base URL of the Gutenberg mirror [default: $CHARRNN_GUTENBERG_MIRROR or
-    /// https://www.gutenberg.org].
-    #[arg(long, value_name = "URL")]
-    pub mirror: Option<String>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct EvalArgs {
-    /// A checkpoint written by `charrnn train`.
-    pub checkpoint: PathBuf,
-    /// Texts to measure, each on its own.
-    #[arg(required = true, num_args = 1..)]
-    pub files: Vec<PathBuf>,
-    /// Replace invalid UTF-8 with U+FFFD instead of stopping with an error.
-    #[arg(long)]
-    pub lossy: bool,
-    /// Worker threads [default: all cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct InfoArgs {
-    /// A checkpoint written by `charrnn train`.
-    pub checkpoint: PathBuf,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct PlotArgs {
-    /// Run folders (each holds metrics.jsonl).
-    #[arg(required = true, num_args = 1..)]
-    pub runs: Vec<PathBuf>,
-    /// The chart to write (.svg).
-    #[arg(long, default_value = "loss.svg")]
-    pub out: PathBuf,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct TrainArgs {
-    /// The UTF-8 text to train on: a file, several files, or folders (read recursively in sorted
-    /// order, joined with a blank line).
-    #[arg(required_unless_present = "gutenberg", num_args = 1..)]
-    pub files: Vec<PathBuf>,
-    /// Train on Project Gutenberg book ID, downloaded once (see `charrnn fetch gutenberg`).
-    #[arg(long, value_name = "ID")]
-    pub gutenberg: Option<u32>,
-    #[command(flatten)]
-    pub source: GutenbergSource,
-    /// Folder for checkpoints (last.safetensors, best.safetensors) [default: runs/<file stem>,
-    /// or the resumed checkpoint's folder].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Continue exactly from this checkpoint (same text; model and training settings come from it).
-    #[arg(long, value_name = "CKPT")]
-    pub resume: Option<PathBuf>,
-    /// The recurrent cell: lstm, gru (nn.GRU) or rnn (tanh) [default: lstm].
-    #[arg(long, value_enum)]
-    pub cell: Option<crate::model::Cell>,
-    /// Hidden size of each recurrent layer [default: chosen for the budget: with --minutes the
-    /// largest size (128 to 1024) that a measured probe says passes over the text at least 8
-    /// times; else the largest with no more parameters than training characters].
-    #[arg(long, allow_negative_numbers = true)]
-    pub hidden: Option<usize>,
-    /// A learned input embedding of this width instead of one-hot input (for large
-    /// vocabularies) [default: 0, one-hot; 128 from 1000 distinct characters up].
-    #[arg(long, value_name = "D", allow_negative_numbers = true)]
-    pub embed: Option<usize>,
-    /// Number of stacked recurrent layers [default: 2].
-    #[arg(long, allow_negative_numbers = true)]
-    pub layers: Option<usize>,
-    /// Number of parallel streams per step (B) [default: 50].
-    #[arg(long, allow_negative_numbers = true)]
-    pub batch: Option<usize>,
-    /// Characters per stream per step, the truncated-BPTT length (T) [default: 50].
-    #[arg(long, allow_negative_numbers = true)]
-    pub seq: Option<usize>,
-    /// Adam learning rate [default: 0.002].
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
-    /// How the learning rate changes over the run [default: cosine].
-    #[arg(long, value_enum)]
-    pub lr_schedule: Option<crate::optim::Schedule>,
-    /// Ramp the learning rate up linearly over the first N steps [default: 0].
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub warmup: Option<u64>,
-    /// With --lr-schedule step: the factor applied after every epoch [default: 0.97].
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr_decay: Option<f64>,
-    /// Decoupled weight decay of the weight matrices (AdamW) [default: 0].
-    #[arg(long, allow_negative_numbers = true)]
-    pub weight_decay: Option<f64>,
-    /// Inverted dropout with this drop probability on the input of every layer above the first
-    /// and on the head's input; off for validation and sampling [default: by the expected
-    /// passes over the text: 0 below 5, 0.1 below 10, 0.2 below 15, else 0.25; 0.4 from 10
-    /// passes up when the recurrent layers have over 2.5 parameters per training character].
-    #[arg(long, allow_negative_numbers = true)]
-    pub dropout: Option<f64>,
-    /// Clip the global gradient norm to this value; 0 turns clipping off [default: 5].
-    #[arg(long, allow_negative_numbers = true)]
-    pub clip: Option<f64>,
-    /// Use the AMSGrad variant of Adam, as the blog post did.
-    #[arg(long)]
-    pub amsgrad: bool,
-    /// Random seed for the initial weights [default: 1].
-    #[arg(long, allow_negative_numbers = true)]
-    pub seed: Option<u64>,
-    /// Fraction of the text, taken from its end, used for validation [default: 0.1].
-    #[arg(long, allow_negative_numbers = true)]
-    pub val_frac: Option<f64>,
-    /// Transliterate the text to ASCII first (as the blog post did with unidecode).
-    #[arg(long)]
-    pub ascii: bool,
-    /// Replace invalid UTF-8 with U+FFFD instead of stopping with an error.
-    #[arg(long)]
-    pub lossy: bool,
-    /// Keep at most N distinct characters; rarer ones map to one unknown symbol (U+FFFD).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub max_vocab: Option<usize>,
-    /// Map characters seen fewer than N times to the unknown symbol (U+FFFD).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub min_count: Option<usize>,
-    /// Stop after this many passes over the training text (fractions allowed) [default: 10,
-    /// when neither --steps nor --minutes is given].
-    #[arg(long, allow_negative_numbers = true)]
-    pub epochs: Option<f64>,
-    /// Stop when the run has taken this many optimiser steps in all (resumed steps count).
-    #[arg(long, allow_negative_numbers = true)]
-    pub steps: Option<u64>,
-    /// Stop after this many minutes of training in this invocation (validation not counted).
-    #[arg(long, allow_negative_numbers = true)]
-    pub minutes: Option<f64>,
-    /// Measure validation loss, print a sample and write checkpoints every N steps.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 500,
-        allow_negative_numbers = true
-    )]
-    pub eval_every: u64,
-    /// Worker threads [default: all cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
-    /// Print a short sample (200 characters at temperature 0.8) every this many seconds; 0 turns
-    /// it off.
-    #[arg(
-        long,
-        value_name = "SECS",
-        default_value_t = 30.0,
-        allow_negative_numbers = true
-    )]
-    pub sample_every: f64,
-    /// Keep the N newest step checkpoints (step-NNNNNNN.safetensors) besides best and last; older
-    /// ones are deleted.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 3,
-        allow_negative_numbers = true
-    )]
-    pub keep: usize,
-    /// Also save (last and a step checkpoint) every this many minutes of wall-clock time.
-    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true)]
-    pub save_every_minutes: Option<f64>,
-    /// Stop when validation loss has not improved for K validations in a row.
-    #[arg(long, value_name = "K", allow_negative_numbers = true)]
-    pub patience: Option<u64>,
-    /// Write a line to metrics.jsonl every N steps (mean training loss over them).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 10,
-        allow_negative_numbers = true
-    )]
-    pub log_every: u64,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct SampleArgs {
-    /// A checkpoint written by `charrnn train` (e.g. runs/NAME/best.safetensors).
-    pub checkpoint: PathBuf,
-    /// Number of characters to generate (the prime is not counted).
-    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
-    pub length: usize,
-    /// Softmax temperature: lower is more conservative; at or below 1e-6 it always takes the
-    /// most likely character.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub temperature: f32,
-    /// Text to run through the model first; it is printed, then continued.
-    #[arg(long, allow_hyphen_values = true)]
-    pub prime: Option<String>,
-    /// Random seed; the same seed gives the same text [default: a new one each run, printed
-    /// to stderr].
-    #[arg(long, allow_negative_numbers = true)]
-    pub seed: Option<u64>,
-    /// Draw only from the K most likely characters.
-    #[arg(long, value_name = "K", allow_negative_numbers = true)]
-    pub top_k: Option<usize>,
-    /// Draw only from the most likely characters whose probabilities add up to P (nucleus
-    /// sampling).
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
-    pub top_p: Option<f64>,
-    /// Generate N different samples from the one seed, stepped together as a batch (stream 1 is
-    /// written as it is generated, the others follow it).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 1,
-        allow_negative_numbers = true
-    )]
-    pub num_samples: usize,
-    /// After sampling, print (on stderr) the sample's total log-probability under the model at
-    /// temperature 1, and its bits per character.
-    #[arg(long)]
-    pub show_logprob: bool,
-    /// After sampling, report (on stderr) the share of sampled n-grams that do not occur in
-    /// this text, the training corpus: a check for memorisation.
-    #[arg(long, value_name = "CORPUS")]
-    pub check_novelty: Option<PathBuf>,
-    /// The n of --check-novelty.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 20,
-        allow_negative_numbers = true
-    )]
-    pub ngram: usize,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// The recurrent cell.
-    #[arg(long, value_enum, default_value_t)]
-    pub cell: crate::model::Cell,
-    /// Hidden size of each recurrent layer.
-    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
-    pub hidden: usize,
-    /// Number of stacked recurrent layers.
-    #[arg(long, default_value_t = 2, allow_negative_numbers = true)]
-    pub layers: usize,
-    /// Vocabulary size (65 is tiny Shakespeare's).
-    #[arg(long, default_value_t = 65, allow_negative_numbers = true)]
-    pub vocab: usize,
-    /// Width of a learned input embedding; 0 is one-hot input.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    pub embed: usize,
-    /// Streams per step (B).
-    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
-    pub batch: usize,
-    /// Steps per stream per step (T).
-    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
-    pub seq: usize,
-    /// Worker threads [default: all cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
-    /// Timed training steps (the median is reported).
-    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
-    pub steps: usize,
-    /// Untimed steps first.
-    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
-    pub warmup: usize,
-    /// Characters per timed batch-1 sampling round (5 rounds, median).
-    #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
-    pub sample_chars: usize,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
+/// Runs one parsed command line.
+///
+/// # Errors
+/// Whatever the command fails with (see `error::Error` for the exit codes).
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(mut a) => {
+            if let Some(id) = a.gutenberg {
+                a.files.push(crate::data::fetch::gutenberg(
+                    id,
+                    a.source.cache.as_deref(),
+                    a.source.mirror.as_deref(),
+                )?);
+            }
+            crate::train::train(&a)
+        }
+        Command::Sample(a) => crate::sample::command::run(&a),
+        Command::Bench(a) => crate::bench::run(&a),
+        Command::Eval(a) => crate::report::eval::eval(&a),
+        Command::Info(a) => crate::report::info::info(&a),
+        Command::Plot(a) => crate::report::plot::plot_runs(&a.runs, &a.out),
+        Command::Fetch(FetchCommand::Gutenberg(a)) => crate::data::fetch::run(&a),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() {
     let cli = charrnn::cli::Cli::parse();
-    if let Err(e) = charrnn::run(cli) {
+    if let Err(e) = charrnn::cli::run(cli) {
         if e.kind != charrnn::error::Kind::BrokenPipe {
             eprintln!("charrnn: {e}");
         }

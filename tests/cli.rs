@@ -610,15 +610,18 @@ fn run_folder_has_config_metrics_plot_and_rotated_step_checkpoints() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path("run/config.json")).unwrap()).unwrap();
     let bytes = std::fs::read(&f).unwrap();
-    assert_eq!(config["corpus"]["sha256"], charrnn::sha256::hex(&bytes));
+    assert_eq!(
+        config["corpus"]["sha256"],
+        charrnn::data::sha256_hex(&bytes)
+    );
     assert_eq!(config["corpus"]["bytes"], bytes.len());
     assert_eq!(config["model"]["hidden"], 48);
     assert_eq!(config["train"]["seed"], 1);
     assert!(config["commit"].is_string() && config["charrnn_version"].is_string());
-    let metrics = charrnn::runlog::read_metrics(&d.path("run")).unwrap();
+    let metrics = charrnn::report::metrics::read_metrics(&d.path("run")).unwrap();
     let vals: Vec<_> = metrics
         .iter()
-        .filter(|r| matches!(r, charrnn::runlog::Record::Val { .. }))
+        .filter(|r| matches!(r, charrnn::report::metrics::Record::Val { .. }))
         .collect();
     assert_eq!(
         (metrics.len() - vals.len(), vals.len()),
@@ -644,7 +647,7 @@ fn run_folder_has_config_metrics_plot_and_rotated_step_checkpoints() {
 
     // Resuming appends to the same log.
     resume(&d, &f, "run/last.safetensors", "60").ok();
-    let after = charrnn::runlog::read_metrics(&d.path("run")).unwrap();
+    let after = charrnn::report::metrics::read_metrics(&d.path("run")).unwrap();
     assert!(after.len() > metrics.len() && after[..metrics.len()] == metrics[..]);
 
     // Two runs on one chart; only SVG can be drawn.
@@ -994,11 +997,11 @@ fn save_every_minutes_writes_checkpoints_between_validations() {
         steps > 2,
         "only {steps} step checkpoints: timed saves did not happen"
     );
-    let metrics = charrnn::runlog::read_metrics(&d.path("run")).unwrap();
+    let metrics = charrnn::report::metrics::read_metrics(&d.path("run")).unwrap();
     assert_eq!(
         metrics
             .iter()
-            .filter(|r| matches!(r, charrnn::runlog::Record::Val { .. }))
+            .filter(|r| matches!(r, charrnn::report::metrics::Record::Val { .. }))
             .count(),
         1,
         "saves are not validations"
@@ -1057,11 +1060,11 @@ fn cosine_schedule_with_warmup_and_weight_decay_resume_exactly() {
     );
 
     // The rate ramps up over 5 steps, then falls along the cosine towards a tenth of 2e-3.
-    let lrs: Vec<f64> = charrnn::runlog::read_metrics(&d.path("one"))
+    let lrs: Vec<f64> = charrnn::report::metrics::read_metrics(&d.path("one"))
         .unwrap()
         .iter()
         .filter_map(|r| match r {
-            charrnn::runlog::Record::Train { lr, .. } => Some(*lr),
+            charrnn::report::metrics::Record::Train { lr, .. } => Some(*lr),
             _ => None,
         })
         .collect();
@@ -1586,4 +1589,67 @@ fn without_hidden_the_budget_chooses_the_size_and_the_dropout_and_says_why() {
     // A resumed run keeps its settings without sizing again.
     let r = resume(&d, &short, "given/last.safetensors", "67").ok();
     assert!(!r.stderr().contains("sizing"), "{}", r.stderr());
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// `format-v1-lstm-2x16.safetensors` was written by charrnn before the source moved into
+/// folders and the checkpoint code onto the `safetensors` crate (commit aac5f64: `train fox.txt
+/// --hidden 16 --batch 4 --seq 16 --steps 30 --threads 1 --seed 3`, the text below), and
+/// `…-step40` by resuming it to step 40 with that same build. Today's build must read both,
+/// sample the same text from them and resume to the same weights, bit for bit.
+#[test]
+fn checkpoints_written_before_the_layout_change_load_sample_and_resume_exactly() {
+    let d = Dir::new("oldformat");
+    let f = repetitive(&d);
+    let old = fixture("format-v1-lstm-2x16.safetensors");
+    let old = old.to_str().unwrap();
+    let s = d
+        .run(&[
+            "sample",
+            old,
+            "--seed",
+            "5",
+            "--length",
+            "60",
+            "--temperature",
+            "0.8",
+            "--prime",
+            "the ",
+        ])
+        .ok();
+    assert_eq!(
+        s.stdout(),
+        "the eopultlughzdgsmvqukrgj wovbamuqgshmnhoenfnjbzdw xhm bnsrnidu\n"
+    );
+    let e = d.run(&["eval", old, f.to_str().unwrap()]).ok();
+    assert!(e.stdout().contains("3.2887 nats/char"), "{}", e.stdout());
+    d.run(&["info", old]).ok();
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        old,
+        "--steps",
+        "40",
+        "--threads",
+        "1",
+        "--out",
+        "run",
+        "--sample-every",
+        "0",
+        "--keep",
+        "0",
+    ])
+    .ok();
+    let got = tensors(&d.path("run/last.safetensors"));
+    let want = tensors(&fixture("format-v1-lstm-2x16-step40.safetensors"));
+    assert!(got.params == want.params, "weights differ after resuming");
+    let (g, w) = (got.train.unwrap(), want.train.unwrap());
+    assert_eq!(g.state.step, 40);
+    assert!(g.resume == w.resume, "Adam moments or carried state differ");
 }

@@ -2,7 +2,7 @@
 //! tensor and of the carried-in state, and the PyTorch reference fixture.
 
 use super::*;
-use crate::model::{init_params, Cell, ModelConfig};
+use crate::model::{Cell, Layout, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
 use crate::rng::Rng;
 

@@ -5,7 +5,8 @@
 //! `safetensors.torch.load_file`. Files are written to a temporary name and renamed, so a crash
 //! never leaves a half-written checkpoint.
 //!
-//! Owns the file format. Does not decide when to save (see `train`).
+//! Owns the file format: nothing else reads or writes a checkpoint's bytes. Does not decide
+//! when to save (see `train`).
 
 use crate::bail;
 use crate::data::Vocab;
@@ -13,9 +14,10 @@ use crate::engine::State;
 use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::Adam;
-use crate::train::{TrainConfig, TrainState};
 use serde::Deserialize;
-use std::io::Write;
+
+pub mod state;
+pub use state::{default_lr_decay, CorpusInfo, TrainConfig, TrainState};
 use std::path::Path;
 
 pub const FORMAT: &str = "charrnn";
@@ -130,7 +132,7 @@ pub fn save(
     while !head.len().is_multiple_of(8) {
         head.push(b' '); // the format pads the header to 8 bytes with spaces
     }
-    write_atomic(path, |w| {
+    crate::atomic::write(path, |w| {
         w.write_all(&(head.len() as u64).to_le_bytes())?;
         w.write_all(&head)?;
         let mut buf = Vec::with_capacity(1 << 16);
@@ -142,30 +144,6 @@ pub fn save(
             }
         }
         Ok(())
-    })
-}
-
-/// Runs `write` into a temporary file beside `path`, syncs it and renames it over `path`.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("checkpoint");
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let f = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        write(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("cannot write {}", path.display()), e)
     })
 }
 

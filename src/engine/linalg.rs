@@ -3,7 +3,7 @@
 //!
 //! Owns no buffers and no model knowledge; the engine decides shapes and threads.
 
-use crate::float::Float;
+use super::float::Float;
 
 /// A read-only matrix view: `rows × cols`, element (r, c) at `data[r * rs + c * cs]`.
 /// A transpose is the same data with `rs` and `cs` swapped.
@@ -86,7 +86,7 @@ pub fn matmul<F: Float>(
     let mut rest = &mut c[..m * n];
     let mut jobs = Vec::with_capacity(parts);
     for p in 0..parts {
-        let rows = crate::team::share(m, parts, p);
+        let rows = super::team::share(m, parts, p);
         let (mine, tail) = rest.split_at_mut(rows.len() * n);
         rest = tail;
         let a_part = MatRef {

@@ -16,10 +16,12 @@
 //!   that pass over it at least 10 times (`dropout_for`; measured: 2×512 on tiny Shakespeare
 //!   for 15 minutes, 3.3 per character, ends at 1.4709 with 0.25 and 1.4494 with 0.4).
 //!
-//! Owns the rule and the probe. Does not own training (see `train`) or the timing loop (see
-//! `bench::time_steps`).
+//! Owns the rule and the probe. Does not own training (see `run`) or the timing loop (see
+//! `optim::step::time_steps`).
 
-use crate::linalg::Threads;
+use super::args::TrainArgs;
+use crate::checkpoint::TrainConfig;
+use crate::engine::Threads;
 use crate::model::{Layout, ModelConfig};
 
 /// Candidate hidden sizes, smallest first.
@@ -131,7 +133,7 @@ pub fn choose(
                 // The first steps of a fresh process run cold (page faults, thread start-up):
                 // two untimed, then at least three timed and a quarter of a second.
                 let (step_s, _) =
-                    crate::bench::time_steps(&layout, batch, seq, threads, 2, (3, 0.25));
+                    crate::optim::step::time_steps(&layout, batch, seq, threads, 2, (3, 0.25));
                 (batch * seq) as f64 / step_s
             };
             let epochs_at = |rate: f64| rate * secs / chars;
@@ -178,6 +180,63 @@ pub fn choose(
             }
         }
     }
+}
+
+/// From this many distinct characters a fresh run without `--embed` learns an embedding of
+/// width `AUTO_EMBED` instead of one-hot input.
+pub const AUTO_EMBED_VOCAB: usize = 1000;
+pub const AUTO_EMBED: usize = 128;
+
+/// Fills in what a fresh run left to the budget: an embedding for a large vocabulary, the
+/// hidden size and the dropout (see `choose`). Returns the line that says what was chosen
+/// and why, or None when the flags chose everything.
+pub(super) fn size_fresh_model(
+    a: &TrainArgs,
+    m: &mut ModelConfig,
+    config: &mut TrainConfig,
+    (train_len, spe): (usize, u64),
+    threads: Threads,
+) -> Option<String> {
+    // Large vocabularies: one-hot W_ih is G·H × V; an embedding is far smaller.
+    let auto_embed = a.embed.is_none() && m.vocab >= AUTO_EMBED_VOCAB;
+    let embed_note = if auto_embed {
+        m.embed = AUTO_EMBED;
+        format!(
+            "; embedding {AUTO_EMBED} for {} distinct characters (--embed 0 for one-hot input)",
+            m.vocab
+        )
+    } else {
+        String::new()
+    };
+    if a.hidden.is_some() && a.dropout.is_some() {
+        return auto_embed.then(|| format!("charrnn: sizing: as given{embed_note}"));
+    }
+    let budget = match (a.minutes, a.steps, a.epochs) {
+        (Some(min), _, _) => Budget::Seconds(min * 60.0),
+        (None, Some(s), e) => Budget::Epochs((s as f64 / spe as f64).min(e.unwrap_or(f64::MAX))),
+        (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
+    };
+    let s = choose(
+        *m,
+        a.hidden,
+        a.dropout,
+        train_len,
+        budget,
+        (config.batch, config.seq),
+        threads,
+    );
+    m.hidden = s.hidden;
+    config.dropout = s.dropout;
+    Some(format!(
+        "charrnn: sizing: {}; dropout {}{}{embed_note}",
+        s.reason,
+        s.dropout,
+        if a.dropout.is_some() {
+            " as given"
+        } else {
+            " for that many passes"
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -7,8 +7,31 @@
 
 use crate::bail;
 use crate::error::{Error, Result};
+use clap::Args;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// `charrnn fetch gutenberg ID`: the book's number and where books come from.
+#[derive(Args, Debug, Clone)]
+pub struct GutenbergArgs {
+    /// The eBook number.
+    pub id: u32,
+    #[command(flatten)]
+    pub source: GutenbergSource,
+}
+
+/// Where books come from and where they are kept.
+#[derive(Args, Debug, Clone)]
+pub struct GutenbergSource {
+    /// Cache folder for downloaded books [default: $CHARRNN_CACHE, $XDG_CACHE_HOME/charrnn or
+    /// ~/.cache/charrnn].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Base URL of the Gutenberg mirror [default: $CHARRNN_GUTENBERG_MIRROR or
+    /// https://www.gutenberg.org].
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+}
 
 pub const DEFAULT_MIRROR: &str = "https://www.gutenberg.org";
 
@@ -89,8 +112,15 @@ pub fn gutenberg(id: u32, cache: Option<&Path>, mirror: Option<&str>) -> Result<
     }
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::io(format!("cannot create cache folder {}", dir.display()), e))?;
-    crate::checkpoint::write_atomic(&path, |w| w.write_all(book.as_bytes()))?;
+    crate::atomic::write(&path, |w| w.write_all(book.as_bytes()))?;
     Ok(path)
+}
+
+/// `charrnn fetch gutenberg ID`: downloads (or finds in the cache) and prints the path.
+pub fn run(a: &GutenbergArgs) -> Result<()> {
+    let path = gutenberg(a.id, a.source.cache.as_deref(), a.source.mirror.as_deref())?;
+    println!("{}", path.display());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! Owns the layout and the init. Does not own the maths (see `engine`) or the file format
 //! (see `checkpoint`).
 
-use crate::float::Float;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -155,15 +154,17 @@ impl Layout {
 /// PyTorch's default init for nn.LSTM / nn.GRU / nn.RNN and nn.Linear(H, V): every weight and bias uniform in
 /// ±1/√H (for Linear, kaiming_uniform(a=√5) reduces to the same bound with fan_in = H).
 /// nn.Embedding's is a standard normal.
-pub fn init_params<F: Float>(layout: &Layout, rng: &mut Rng) -> Vec<F> {
+/// The values are drawn in f64 and converted by `cast` (the engine's float type; see
+/// `engine::init_params`), so an f32 and an f64 model from one seed differ only by rounding.
+pub fn init_params_with<F>(layout: &Layout, rng: &mut Rng, cast: impl Fn(f64) -> F) -> Vec<F> {
     let bound = 1.0 / (layout.config.hidden as f64).sqrt();
     let mut p: Vec<F> = (0..layout.total)
-        .map(|_| F::from_f64(rng.uniform_in(-bound, bound)))
+        .map(|_| cast(rng.uniform_in(-bound, bound)))
         .collect();
     if let Some(e) = layout.embed {
         let len = layout.config.vocab * layout.config.embed;
         for x in &mut p[e..e + len] {
-            *x = F::from_f64(rng.normal());
+            *x = cast(rng.normal());
         }
     }
     p

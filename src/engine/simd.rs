@@ -66,11 +66,11 @@ macro_rules! multiversion {
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx512 $(<$($g: $bound),*>)? ( $($arg: $ty),* ) $(-> $ret)? { body($($arg),*) }
-                match $crate::simd::level() {
+                match $crate::engine::simd::level() {
                     // SAFETY: the level was detected on this CPU.
-                    $crate::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
-                    $crate::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::simd::Level::Base => {}
+                    $crate::engine::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::engine::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::engine::simd::Level::Base => {}
                 }
             }
             body($($arg),*)

@@ -1,9 +1,14 @@
-//! Adam (optionally AMSGrad) and global gradient-norm clipping over the flat parameter buffer:
-//! one loop each, the same arithmetic as `torch.optim.Adam` and `clip_grad_norm_`.
+//! How the parameters move: Adam (optionally AMSGrad, AdamW weight decay) and global
+//! gradient-norm clipping over the flat parameter buffer, one loop each, the same arithmetic as
+//! `torch.optim.Adam` and `clip_grad_norm_`; the learning-rate schedules; and, in `step`, the
+//! one training step that the run, the sizing probe and `charrnn bench` all take.
 //!
-//! Owns the optimiser's moments and step count. Does not own the parameters or gradients.
+//! Owns the optimiser's moments and step count. Does not own the parameters, the gradients
+//! (see `engine`) or when to step (see `train`).
 
-use crate::float::Float;
+use crate::engine::float::Float;
+
+pub mod step;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam<F> {

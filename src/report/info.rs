@@ -1,78 +1,17 @@
-//! `charrnn eval` and `charrnn info`: what a checkpoint knows and how good it is.
+//! `charrnn info`: what a checkpoint holds (model, vocabulary, training state, corpus).
 //!
-//! Owns those two commands. The loss itself is `train::evaluate`, the one definition.
+//! Owns the command's output. Does not read the file itself (see `checkpoint`).
 
 use crate::checkpoint;
-use crate::cli::{EvalArgs, InfoArgs};
-use crate::data;
 use crate::error::Result;
-use crate::linalg::Threads;
 use crate::model::Layout;
-use std::collections::BTreeMap;
+use clap::Args;
+use std::path::PathBuf;
 
-/// Loss of the checkpoint on each file, as validation loss is defined. Characters outside the
-/// vocabulary map to its unknown symbol when it has one; otherwise they are left out of the
-/// stream, and either way they are counted and reported.
-pub fn eval(a: &EvalArgs) -> Result<()> {
-    let threads = crate::train::setup_threads(a.threads)?;
-    let ck = checkpoint::load_model(&a.checkpoint)?;
-    let layout = Layout::new(ck.model);
-    let ascii = ck.train.as_ref().is_some_and(|t| t.config.ascii);
-    for f in &a.files {
-        let text = data::read_text(f, a.lossy)?;
-        let text = if ascii { data::to_ascii(&text) } else { text };
-        let mut ids = Vec::with_capacity(text.len());
-        let mut oov: BTreeMap<char, usize> = BTreeMap::new();
-        for c in text.chars() {
-            match (ck.vocab.id(c), ck.vocab.unk) {
-                (Some(i), _) => ids.push(i),
-                (None, unk) => {
-                    *oov.entry(c).or_insert(0) += 1;
-                    if let Some(u) = unk {
-                        ids.push(u);
-                    }
-                }
-            }
-        }
-        if ids.len() < 2 {
-            crate::bail!(
-                "{} has {} usable character(s); it needs at least 2",
-                f.display(),
-                ids.len()
-            );
-        }
-        let loss = crate::train::evaluate(&layout, &ck.params, &ids, Threads(threads));
-        let n_oov: usize = oov.values().sum();
-        let oov_note = if n_oov == 0 {
-            String::new()
-        } else {
-            let shown: Vec<String> = oov
-                .iter()
-                .take(10)
-                .map(|(c, n)| format!("{c:?}×{n}"))
-                .collect();
-            let fate = if ck.vocab.unk.is_some() {
-                "scored as the unknown symbol"
-            } else {
-                "left out of the score"
-            };
-            format!(
-                "; {n_oov} character(s) outside the vocabulary ({} distinct: {}{}), {fate}",
-                oov.len(),
-                shown.join(" "),
-                if oov.len() > 10 { " …" } else { "" }
-            )
-        };
-        println!(
-            "{}: {} characters, {:.4} nats/char, {:.4} bits/char, perplexity {:.3}{oov_note}",
-            f.display(),
-            ids.len(),
-            loss,
-            loss / std::f64::consts::LN_2,
-            loss.exp()
-        );
-    }
-    Ok(())
+#[derive(Args, Debug, Clone)]
+pub struct InfoArgs {
+    /// A checkpoint written by `charrnn train`.
+    pub checkpoint: PathBuf,
 }
 
 fn printable(c: char) -> String {

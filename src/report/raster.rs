@@ -4,7 +4,7 @@
 //!
 //! Owns pixels only; what to draw is `plot`'s business.
 
-use crate::plot::Anchor;
+use super::chart::Anchor;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

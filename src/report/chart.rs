@@ -5,7 +5,7 @@
 //! Owns the chart's layout and its two renderings. Does not own where the numbers come from
 //! (see `runlog`).
 
-use crate::raster::{Canvas, Rgb};
+use super::raster::{Canvas, Rgb};
 use std::fmt::Write;
 
 pub struct Series {

@@ -1,0 +1,70 @@
+//! What a training run remembers, as stored in every checkpoint it writes: the settings that
+//! decide its arithmetic (`TrainConfig`) and where it is (`TrainState`). Shared by the run
+//! (`train`), which fills them, and the file format (`checkpoint`), which stores them, so
+//! neither imports the other.
+//!
+//! Owns these types and their JSON shape (serde; fields added later have defaults so older
+//! checkpoints read). Does not own the file format or the run loop.
+
+use crate::optim::Schedule;
+use serde::{Deserialize, Serialize};
+
+/// Everything that decides the arithmetic of a run: fixed at the start, restored on resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub seq: usize,
+    pub lr: f64,
+    pub clip: f64,
+    pub amsgrad: bool,
+    pub seed: u64,
+    pub val_frac: f64,
+    pub ascii: bool,
+    pub lossy: bool,
+    pub max_vocab: Option<usize>,
+    pub min_count: usize,
+    #[serde(default)]
+    pub lr_schedule: Schedule,
+    #[serde(default)]
+    pub warmup: u64,
+    #[serde(default = "default_lr_decay")]
+    pub lr_decay: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+pub fn default_lr_decay() -> f64 {
+    0.97
+}
+
+/// Where a run is: enough, with the weights, moments and carried state, to continue exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// Completed passes over the training text.
+    pub epoch: u64,
+    /// Position within the epoch, in steps: the next batch read is `cursor`.
+    pub cursor: u64,
+    pub steps_per_epoch: u64,
+    pub adam_steps: u64,
+    /// xoshiro256** state of the run's generator, as hex words.
+    pub rng: [String; 4],
+    pub best_val: Option<f64>,
+    pub last_val: Option<f64>,
+    /// Validations since the best one (for --patience).
+    #[serde(default)]
+    pub evals_since_best: u64,
+    /// Seconds spent in training steps over all invocations.
+    pub train_seconds: f64,
+    pub corpus: CorpusInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CorpusInfo {
+    pub file: String,
+    pub chars: usize,
+    pub fingerprint: String,
+}

@@ -1,0 +1,90 @@
+//! The train/validation split and the B-stream batcher of truncated BPTT.
+//!
+//! Owns which characters a step reads. Does not own the ids' meaning (`vocab`).
+
+use crate::bail;
+use crate::error::Result;
+
+/// Splits off the last `val_frac` as validation (split index ⌊n·(1−val_frac)⌋, as the PyTorch
+/// peers do).
+pub fn split(ids: &[u32], val_frac: f64) -> (&[u32], &[u32]) {
+    let n_train = (ids.len() as f64 * (1.0 - val_frac)) as usize;
+    ids.split_at(n_train)
+}
+
+/// B contiguous streams over the training text, read T steps at a time; step k of an epoch
+/// reads columns k·T .. k·T+T of every stream. Inputs and targets are time-major (T, B).
+pub struct Batches {
+    data: Vec<u32>,
+    pub batch: usize,
+    pub seq: usize,
+    pub stream_len: usize,
+    pub steps_per_epoch: usize,
+}
+
+impl Batches {
+    /// Characters of training text.
+    pub fn train_len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn new(train: &[u32], batch: usize, seq: usize) -> Result<Batches> {
+        let stream_len = train.len().saturating_sub(1) / batch;
+        let steps_per_epoch = stream_len / seq;
+        if steps_per_epoch == 0 {
+            bail!(
+                "the training text has {} characters, too short for one batch: --batch {batch} × --seq {seq} needs at least {}; use a smaller --batch or --seq",
+                train.len(),
+                batch * seq + 1
+            );
+        }
+        Ok(Batches {
+            data: train.to_vec(),
+            batch,
+            seq,
+            stream_len,
+            steps_per_epoch,
+        })
+    }
+
+    /// Fills x and y (T·B each, time-major) with step `k` of the epoch (k < steps_per_epoch).
+    pub fn fill(&self, k: usize, x: &mut [u32], y: &mut [u32]) {
+        let (b, t) = (self.batch, self.seq);
+        for ti in 0..t {
+            for bi in 0..b {
+                let pos = bi * self.stream_len + k * t + ti;
+                x[ti * b + bi] = self.data[pos];
+                y[ti * b + bi] = self.data[pos + 1];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_contiguous_streams() {
+        let data: Vec<u32> = (0..23).collect();
+        let b = Batches::new(&data, 2, 3).unwrap();
+        assert_eq!((b.stream_len, b.steps_per_epoch), (11, 3));
+        let (mut x, mut y) = (vec![0; 6], vec![0; 6]);
+        b.fill(1, &mut x, &mut y);
+        assert_eq!(x, vec![3, 14, 4, 15, 5, 16]);
+        assert_eq!(y, vec![4, 15, 5, 16, 6, 17]);
+        let e = Batches::new(&data, 5, 5).err().unwrap();
+        assert!(
+            e.msg.contains("at least 26") && e.msg.contains("--batch"),
+            "{}",
+            e.msg
+        );
+    }
+
+    #[test]
+    fn split_matches_the_peers() {
+        let ids: Vec<u32> = (0..1001).collect();
+        let (t, v) = split(&ids, 0.1);
+        assert_eq!((t.len(), v.len()), (900, 101));
+    }
+}

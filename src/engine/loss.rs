@@ -1,0 +1,124 @@
+//! The loss: softmax cross-entropy of the head's logits, its gradient, and the exact
+//! validation loss (every character predicted from all the ones before it).
+//!
+//! Owns the log-softmax arithmetic (fixed lanes, the same bits at every vector width). Does
+//! not own the forward pass (see `workspace`).
+
+use super::float::Float;
+use super::linalg::Threads;
+use super::workspace::{State, Workspace};
+use crate::model::Layout;
+
+impl<F: Float> Workspace<F> {
+    /// Summed cross-entropy (nats) of the last forward's logits against targets `y`; logits
+    /// are left as they are.
+    pub fn loss_sum(&self, y: &[u32], vocab: usize) -> f64 {
+        let logits = &self.logits[..y.len() * vocab];
+        logits
+            .chunks_exact(vocab)
+            .zip(y)
+            .map(|(row, &yi)| log_sum_exp(row) - row[yi as usize].to_f64())
+            .sum()
+    }
+
+    /// Mean cross-entropy over all rows; turns the logits into dloss/dlogits in place.
+    pub fn loss_and_grad(&mut self, y: &[u32], vocab: usize) -> f64 {
+        let n = y.len();
+        assert_eq!(
+            n,
+            self.t_len * self.batch,
+            "targets do not match the forward"
+        );
+        let scale = F::from_f64(1.0 / n as f64);
+        let mut total = 0.0f64;
+        for (row, &yi) in self.logits[..n * vocab].chunks_exact_mut(vocab).zip(y) {
+            total += softmax_grad_row(row, yi as usize, scale);
+        }
+        total / n as f64
+    }
+}
+
+crate::multiversion! {
+    /// One row of the head's loss: turns logits into scale·(softmax − onehot(y)) in place and
+    /// returns −log softmax[y] in nats. Max and sum run in 16 fixed lanes, so the loops
+    /// vectorise (with a large vocabulary this is a fifth of the step) and give the same bits
+    /// at every vector width.
+    fn softmax_grad_row<F: Float>(row: &mut [F], yi: usize, scale: F) -> f64 {
+        const W: usize = 16;
+        let mut lanes = [row[0]; W];
+        let mut chunks = row.chunks_exact(W);
+        for c in &mut chunks {
+            for j in 0..W {
+                lanes[j] = lanes[j].max(c[j]);
+            }
+        }
+        let max = chunks.remainder().iter().fold(lanes.iter().fold(row[0], |m, &x| m.max(x)), |m, &x| m.max(x));
+        let z_y = (row[yi] - max).to_f64();
+        for x in row.iter_mut() {
+            *x = (*x - max).exp();
+        }
+        let mut acc = [F::ZERO; W];
+        let mut chunks = row.chunks_exact(W);
+        for c in &mut chunks {
+            for j in 0..W {
+                acc[j] += c[j];
+            }
+        }
+        let mut sum = F::ZERO;
+        for a in acc {
+            sum += a;
+        }
+        for &x in chunks.remainder() {
+            sum += x;
+        }
+        let inv = scale / sum;
+        for x in row.iter_mut() {
+            *x *= inv;
+        }
+        row[yi] -= scale;
+        sum.to_f64().ln() - z_y
+    }
+}
+
+crate::multiversion! {
+    /// ln Σ exp(row) for validation: exp in the float type (our vectorising exp for f32; the
+    /// largest term is exactly 1), summed in f64 over 16 fixed lanes. With a large vocabulary
+    /// this is most of a validation (was all f64: 4 s per validation at V=6003).
+    fn log_sum_exp<F: Float>(row: &[F]) -> f64 {
+        const W: usize = 16;
+        let max = row.iter().fold(row[0], |m, &x| m.max(x));
+        let mut acc = [0.0f64; W];
+        let mut chunks = row.chunks_exact(W);
+        for c in &mut chunks {
+            for j in 0..W {
+                acc[j] += (c[j] - max).exp().to_f64();
+            }
+        }
+        let mut sum: f64 = acc.iter().sum();
+        for &x in chunks.remainder() {
+            sum += (x - max).exp().to_f64();
+        }
+        max.to_f64() + sum.ln()
+    }
+}
+
+/// Exact validation loss in nats/char: mean cross-entropy of predicting ids[t+1] from
+/// ids[..=t] for every t, one stream from a zero state, run in chunks with the state carried
+/// (the definition of `peers/pytorch/common.py`). NaN for fewer than 2 ids.
+pub fn evaluate(layout: &Layout, params: &[f32], ids: &[u32], threads: Threads) -> f64 {
+    const CHUNK: usize = 250; // rows per forward: bounds the eval workspace (about 9 MB at H=512)
+    let n = ids.len().saturating_sub(1);
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mut ws = Workspace::<f32>::new(layout, 1, CHUNK.min(n), false, threads);
+    let mut state = State::zeros(layout.config.layers, 1, layout.config.hidden);
+    let mut total = 0.0;
+    for s in (0..n).step_by(CHUNK) {
+        let e = (s + CHUNK).min(n);
+        ws.forward(params, layout, &ids[s..e], &state);
+        total += ws.loss_sum(&ids[s + 1..e + 1], layout.config.vocab);
+        ws.final_state(&mut state);
+    }
+    total / n as f64
+}

@@ -1,0 +1,55 @@
+//! The batched recurrent engine: forward, loss and backward of an L-layer LSTM, GRU or tanh RNN
+//! (PyTorch's equations) with one-hot or embedded input and a linear head, over B streams and
+//! T steps, written by hand (ENGINE.md's layout). G is the cell's number of gate blocks
+//! (LSTM 4, GRU 3, RNN 1).
+//!
+//! Everything that is not recurrent runs as one GEMM over all T·B rows (layer l>0's input
+//! projection, the head, every weight gradient, the gradient into the layer below). Only
+//! h_{t-1}·W_hhᵀ and dgates_t·W_hh run per step. The gate maths is fused into one pass.
+//! All buffers live in `Workspace`, allocated once for (B, T); the step allocates nothing.
+//!
+//! Owns the maths of one forward and backward and its kernels. Does not own the parameters (a
+//! flat slice laid out by `model::Layout`), the optimiser (`optim`), or the data (`data`).
+//!
+//! - `workspace`: the buffers and the order of the passes (input, layers, head)
+//! - `recurrent`: the time loop of one layer, split over a team of threads
+//! - `cells`: the gate maths of each cell, forward beside backward
+//! - `loss`: softmax cross-entropy, its gradient, exact validation loss
+//! - `linalg`, `simd`, `team`, `float`: GEMM and matvec, vector width, threads, scalars
+
+pub mod cells;
+pub mod float;
+pub mod linalg;
+pub mod loss;
+pub mod recurrent;
+pub mod simd;
+pub mod team;
+pub mod workspace;
+
+pub use linalg::Threads;
+pub use loss::evaluate;
+pub use workspace::{State, Workspace};
+
+/// The model's initial parameters in the engine's float type: PyTorch's default init (see
+/// `model::init_params_with`), drawn from `rng`.
+pub fn init_params<F: float::Float>(
+    layout: &crate::model::Layout,
+    rng: &mut crate::rng::Rng,
+) -> Vec<F> {
+    crate::model::init_params_with(layout, rng, F::from_f64)
+}
+
+/// The worker-thread count from a `--threads` flag: all cores when not given.
+///
+/// # Errors
+/// `--threads 0`.
+pub fn threads_from_flag(requested: Option<usize>) -> crate::error::Result<usize> {
+    match requested {
+        Some(0) => crate::bail!("--threads must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,561 @@
+//! The workspace of one (B, T) shape and the step's forward and backward through it: the
+//! input (one-hot gather or embedding), each recurrent layer, the head. Everything that is not
+//! recurrent runs as one GEMM over all T·B rows (layer l>0's input projection, the head, every
+//! weight gradient, the gradient into the layer below); the time loop is `recurrent`'s.
+//! Activations are time-major: row t·B + b is stream b at step t.
+//!
+//! Owns the buffers (allocated once; a step allocates nothing) and the order of the passes.
+//! Does not own the gate equations (`cells`), the time loop (`recurrent`) or the loss (`loss`).
+
+use super::float::Float;
+use super::linalg::{matmul, MatRef, Threads};
+use super::recurrent::{recur_backward, recur_forward};
+use crate::model::{Cell, LayerOffsets, Layout};
+
+/// The recurrent state carried between batches: h and c of every layer, each (L, B, H).
+/// Only the LSTM has a cell state; for the GRU and the RNN `c` stays zero.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State<F> {
+    pub h: Vec<F>, // (L, B, H)
+    pub c: Vec<F>, // (L, B, H)
+}
+
+impl<F: Float> State<F> {
+    pub fn zeros(layers: usize, batch: usize, hidden: usize) -> Self {
+        let n = layers * batch * hidden;
+        State {
+            h: vec![F::ZERO; n],
+            c: vec![F::ZERO; n],
+        }
+    }
+    pub fn reset(&mut self) {
+        self.h.fill(F::ZERO);
+        self.c.fill(F::ZERO);
+    }
+}
+
+/// Buffers for one (B, T) shape. Gradient buffers exist only when asked for.
+pub struct Workspace<F> {
+    pub batch: usize,
+    pub seq: usize,
+    hidden: usize,
+    cell: Cell,
+    pub(super) t_len: usize, // steps in the last forward (≤ seq)
+    gates: Vec<Vec<F>>, // per layer (T, B, G·H): pre-activations, then activated (LSTM i, f, g, o)
+    h: Vec<Vec<F>>,     // per layer (T+1, B, H); block 0 is the carried-in state
+    c: Vec<Vec<F>>,     // LSTM only, per layer (T+1, B, H); block 0 is the carried-in state
+    hn: Vec<Vec<F>>, // GRU only, per layer (T, B, H): W_hn·h_{t-1} + b_hn; in backward the n gate's input-side gradient
+    pub logits: Vec<F>, // (T·B, V); after `loss_and_grad` it holds dlogits
+    bias: Vec<F>, // (G·H): b_ih + b_hh of the layer being run (GRU: b_hn stays out, see `recur_forward`)
+    wih0_t: Vec<F>, // (V, G·H): W_ih of layer 0 transposed, so the one-hot gather reads rows
+    emb: Vec<F>,  // (T, B, D): the embedded input, when the model has an embedding
+    grad: Option<GradBuffers<F>>,
+    pub(super) dropout: Option<Dropout<F>>,
+    whh_pack: Vec<F>, // (G·H, H): W_hh's rows regrouped so each team member's are contiguous
+    scratch: Vec<Vec<F>>, // per team member: (B, G·w) gates forward; (B, w) dh and dc backward
+    team: usize,      // members of the recurrent team (≤ threads, ≤ H)
+    pub threads: Threads, // for the large hoisted GEMMs
+}
+
+/// Inverted dropout on the input of every layer above the first and on the head's input.
+pub(super) struct Dropout<F> {
+    pub(super) masks: Vec<Vec<F>>, // per boundary (T, B, H): 0 or 1/(1−p); boundary l feeds layer l+1 or the head
+    dropped: Vec<Vec<F>>,          // per boundary (T, B, H): h ⊙ mask, what the layer above reads
+}
+
+struct GradBuffers<F> {
+    dh: Vec<F>,       // (T, B, H): gradient into the current layer's outputs
+    dx: Vec<F>,       // (T, B, H): gradient into the layer below's outputs
+    dbias: Vec<F>,    // (G·H)
+    dwih0_t: Vec<F>,  // (V, G·H): layer 0 input-weight gradient, transposed, touched rows only
+    demb: Vec<F>,     // (T, B, D): gradient into the embedded input
+    seen: Vec<bool>,  // (V): which rows of dwih0_t this step touched
+    dstate: State<F>, // (L, B, H) each: gradient of the loss w.r.t. the carried-in state
+}
+
+impl<F: Float> Workspace<F> {
+    pub fn new(
+        layout: &Layout,
+        batch: usize,
+        seq: usize,
+        with_grad: bool,
+        threads: Threads,
+    ) -> Self {
+        let cfg = layout.config;
+        let (l, h, v) = (cfg.layers, cfg.hidden, cfg.vocab);
+        let gh = cfg.cell.gates() * h;
+        let n = batch * seq;
+        let per_layer = |len: usize| (0..l).map(|_| vec![F::ZERO; len]).collect::<Vec<_>>();
+        let team = threads.0.clamp(1, h);
+        let grad = with_grad.then(|| GradBuffers {
+            dh: vec![F::ZERO; n * h],
+            dx: vec![F::ZERO; n * h],
+            dbias: vec![F::ZERO; gh],
+            dwih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * gh }],
+            demb: vec![F::ZERO; n * cfg.embed],
+            seen: vec![false; v],
+            dstate: State::zeros(l, batch, h),
+        });
+        Workspace {
+            batch,
+            seq,
+            hidden: h,
+            cell: cfg.cell,
+            t_len: 0,
+            gates: per_layer(n * gh),
+            h: per_layer((seq + 1) * batch * h),
+            c: per_layer(if cfg.cell == Cell::Lstm {
+                (seq + 1) * batch * h
+            } else {
+                0
+            }),
+            hn: per_layer(if cfg.cell == Cell::Gru { n * h } else { 0 }),
+            logits: vec![F::ZERO; n * v],
+            bias: vec![F::ZERO; gh],
+            wih0_t: vec![F::ZERO; if cfg.embed > 0 { 0 } else { v * gh }],
+            emb: vec![F::ZERO; n * cfg.embed],
+            grad,
+            dropout: None,
+            whh_pack: vec![F::ZERO; gh * h],
+            scratch: (0..team)
+                .map(|_| vec![F::ZERO; batch * cfg.cell.gates().max(2) * h.div_ceil(team)])
+                .collect(),
+            team,
+            threads,
+        }
+    }
+
+    /// Draws new inverted-dropout masks with drop probability `p` for the input of every layer
+    /// above the first and for the head's input; they apply to every forward and backward
+    /// until the next draw. `p = 0` turns dropout off.
+    pub fn set_dropout(&mut self, p: f64, rng: &mut crate::rng::Rng) {
+        if p <= 0.0 {
+            self.dropout = None;
+            return;
+        }
+        let len = self.seq * self.batch * self.hidden;
+        let layers = self.h.len();
+        let d = self.dropout.get_or_insert_with(|| Dropout {
+            masks: (0..layers).map(|_| vec![F::ZERO; len]).collect(),
+            dropped: (0..layers).map(|_| vec![F::ZERO; len]).collect(),
+        });
+        let keep = F::from_f64(1.0 / (1.0 - p));
+        // 24-bit uniforms, two per draw of the generator.
+        let threshold = (p * (1u64 << 24) as f64) as u64;
+        for m in &mut d.masks {
+            for pair in m.chunks_mut(2) {
+                let r = rng.next_u64();
+                for (k, v) in pair.iter_mut().enumerate() {
+                    let u = (r >> (8 + 32 * k)) & 0xFF_FFFF;
+                    *v = if u >= threshold { keep } else { F::ZERO };
+                }
+            }
+        }
+    }
+
+    /// Logits of the last forward, (t_len·B, V).
+    pub fn logits(&self, vocab: usize) -> &[F] {
+        &self.logits[..self.t_len * self.batch * vocab]
+    }
+
+    /// Copies the state after the last forward's final step into `state` (the carry of
+    /// truncated BPTT: values only, no gradient flows back through it).
+    pub fn final_state(&self, state: &mut State<F>) {
+        let bh = state.h.len() / self.h.len(); // B·H
+        let t = self.t_len;
+        for l in 0..self.h.len() {
+            state.h[l * bh..][..bh].copy_from_slice(&self.h[l][t * bh..][..bh]);
+            if self.cell == Cell::Lstm {
+                state.c[l * bh..][..bh].copy_from_slice(&self.c[l][t * bh..][..bh]);
+            }
+        }
+    }
+
+    /// Gradient of the loss w.r.t. the carried-in state, from the last backward.
+    pub fn dstate(&self) -> &State<F> {
+        &self
+            .grad
+            .as_ref()
+            .expect("workspace built without gradient buffers")
+            .dstate
+    }
+
+    /// Runs the model over `x` (t_len·B ids, time-major, t_len ≤ T) from `state`; fills the
+    /// logits (t_len·B, V). The final state is read with `final_state`.
+    pub fn forward(&mut self, params: &[F], layout: &Layout, x: &[u32], state: &State<F>) {
+        let b = self.batch;
+        assert!(
+            x.len().is_multiple_of(b) && x.len() / b <= self.seq,
+            "input does not fit the workspace"
+        );
+        assert_eq!(params.len(), layout.total);
+        self.t_len = x.len() / b;
+        self.input_forward(params, layout, x);
+        for (l, off) in layout.layers.iter().enumerate() {
+            self.layer_forward(params, layout, l, off, x, state);
+        }
+        self.head_forward(params, layout);
+    }
+
+    /// Layer 0's input: with one-hot input, W_ih transposed (V, G·H) so that the one-hot
+    /// product becomes a row copy; with an embedding, the rows E[x] (T·B, D).
+    fn input_forward(&mut self, params: &[F], layout: &Layout, x: &[u32]) {
+        let cfg = layout.config;
+        let (gh, v, d) = (cfg.cell.gates() * cfg.hidden, cfg.vocab, cfg.embed);
+        let n = self.t_len * self.batch;
+        match layout.embed {
+            None => {
+                let w0 = &params[layout.layers[0].w_ih..][..gh * v];
+                for (j, wrow) in w0.chunks_exact(v).enumerate() {
+                    for (id, &w) in wrow.iter().enumerate() {
+                        self.wih0_t[id * gh + j] = w;
+                    }
+                }
+            }
+            Some(e) => {
+                for (row, &id) in self.emb[..n * d].chunks_exact_mut(d).zip(x) {
+                    row.copy_from_slice(&params[e + id as usize * d..][..d]);
+                }
+            }
+        }
+    }
+
+    /// Layer l forward: its input projection for all steps at once (gates = bias + x·W_ihᵀ),
+    /// then the recurrence from the carried-in state.
+    fn layer_forward(
+        &mut self,
+        params: &[F],
+        layout: &Layout,
+        l: usize,
+        off: &LayerOffsets,
+        x: &[u32],
+        state: &State<F>,
+    ) {
+        let cfg = layout.config;
+        let (b, h, d) = (self.batch, cfg.hidden, cfg.embed);
+        let gh = cfg.cell.gates() * h; // G·H
+        let (t_len, n) = (self.t_len, self.t_len * self.batch);
+        let gru = cfg.cell == Cell::Gru;
+        // GRU: b_hn multiplies with r, so it joins the hidden side in `recur_forward`.
+        let b_hh = &params[off.b_hh..][..gh];
+        let b_hn: &[F] = if gru { &b_hh[2 * h..] } else { &[] };
+        for (j, (s, &bi)) in self
+            .bias
+            .iter_mut()
+            .zip(&params[off.b_ih..][..gh])
+            .enumerate()
+        {
+            *s = if gru && j >= 2 * h { bi } else { bi + b_hh[j] };
+        }
+        let gates = &mut self.gates[l][..n * gh]; // (t_len, B, G·H)
+        let (below, this_and_up) = self.h.split_at_mut(l);
+        let hs = &mut this_and_up[0]; // (T+1, B, H)
+        hs[..b * h].copy_from_slice(&state.h[l * b * h..][..b * h]);
+        let cs: &mut [F] = match cfg.cell {
+            Cell::Lstm => {
+                self.c[l][..b * h].copy_from_slice(&state.c[l * b * h..][..b * h]);
+                &mut self.c[l]
+            }
+            Cell::Gru => &mut self.hn[l],
+            Cell::Rnn => &mut [],
+        };
+
+        if l == 0 && d > 0 {
+            for row in gates.chunks_exact_mut(gh) {
+                row.copy_from_slice(&self.bias);
+            }
+            let w_ih = MatRef::new(&params[off.w_ih..][..gh * d], gh, d);
+            matmul(
+                gates,
+                MatRef::new(&self.emb[..n * d], n, d),
+                w_ih.t(),
+                true,
+                self.threads,
+            );
+        } else if l == 0 {
+            for (row, &id) in gates.chunks_exact_mut(gh).zip(x) {
+                let w = &self.wih0_t[id as usize * gh..][..gh];
+                for ((r, &wv), &bv) in row.iter_mut().zip(w).zip(&self.bias) {
+                    *r = wv + bv;
+                }
+            }
+        } else {
+            for row in gates.chunks_exact_mut(gh) {
+                row.copy_from_slice(&self.bias);
+            }
+            let mut input = &below[l - 1][b * h..(t_len + 1) * b * h];
+            if let Some(d) = &mut self.dropout {
+                apply_mask(
+                    &mut d.dropped[l - 1][..n * h],
+                    input,
+                    &d.masks[l - 1][..n * h],
+                );
+                input = &d.dropped[l - 1][..n * h];
+            }
+            let w_ih = MatRef::new(&params[off.w_ih..][..gh * h], gh, h);
+            matmul(
+                gates,
+                MatRef::new(input, n, h),
+                w_ih.t(),
+                true,
+                self.threads,
+            );
+        }
+
+        // The recurrence: only h_{t-1}·W_hhᵀ is step by step, split over the team.
+        recur_forward(
+            cfg.cell,
+            gates,
+            hs,
+            cs,
+            &params[off.w_hh..][..gh * h],
+            b_hn,
+            &mut self.whh_pack,
+            &mut self.scratch,
+            b,
+            h,
+            t_len,
+            self.team,
+        );
+    }
+
+    /// The head: logits = b + h_top·Wᵀ, one GEMM over all rows (h_top after dropout).
+    fn head_forward(&mut self, params: &[F], layout: &Layout) {
+        let cfg = layout.config;
+        let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
+        let (t_len, n) = (self.t_len, self.t_len * self.batch);
+        let mut top = &self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h];
+        if let Some(d) = &mut self.dropout {
+            let last = cfg.layers - 1;
+            apply_mask(&mut d.dropped[last][..n * h], top, &d.masks[last][..n * h]);
+            top = &d.dropped[last][..n * h];
+        }
+        let top = MatRef::new(top, n, h);
+        let logits = &mut self.logits[..n * v];
+        let hb = &params[layout.head_b..][..v];
+        for row in logits.chunks_exact_mut(v) {
+            row.copy_from_slice(hb);
+        }
+        let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
+        matmul(logits, top, hw.t(), true, self.threads);
+    }
+
+    /// Backpropagates the dlogits left by `loss_and_grad` through the last forward;
+    /// accumulates parameter gradients into `grads` (laid out like the parameters).
+    pub fn backward(&mut self, params: &[F], layout: &Layout, x: &[u32], grads: &mut [F]) {
+        assert_eq!(
+            x.len(),
+            self.t_len * self.batch,
+            "input does not match the forward"
+        );
+        assert_eq!(grads.len(), layout.total);
+        assert!(
+            self.grad.is_some(),
+            "workspace built without gradient buffers"
+        );
+        self.head_backward(params, layout, grads);
+        for (l, off) in layout.layers.iter().enumerate().rev() {
+            self.layer_backward(params, layout, l, off, grads);
+            self.input_backward(params, layout, l, off, x, grads);
+        }
+    }
+
+    /// The head's gradients (dW, db) and dh into the top layer's outputs, (T·B, H).
+    fn head_backward(&mut self, params: &[F], layout: &Layout, grads: &mut [F]) {
+        let cfg = layout.config;
+        let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
+        let (t_len, n) = (self.t_len, self.t_len * self.batch);
+        let gb = self.grad.as_mut().unwrap();
+        let dlogits = MatRef::new(&self.logits[..n * v], n, v);
+        let top = match &self.dropout {
+            Some(d) => &d.dropped[cfg.layers - 1][..n * h],
+            None => &self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h],
+        };
+        let top = MatRef::new(top, n, h);
+        matmul(
+            &mut grads[layout.head_w..][..v * h],
+            dlogits.t(),
+            top,
+            true,
+            self.threads,
+        ); // (V, H)
+        let dhb = &mut grads[layout.head_b..][..v];
+        for row in self.logits[..n * v].chunks_exact(v) {
+            for (d, &g) in dhb.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+        let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
+        matmul(&mut gb.dh[..n * h], dlogits, hw, false, self.threads); // (N, H)
+        if let Some(d) = &self.dropout {
+            mask_in_place(&mut gb.dh[..n * h], &d.masks[cfg.layers - 1][..n * h]);
+        }
+    }
+
+    /// Layer l backward through time (the gates buffer turns into dgates in place: each
+    /// step's gates are read once), then its W_hh and bias gradients, one GEMM over all rows.
+    fn layer_backward(
+        &mut self,
+        params: &[F],
+        layout: &Layout,
+        l: usize,
+        off: &LayerOffsets,
+        grads: &mut [F],
+    ) {
+        let cfg = layout.config;
+        let (b, h) = (self.batch, cfg.hidden);
+        let gh = cfg.cell.gates() * h; // G·H
+        let (t_len, n) = (self.t_len, self.t_len * self.batch);
+        let gb = self.grad.as_mut().unwrap();
+        let hs = &self.h[l];
+        let cs: &mut [F] = match cfg.cell {
+            Cell::Lstm => &mut self.c[l],
+            Cell::Gru => &mut self.hn[l],
+            Cell::Rnn => &mut [],
+        };
+        recur_backward(
+            cfg.cell,
+            &mut self.gates[l][..n * gh],
+            &gb.dh[..n * h],
+            hs,
+            cs,
+            &params[off.w_hh..][..gh * h],
+            &mut self.scratch,
+            &mut gb.dstate.h[l * b * h..][..b * h],
+            &mut gb.dstate.c[l * b * h..][..b * h],
+            b,
+            h,
+            t_len,
+            self.team,
+        );
+        let h_prev = MatRef::new(&hs[..n * h], n, h); // h_{t-1} for t = 0..T
+        matmul(
+            &mut grads[off.w_hh..][..gh * h],
+            MatRef::new(&self.gates[l][..n * gh], n, gh).t(),
+            h_prev,
+            true,
+            self.threads,
+        );
+        column_sums(&mut gb.dbias, &self.gates[l][..n * gh]);
+        add_to(&mut grads[off.b_hh..][..gh], &gb.dbias);
+        if cfg.cell == Cell::Gru {
+            // The n gate's input side gets dn, its hidden side r⊙dn: swap in the former.
+            let rows = self.gates[l][..n * gh].chunks_exact_mut(gh);
+            for (row, dn) in rows.zip(self.hn[l].chunks_exact(h)) {
+                row[2 * h..].copy_from_slice(dn);
+            }
+            column_sums(&mut gb.dbias, &self.gates[l][..n * gh]);
+        }
+        add_to(&mut grads[off.b_ih..][..gh], &gb.dbias);
+    }
+
+    /// Layer l's input side: dW_ih and the gradient into its input (the layer below's outputs,
+    /// the embedding rows, or, for one-hot input, only dW_ih's touched columns).
+    fn input_backward(
+        &mut self,
+        params: &[F],
+        layout: &Layout,
+        l: usize,
+        off: &LayerOffsets,
+        x: &[u32],
+        grads: &mut [F],
+    ) {
+        let cfg = layout.config;
+        let (b, h, v) = (self.batch, cfg.hidden, cfg.vocab);
+        let gh = cfg.cell.gates() * h; // G·H
+        let (t_len, n) = (self.t_len, self.t_len * self.batch);
+        let threads = self.threads;
+        let gb = self.grad.as_mut().unwrap();
+        let dgates_buf = &self.gates[l][..n * gh];
+        let dgates = MatRef::new(dgates_buf, n, gh);
+        if l > 0 {
+            let input = match &self.dropout {
+                Some(d) => &d.dropped[l - 1][..n * h],
+                None => &self.h[l - 1][b * h..(t_len + 1) * b * h],
+            };
+            matmul(
+                &mut grads[off.w_ih..][..gh * h],
+                dgates.t(),
+                MatRef::new(input, n, h),
+                true,
+                threads,
+            );
+            let w_ih = MatRef::new(&params[off.w_ih..][..gh * h], gh, h);
+            matmul(&mut gb.dx[..n * h], dgates, w_ih, false, threads);
+            if let Some(d) = &self.dropout {
+                mask_in_place(&mut gb.dx[..n * h], &d.masks[l - 1][..n * h]);
+            }
+            std::mem::swap(&mut gb.dh, &mut gb.dx);
+        } else if let Some(e) = layout.embed {
+            // Embedded input: dW_ih = dgatesᵀ·E[x]; dE[x] += dgates·W_ih, a row scatter.
+            let d = cfg.embed;
+            let emb = MatRef::new(&self.emb[..n * d], n, d);
+            matmul(
+                &mut grads[off.w_ih..][..gh * d],
+                dgates.t(),
+                emb,
+                true,
+                threads,
+            );
+            let w_ih = MatRef::new(&params[off.w_ih..][..gh * d], gh, d);
+            matmul(&mut gb.demb[..n * d], dgates, w_ih, false, threads);
+            for (row, &id) in gb.demb[..n * d].chunks_exact(d).zip(x) {
+                for (g, &r) in grads[e + id as usize * d..][..d].iter_mut().zip(row) {
+                    *g += r;
+                }
+            }
+        } else {
+            // One-hot input: dW_ih[:, id] += dgates row, a scatter into the transposed copy.
+            gb.seen.fill(false);
+            for (row, &id) in dgates_buf.chunks_exact(gh).zip(x) {
+                let id = id as usize;
+                let acc = &mut gb.dwih0_t[id * gh..][..gh];
+                if !gb.seen[id] {
+                    gb.seen[id] = true;
+                    acc.fill(F::ZERO);
+                }
+                for (a, &g) in acc.iter_mut().zip(row) {
+                    *a += g;
+                }
+            }
+            let dw = &mut grads[off.w_ih..][..gh * v];
+            for id in (0..v).filter(|&id| gb.seen[id]) {
+                let acc = &gb.dwih0_t[id * gh..][..gh];
+                for (j, &a) in acc.iter().enumerate() {
+                    dw[j * v + id] += a;
+                }
+            }
+        }
+    }
+}
+
+/// sums = Σ over rows of `rows` (R, sums.len()).
+fn column_sums<F: Float>(sums: &mut [F], rows: &[F]) {
+    sums.fill(F::ZERO);
+    for row in rows.chunks_exact(sums.len()) {
+        for (d, &g) in sums.iter_mut().zip(row) {
+            *d += g;
+        }
+    }
+}
+
+/// acc += x.
+fn add_to<F: Float>(acc: &mut [F], x: &[F]) {
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
+/// out = x ⊙ mask.
+fn apply_mask<F: Float>(out: &mut [F], x: &[F], mask: &[F]) {
+    for ((o, &a), &m) in out.iter_mut().zip(x).zip(mask) {
+        *o = a * m;
+    }
+}
+
+/// x ⊙= mask.
+fn mask_in_place<F: Float>(x: &mut [F], mask: &[F]) {
+    for (a, &m) in x.iter_mut().zip(mask) {
+        *a *= m;
+    }
+}

@@ -1,0 +1,14 @@
+//! Using a trained model: streams stepped one character at a time (`sampler`), the choice of
+//! the next character (`pick`), and the `charrnn sample` command (`command`). The arithmetic has
+//! a fixed order and our own exp, so a seed gives the same text on every machine, and a stream
+//! gives the same text alone or in a batch.
+//!
+//! Owns generation. Does not own training, the file format (`checkpoint`) or the batched
+//! engine (`engine`).
+
+pub mod command;
+pub mod pick;
+pub mod sampler;
+
+pub use pick::{pick, Pick};
+pub use sampler::Sampler;

@@ -1,0 +1,223 @@
+//! A run's settings from its flags: a fresh run's, checked and with defaults filled in, or a
+//! resumed run's, whose flags must agree with the checkpoint's; and when the run stops.
+//!
+//! Owns the defaults and the checks of the training flags. Does not read text or build the
+//! model (see `setup`).
+
+use super::args::TrainArgs;
+use crate::bail;
+use crate::checkpoint::{default_lr_decay, TrainConfig};
+use crate::error::Result;
+use crate::model::ModelConfig;
+use crate::optim::Schedule;
+use std::path::Path;
+
+/// The flags of a fresh run, checked, with defaults filled in; without --hidden the hidden
+/// size is 0 and without --dropout the dropout 0 until `size_fresh_model` chooses them.
+pub(super) fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> {
+    let layers = a.layers.unwrap_or(2);
+    let cfg = TrainConfig {
+        batch: a.batch.unwrap_or(50),
+        seq: a.seq.unwrap_or(50),
+        lr: a.lr.unwrap_or(2e-3),
+        clip: a.clip.unwrap_or(5.0),
+        amsgrad: a.amsgrad,
+        seed: a.seed.unwrap_or(1),
+        val_frac: a.val_frac.unwrap_or(0.1),
+        ascii: a.ascii,
+        lossy: a.lossy,
+        max_vocab: a.max_vocab,
+        min_count: a.min_count.unwrap_or(0),
+        // Cosine by default; a checkpoint without the field is from before it was (constant).
+        lr_schedule: a.lr_schedule.unwrap_or(Schedule::Cosine),
+        warmup: a.warmup.unwrap_or(0),
+        lr_decay: a.lr_decay.unwrap_or_else(default_lr_decay),
+        weight_decay: a.weight_decay.unwrap_or(0.0),
+        dropout: a.dropout.unwrap_or(0.0),
+    };
+    if !(cfg.dropout >= 0.0 && cfg.dropout < 1.0) {
+        bail!("--dropout must be in [0, 1), got {}", cfg.dropout);
+    }
+    if !(cfg.lr_decay > 0.0 && cfg.lr_decay <= 1.0) {
+        bail!("--lr-decay must be in (0, 1], got {}", cfg.lr_decay);
+    }
+    if !(cfg.weight_decay >= 0.0 && cfg.weight_decay.is_finite()) {
+        bail!(
+            "--weight-decay must be 0 or positive, got {}",
+            cfg.weight_decay
+        );
+    }
+    for (name, v) in [
+        ("--hidden", a.hidden),
+        ("--layers", Some(layers)),
+        ("--batch", Some(cfg.batch)),
+        ("--seq", Some(cfg.seq)),
+    ] {
+        if v == Some(0) {
+            bail!("{name} must be at least 1");
+        }
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        bail!("--lr must be a positive number, got {}", cfg.lr);
+    }
+    if !(cfg.clip >= 0.0 && cfg.clip.is_finite()) {
+        bail!("--clip must be 0 (off) or positive, got {}", cfg.clip);
+    }
+    if !(cfg.val_frac > 0.0 && cfg.val_frac < 1.0) {
+        bail!(
+            "--val-frac must be between 0 and 1 (exclusive), got {}",
+            cfg.val_frac
+        );
+    }
+    if cfg.max_vocab.is_some_and(|m| m < 2) {
+        bail!("--max-vocab must be at least 2 (one kept character and the unknown symbol)");
+    }
+    Ok((
+        ModelConfig {
+            cell: a.cell.unwrap_or_default(),
+            vocab: 0,
+            hidden: a.hidden.unwrap_or(0),
+            layers,
+            embed: a.embed.unwrap_or(0),
+        },
+        cfg,
+    ))
+}
+
+/// On resume, a flag that would change the arithmetic must agree with the checkpoint.
+pub(super) fn check_resume_flags(
+    a: &TrainArgs,
+    m: &ModelConfig,
+    c: &TrainConfig,
+    ckpt: &Path,
+) -> Result<()> {
+    let mut conflicts = Vec::new();
+    let mut check = |flag: &str, given: Option<String>, saved: String| {
+        if let Some(g) = given {
+            if g != saved {
+                conflicts.push(format!("{flag} {g} (the checkpoint has {saved})"));
+            }
+        }
+    };
+    let s = |x: Option<usize>| x.map(|v| v.to_string());
+    check(
+        "--cell",
+        a.cell.map(|c| c.name().to_string()),
+        m.cell.name().to_string(),
+    );
+    check("--hidden", s(a.hidden), m.hidden.to_string());
+    check("--layers", s(a.layers), m.layers.to_string());
+    check("--batch", s(a.batch), c.batch.to_string());
+    check("--seq", s(a.seq), c.seq.to_string());
+    check("--lr", a.lr.map(|v| v.to_string()), c.lr.to_string());
+    check("--clip", a.clip.map(|v| v.to_string()), c.clip.to_string());
+    check("--seed", a.seed.map(|v| v.to_string()), c.seed.to_string());
+    check(
+        "--val-frac",
+        a.val_frac.map(|v| v.to_string()),
+        c.val_frac.to_string(),
+    );
+    check(
+        "--max-vocab",
+        s(a.max_vocab),
+        c.max_vocab.map_or("none".into(), |v| v.to_string()),
+    );
+    check("--min-count", s(a.min_count), c.min_count.to_string());
+    check(
+        "--lr-schedule",
+        a.lr_schedule.map(|v| format!("{v:?}").to_lowercase()),
+        format!("{:?}", c.lr_schedule).to_lowercase(),
+    );
+    check(
+        "--warmup",
+        a.warmup.map(|v| v.to_string()),
+        c.warmup.to_string(),
+    );
+    check(
+        "--lr-decay",
+        a.lr_decay.map(|v| v.to_string()),
+        c.lr_decay.to_string(),
+    );
+    check(
+        "--weight-decay",
+        a.weight_decay.map(|v| v.to_string()),
+        c.weight_decay.to_string(),
+    );
+    check(
+        "--dropout",
+        a.dropout.map(|v| v.to_string()),
+        c.dropout.to_string(),
+    );
+    check("--embed", s(a.embed), m.embed.to_string());
+    check(
+        "--amsgrad",
+        a.amsgrad.then(|| "on".into()),
+        if c.amsgrad { "on" } else { "off" }.into(),
+    );
+    check(
+        "--ascii",
+        a.ascii.then(|| "on".into()),
+        if c.ascii { "on" } else { "off" }.into(),
+    );
+    check(
+        "--lossy",
+        a.lossy.then(|| "on".into()),
+        if c.lossy { "on" } else { "off" }.into(),
+    );
+    if !conflicts.is_empty() {
+        bail!(
+            "cannot resume {} with {}: an exact resume keeps the run's settings; drop these flags",
+            ckpt.display(),
+            conflicts.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The step a run stops at, from `--steps` and `--epochs` (the whole run's; 10 epochs when no
+/// budget is given at all), or None when only `--minutes` bounds it.
+pub(super) fn target_steps(a: &TrainArgs, steps_per_epoch: u64) -> Option<u64> {
+    let by_epochs = a
+        .epochs
+        .or((a.steps.is_none() && a.minutes.is_none()).then_some(10.0))
+        .map(|e| (e * steps_per_epoch as f64).ceil() as u64);
+    match (a.steps, by_epochs) {
+        (Some(s), Some(e)) => Some(s.min(e)),
+        (s, e) => s.or(e),
+    }
+}
+
+/// Checks the flags that do not depend on the text or the checkpoint.
+pub(super) fn check_run_flags(a: &TrainArgs) -> Result<()> {
+    if a.eval_every == 0 {
+        bail!("--eval-every must be at least 1");
+    }
+    if a.steps == Some(0) {
+        bail!("--steps must be at least 1");
+    }
+    if a.log_every == 0 {
+        bail!("--log-every must be at least 1");
+    }
+    if a.patience == Some(0) {
+        bail!("--patience must be at least 1");
+    }
+    if !(a.sample_every >= 0.0 && a.sample_every.is_finite()) {
+        bail!(
+            "--sample-every must be 0 (off) or a number of seconds, got {}",
+            a.sample_every
+        );
+    }
+    if let Some(m) = a
+        .save_every_minutes
+        .filter(|m| !(*m > 0.0 && m.is_finite()))
+    {
+        bail!("--save-every-minutes must be positive, got {m}");
+    }
+    if let Some(e) = a.epochs.filter(|e| !(*e > 0.0 && e.is_finite())) {
+        bail!("--epochs must be positive, got {e}");
+    }
+    if let Some(m) = a.minutes.filter(|m| !(*m > 0.0 && m.is_finite())) {
+        bail!("--minutes must be positive, got {m}");
+    }
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! A training run once set up: the step loop of truncated BPTT until a stop condition, exact
+//! validation and checkpoints, the progress line, the metrics log and the closing line (or
+//! the Ctrl-C message that says how to resume).
+//!
+//! Owns what happens between the first step and the last save. Does not own the setup
+//! (`setup`), the step's maths (`optim::step`) or the file format (`checkpoint`).
+
+use super::args::TrainArgs;
+use super::interrupt;
+use super::progress::{hms, rss_mb, Progress};
+use super::runlog::RunLog;
+use crate::bail;
+use crate::checkpoint::{self, TrainConfig, TrainRef, TrainState};
+use crate::data::{Batches, Vocab};
+use crate::engine::{evaluate, State, Threads, Workspace};
+use crate::error::{Error, Kind, Result};
+use crate::model::{Layout, ModelConfig};
+use crate::optim::{scheduled_lr, step::step, Adam, Schedule};
+use crate::report::metrics::Record;
+use crate::rng::Rng;
+use crate::sample::{Pick, Sampler};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Everything a training run holds.
+pub(super) struct Run<'a> {
+    pub(super) args: &'a TrainArgs,
+    pub(super) config: TrainConfig,
+    pub(super) model: ModelConfig,
+    pub(super) layout: Layout,
+    pub(super) vocab: Vocab,
+    pub(super) batches: Batches,
+    pub(super) val_ids: Vec<u32>,
+    /// Steps per epoch.
+    pub(super) spe: u64,
+    pub(super) threads: Threads,
+    pub(super) out: PathBuf,
+    pub(super) params: Vec<f32>,
+    pub(super) adam: Adam<f32>,
+    pub(super) carry: State<f32>,
+    pub(super) st: TrainState,
+    /// The step to stop at (from --steps / --epochs), if any.
+    pub(super) target_steps: Option<u64>,
+    /// Seconds of training this invocation may take (--minutes), if any.
+    pub(super) budget: Option<f64>,
+    pub(super) progress: Progress,
+    pub(super) log: RunLog,
+    /// The run's generator (dropout masks); its state is saved in every checkpoint.
+    pub(super) rng: Rng,
+}
+
+/// The step loop's buffers and clocks (this invocation only; nothing here is saved).
+struct Loop {
+    ws: Workspace<f32>,
+    grads: Vec<f32>, // (P): laid out like the parameters
+    x: Vec<u32>,     // (T, B) input ids
+    y: Vec<u32>,     // (T, B) target ids
+    started: Instant,
+    /// Seconds spent in training steps in this invocation.
+    run_seconds: f64,
+    /// Exponential moving average of the training loss, for the status line.
+    loss_avg: Option<f64>,
+    /// A moving window of characters and seconds, for chars/s.
+    rate: (f64, f64),
+    last_eval_step: Option<u64>,
+    last_sample: Instant,
+    last_save: Instant,
+    rss: (f64, Instant),
+    /// Loss sum, steps and seconds since the last metrics line.
+    log: (f64, u64, f64),
+}
+
+impl Run<'_> {
+    /// Steps until a stop condition; returns why it stopped.
+    pub(super) fn train_loop(&mut self) -> Result<&'static str> {
+        interrupt::install();
+        let (b, t) = (self.config.batch, self.config.seq);
+        let now = Instant::now();
+        let mut lp = Loop {
+            ws: Workspace::<f32>::new(&self.layout, b, t, true, self.threads),
+            grads: vec![0.0f32; self.layout.total],
+            x: vec![0u32; b * t],
+            y: vec![0u32; b * t],
+            started: now,
+            run_seconds: 0.0,
+            loss_avg: None,
+            rate: (0.0, 0.0),
+            last_eval_step: None,
+            last_sample: now,
+            last_save: now,
+            rss: (rss_mb(), now),
+            log: (0.0, 0, 0.0),
+        };
+        let reason = loop {
+            if let Some(why) = self.stop_reason(lp.run_seconds) {
+                break why;
+            }
+            let (loss, dt) = self.train_step(&mut lp)?;
+            self.show_progress(&mut lp, loss, dt);
+            self.log_step(&mut lp, loss, dt)?;
+            self.checkpoint_if_due(&mut lp)?;
+        };
+        if lp.last_eval_step != Some(self.st.step) && self.st.step > 0 {
+            self.validate()?;
+        }
+        Ok(reason)
+    }
+
+    /// Why the run should stop before the next step, if it should.
+    fn stop_reason(&self, run_seconds: f64) -> Option<&'static str> {
+        if interrupt::requested() {
+            Some("interrupted")
+        } else if self.target_steps.is_some_and(|ts| self.st.step >= ts) {
+            Some("done")
+        } else if self.budget.is_some_and(|bgt| run_seconds >= bgt) {
+            Some("time budget reached")
+        } else if self
+            .args
+            .patience
+            .is_some_and(|p| self.st.evals_since_best >= p)
+        {
+            Some("stopped early: no improvement (--patience)")
+        } else {
+            None
+        }
+    }
+
+    /// One optimiser step at the scheduled learning rate on the epoch's next batch; returns its
+    /// loss and seconds. A loss that is not finite saves and stops the run.
+    fn train_step(&mut self, lp: &mut Loop) -> Result<(f64, f64)> {
+        let t0 = Instant::now();
+        let spe = self.spe;
+        self.adam.lr = scheduled_lr(
+            self.config.lr_schedule,
+            self.config.lr,
+            self.config.warmup,
+            self.config.lr_decay,
+            self.st.step,
+            self.progress_fraction(lp.run_seconds),
+            self.st.step / spe,
+        );
+        let k = (self.st.step % spe) as usize;
+        if k == 0 {
+            self.carry.reset(); // new epoch: the streams restart, so does the state
+        }
+        self.batches.fill(k, &mut lp.x, &mut lp.y);
+        let loss = step(
+            &mut lp.ws,
+            &self.layout,
+            &mut self.params,
+            &mut lp.grads,
+            &mut self.adam,
+            &mut self.carry,
+            (&lp.x, &lp.y),
+            self.config.clip,
+            (self.config.dropout, &mut self.rng),
+        );
+        let st = &mut self.st;
+        st.step += 1;
+        st.adam_steps = self.adam.t;
+        st.epoch = st.step / spe;
+        st.cursor = st.step % spe;
+        if !loss.is_finite() {
+            self.save(false)?;
+            bail!(
+                "training diverged at step {} (loss {loss}); try a smaller --lr or --clip",
+                self.st.step
+            );
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        lp.run_seconds += dt;
+        self.st.train_seconds += dt;
+        Ok((loss, dt))
+    }
+
+    /// The status line: step, epoch, loss, validation, speed, learning rate, time, memory.
+    fn show_progress(&mut self, lp: &mut Loop, loss: f64, dt: f64) {
+        let chars = (self.config.batch * self.config.seq) as f64;
+        lp.rate = (lp.rate.0 + chars, lp.rate.1 + dt);
+        lp.loss_avg = Some(lp.loss_avg.map_or(loss, |l| 0.95 * l + 0.05 * loss));
+        let cps = lp.rate.0 / lp.rate.1;
+        if lp.rate.1 > 20.0 {
+            // a moving window: halve the history
+            lp.rate = (lp.rate.0 / 2.0, lp.rate.1 / 2.0);
+        }
+        let secs_per_step = chars / cps;
+        let st = &self.st;
+        let mut eta = f64::INFINITY;
+        if let Some(ts) = self.target_steps {
+            eta = eta.min((ts - st.step.min(ts)) as f64 * secs_per_step);
+        }
+        if let Some(bgt) = self.budget {
+            eta = eta.min(bgt - lp.run_seconds);
+        }
+        let lr = if self.config.lr_schedule == Schedule::Constant && self.config.warmup == 0 {
+            String::new()
+        } else {
+            format!(" lr {:.2e}", self.adam.lr)
+        };
+        let val = st.last_val.map_or("-".to_string(), |v| {
+            format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
+        });
+        if lp.rss.1.elapsed() >= Duration::from_secs(1) {
+            lp.rss = (rss_mb(), Instant::now()); // a read of /proc: once a second, not every step
+        }
+        let status = format!(
+            "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s{lr} elapsed {} eta {} mem {:.0} MB",
+            st.step,
+            self.target_steps.map_or(String::new(), |t| format!("/{t}")),
+            st.step as f64 / self.spe as f64,
+            lp.loss_avg.unwrap_or(loss),
+            val,
+            cps,
+            hms(lp.started.elapsed().as_secs_f64()),
+            if eta.is_finite() {
+                hms(eta)
+            } else {
+                "-".into()
+            },
+            lp.rss.0,
+        );
+        let frac = self.progress_fraction(lp.run_seconds);
+        self.progress.update(frac, &status);
+    }
+
+    /// A metrics.jsonl line every --log-every steps: the mean loss and speed since the last.
+    fn log_step(&mut self, lp: &mut Loop, loss: f64, dt: f64) -> Result<()> {
+        let chars = (self.config.batch * self.config.seq) as u64;
+        lp.log = (lp.log.0 + loss, lp.log.1 + 1, lp.log.2 + dt);
+        if !self.st.step.is_multiple_of(self.args.log_every) {
+            return Ok(());
+        }
+        let (sum, n, secs) = lp.log;
+        self.log.push(Record::Train {
+            step: self.st.step,
+            epoch: self.st.step as f64 / self.spe as f64,
+            chars: self.chars_seen(),
+            loss: sum / n as f64,
+            chars_per_s: (n * chars) as f64 / secs,
+            elapsed_s: lp.started.elapsed().as_secs_f64(),
+            rss_mb: lp.rss.0,
+            lr: self.adam.lr,
+        })?;
+        lp.log = (0.0, 0, 0.0);
+        Ok(())
+    }
+
+    /// Validation and checkpoints every --eval-every steps, a save every
+    /// --save-every-minutes, a short sample every --sample-every seconds.
+    fn checkpoint_if_due(&mut self, lp: &mut Loop) -> Result<()> {
+        if self.st.step.is_multiple_of(self.args.eval_every) {
+            self.validate()?;
+            lp.last_eval_step = Some(self.st.step);
+            lp.last_save = Instant::now();
+        } else if self
+            .args
+            .save_every_minutes
+            .is_some_and(|m| lp.last_save.elapsed().as_secs_f64() >= 60.0 * m)
+        {
+            self.save(false)?;
+            lp.last_save = Instant::now();
+        }
+        if self.args.sample_every > 0.0
+            && lp.last_sample.elapsed().as_secs_f64() >= self.args.sample_every
+        {
+            self.print_sample();
+            lp.last_sample = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Writes last.safetensors, best.safetensors too when `best`, and a step checkpoint when
+    /// --keep asks for them (deleting all but the newest --keep).
+    pub(super) fn save(&mut self, best: bool) -> Result<()> {
+        // The generator's state goes into the file; only a save needs it in text form.
+        self.st.rng = self.rng.state().map(|w| format!("{w:016x}"));
+        let step_name = format!("step-{:07}.safetensors", self.st.step);
+        let keep = self.args.keep > 0;
+        for (name, write) in [
+            ("last.safetensors", true),
+            ("best.safetensors", best),
+            (step_name.as_str(), keep),
+        ] {
+            if write {
+                let train = TrainRef {
+                    config: &self.config,
+                    state: &self.st,
+                    adam: &self.adam,
+                    carry: &self.carry,
+                };
+                checkpoint::save(
+                    &self.out.join(name),
+                    &self.model,
+                    &self.vocab,
+                    &self.params,
+                    Some(train),
+                )?;
+            }
+        }
+        if keep {
+            self.delete_old_step_checkpoints()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the newest --keep step-NNNNNNN.safetensors.
+    fn delete_old_step_checkpoints(&self) -> Result<()> {
+        let mut steps: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .map_err(|e| Error::io(format!("cannot list {}", self.out.display()), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("step-") && n.ends_with(".safetensors"))
+            })
+            .collect();
+        steps.sort(); // zero-padded step numbers sort in step order
+        for old in &steps[..steps.len().saturating_sub(self.args.keep)] {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(())
+    }
+
+    /// Exact validation, then checkpoints and the log.
+    pub(super) fn validate(&mut self) -> Result<()> {
+        let t0 = Instant::now();
+        let val = evaluate(&self.layout, &self.params, &self.val_ids, self.threads);
+        let st = &mut self.st;
+        st.last_val = Some(val);
+        let improved = st.best_val.is_none_or(|b| val < b);
+        if improved {
+            st.best_val = Some(val);
+            st.evals_since_best = 0;
+        } else {
+            st.evals_since_best += 1;
+        }
+        self.save(improved)?;
+        self.log.push(Record::Val {
+            step: self.st.step,
+            epoch: self.st.step as f64 / self.spe as f64,
+            chars: self.chars_seen(),
+            loss: val,
+            bits_per_char: val / std::f64::consts::LN_2,
+            best: improved,
+        })?;
+        self.progress.line(&format!(
+            "step {} epoch {:.2}: validation loss {:.4} nats/char ({:.4} bits/char){} [eval {:.1}s]",
+            self.st.step,
+            self.st.step as f64 / self.spe as f64,
+            val,
+            val / std::f64::consts::LN_2,
+            if improved { ", best so far" } else { "" },
+            t0.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// How much of the run's budget is spent: the larger of steps / target steps and this
+    /// invocation's training seconds / --minutes.
+    fn progress_fraction(&self, run_seconds: f64) -> f64 {
+        let by_steps = self
+            .target_steps
+            .map_or(0.0, |ts| self.st.step as f64 / ts as f64);
+        let by_time = self.budget.map_or(0.0, |b| run_seconds / b);
+        by_steps.max(by_time).clamp(0.0, 1.0)
+    }
+
+    fn chars_seen(&self) -> u64 {
+        self.st.step * (self.config.batch * self.config.seq) as u64
+    }
+
+    fn print_sample(&self) {
+        let sample = preview(&self.layout, &self.params, &self.vocab, self.st.step, 200);
+        self.progress.line(&format!(
+            "--- sample at step {} (temperature 0.8) ---\n{}\n---",
+            self.st.step,
+            sample.trim_end()
+        ));
+    }
+
+    /// The closing line, or the interrupt error (exit 130) that says how to resume.
+    pub(super) fn finish(self, reason: &str) -> Result<()> {
+        self.progress.finish();
+        let last = self.out.join("last.safetensors");
+        if reason == "interrupted" {
+            return Err(Error {
+                kind: Kind::Interrupted,
+                msg: format!(
+                    "interrupted at step {}; saved {}; continue with: charrnn train {} --resume {}",
+                    self.st.step,
+                    last.display(),
+                    self.args
+                        .files
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    last.display()
+                ),
+            });
+        }
+        eprintln!(
+            "charrnn: {reason} at step {} (epoch {:.2}, {} of training); best validation loss {:.4} nats/char; checkpoints in {}",
+            self.st.step,
+            self.st.step as f64 / self.spe as f64,
+            hms(self.st.train_seconds),
+            self.st.best_val.unwrap_or(f64::NAN),
+            self.out.display()
+        );
+        Ok(())
+    }
+}
+
+/// A short sample to watch the model learn (its own generator: training is not disturbed).
+fn preview(layout: &Layout, params: &[f32], vocab: &Vocab, seed: u64, len: usize) -> String {
+    let mut s = Sampler::new(layout, params, 1);
+    let mut rng = Rng::new(seed);
+    let mut id = vocab.id('\n').unwrap_or(0);
+    let mut out = String::new();
+    for _ in 0..len {
+        s.feed(&[id]);
+        id = s.pick(0, &Pick::temperature(0.8), &mut rng);
+        out.push(vocab.char(id));
+    }
+    out
+}

@@ -1293,7 +1293,7 @@ fn an_embedding_model_trains_samples_and_names_its_tensor_like_pytorch() {
     .ok();
     let ck = tensors(&d.path("run/last.safetensors"));
     assert_eq!(ck.model.embed, 16);
-    let mut tf = charrnn::checkpoint::TensorFile::open(&d.path("run/last.safetensors")).unwrap();
+    let tf = charrnn::checkpoint::TensorFile::open(&d.path("run/last.safetensors")).unwrap();
     assert_eq!(
         tf.f32("embed.weight", Some(&[29, 16])).unwrap().len(),
         29 * 16
@@ -1448,7 +1448,7 @@ fn gru_and_rnn_models_train_resume_exactly_and_sample() {
             "{cell}: resumed run differs from one run"
         );
         let path = d.path(&format!("{one}/last.safetensors"));
-        let mut tf = charrnn::checkpoint::TensorFile::open(&path).unwrap();
+        let tf = charrnn::checkpoint::TensorFile::open(&path).unwrap();
         let name = format!("{cell}.weight_hh_l1");
         assert_eq!(
             tf.f32(&name, Some(&[gates * 48, 48])).unwrap().len(),

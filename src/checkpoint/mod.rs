@@ -5,28 +5,47 @@
 //! `safetensors.torch.load_file`. Files are written to a temporary name and renamed, so a crash
 //! never leaves a half-written checkpoint.
 //!
-//! Owns the file format: nothing else reads or writes a checkpoint's bytes. Does not decide
-//! when to save (see `train`).
+//! A checkpoint is input like any other (people download them): every metadata field is
+//! checked against sane limits and against the tensors' names, dtypes and shapes before
+//! anything is allocated, so a file that lies is one `… is not a valid checkpoint: …` line,
+//! never a panic or an allocation beyond the file's size.
+//!
+//! Owns the file format: nothing else reads or writes a checkpoint's bytes (`tensors` is the
+//! container). Does not decide when to save (see `train`).
+
+pub mod state;
+pub mod tensors;
 
 use crate::bail;
-use crate::data::Vocab;
+use crate::data::{Vocab, UNK};
 use crate::engine::State;
 use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::Adam;
 use serde::Deserialize;
-
-pub mod state;
 pub use state::{default_lr_decay, CorpusInfo, TrainConfig, TrainState};
+use std::collections::HashMap;
 use std::path::Path;
+pub use tensors::TensorFile;
 
+/// The `format` metadata value of every charrnn checkpoint.
 pub const FORMAT: &str = "charrnn";
 /// Bumped whenever a reader of the previous version would misread a new file.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Limits a checkpoint's model must keep (far beyond what trains on a CPU; they bound what a
+/// damaged or hostile file can make us compute before its tensors are checked).
+pub const MAX_HIDDEN: usize = 1 << 16;
+/// At most this many layers.
+pub const MAX_LAYERS: usize = 64;
+/// At most this many vocabulary entries (Unicode has 1,114,112 code points).
+pub const MAX_VOCAB: usize = 1 << 21;
+
+/// A checkpoint read from disk.
 pub struct Checkpoint {
     pub model: ModelConfig,
     pub vocab: Vocab,
+    /// (P): every parameter, laid out by `Layout::new(model)`.
     pub params: Vec<f32>,
     /// Present in checkpoints written by training.
     pub train: Option<TrainSnapshot>,
@@ -34,6 +53,7 @@ pub struct Checkpoint {
     pub file_bytes: u64,
 }
 
+/// What a training run wrote besides the weights.
 pub struct TrainSnapshot {
     pub config: TrainConfig,
     pub state: TrainState,
@@ -41,9 +61,11 @@ pub struct TrainSnapshot {
     pub resume: Option<ResumeState>,
 }
 
+/// The optimiser's moments and the carried recurrent state.
 #[derive(Debug, PartialEq)]
 pub struct ResumeState {
     pub adam: Adam<f32>,
+    /// (L, B, H) each.
     pub carry: State<f32>,
 }
 
@@ -65,6 +87,9 @@ pub struct TrainRef<'a> {
 /// straight from the model's buffers (no copy of the parameters or moments in memory), synced,
 /// then renamed. On failure the previous file at `path` is untouched and the temporary file is
 /// removed.
+///
+/// # Errors
+/// An I/O failure: `cannot write PATH: …`.
 pub fn save(
     path: &Path,
     model: &ModelConfig,
@@ -73,12 +98,11 @@ pub fn save(
     train: Option<TrainRef>,
 ) -> Result<()> {
     let layout = Layout::new(*model);
-    // Every tensor as (name, shape, data), in file order.
     fn add_flat<'a>(
         layout: &Layout,
         prefix: &str,
         flat: &'a [f32],
-        list: &mut Vec<(String, Vec<usize>, &'a [f32])>,
+        list: &mut Vec<tensors::Entry<'a>>,
     ) {
         for t in &layout.tensors {
             list.push((
@@ -88,210 +112,54 @@ pub fn save(
             ));
         }
     }
-    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
-    add_flat(&layout, "", params, &mut tensors);
-    let mut meta = serde_json::Map::new();
-    let s = |v: String| serde_json::Value::String(v);
-    meta.insert("format".into(), s(FORMAT.into()));
-    meta.insert("format_version".into(), s(FORMAT_VERSION.to_string()));
-    meta.insert("model".into(), s(serde_json::to_string(model).unwrap()));
-    meta.insert("vocab".into(), s(serde_json::to_string(vocab).unwrap()));
+    let mut list: Vec<tensors::Entry> = Vec::new();
+    add_flat(&layout, "", params, &mut list);
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("format_version".into(), FORMAT_VERSION.to_string());
+    meta.insert("model".into(), json(model));
+    meta.insert("vocab".into(), json(vocab));
     if let Some(tr) = &train {
-        add_flat(&layout, "adam.m.", &tr.adam.m, &mut tensors);
-        add_flat(&layout, "adam.v.", &tr.adam.v, &mut tensors);
+        add_flat(&layout, "adam.m.", &tr.adam.m, &mut list);
+        add_flat(&layout, "adam.v.", &tr.adam.v, &mut list);
         if let Some(vmax) = &tr.adam.vmax {
-            add_flat(&layout, "adam.vmax.", vmax, &mut tensors);
+            add_flat(&layout, "adam.vmax.", vmax, &mut list);
         }
         let shape = vec![model.layers, tr.config.batch, model.hidden];
-        tensors.push(("state.h".into(), shape.clone(), &tr.carry.h));
-        tensors.push(("state.c".into(), shape, &tr.carry.c));
-        meta.insert(
-            "train_config".into(),
-            s(serde_json::to_string(tr.config).unwrap()),
-        );
-        meta.insert(
-            "train_state".into(),
-            s(serde_json::to_string(tr.state).unwrap()),
-        );
+        list.push(("state.h".into(), shape.clone(), &tr.carry.h));
+        list.push(("state.c".into(), shape, &tr.carry.c));
+        meta.insert("train_config".into(), json(tr.config));
+        meta.insert("train_state".into(), json(tr.state));
     }
-
-    // The safetensors header: name -> dtype, shape, byte offsets in the data section.
-    let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), serde_json::Value::Object(meta));
-    let mut offset = 0usize;
-    for (name, shape, data) in &tensors {
-        assert_eq!(shape.iter().product::<usize>(), data.len());
-        let end = offset + 4 * data.len();
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
-        );
-        offset = end;
-    }
-    let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-    while !head.len().is_multiple_of(8) {
-        head.push(b' '); // the format pads the header to 8 bytes with spaces
-    }
-    crate::atomic::write(path, |w| {
-        w.write_all(&(head.len() as u64).to_le_bytes())?;
-        w.write_all(&head)?;
-        let mut buf = Vec::with_capacity(1 << 16);
-        for (_, _, data) in &tensors {
-            for chunk in data.chunks(1 << 14) {
-                buf.clear();
-                buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
-                w.write_all(&buf)?;
-            }
-        }
-        Ok(())
-    })
+    tensors::write(path, &list, meta)
 }
 
-/// A safetensors file opened for reading: its header parsed, tensors read on demand, so a
-/// command reads only what it needs (sampling skips the optimiser moments).
-pub struct TensorFile {
-    file: std::fs::File,
-    shown: String,
-    data_start: u64,
-    data_len: u64,
-    entries: serde_json::Map<String, serde_json::Value>,
-    pub metadata: std::collections::BTreeMap<String, String>,
-}
-
-impl TensorFile {
-    pub fn open(path: &Path) -> Result<TensorFile> {
-        let shown = path.display().to_string();
-        if path.is_dir() {
-            bail!(
-                "{shown} is a directory; give a checkpoint file such as {}",
-                path.join("best.safetensors").display()
-            );
-        }
-        let io = |e| Error::io(format!("cannot read checkpoint {shown}"), e);
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let not_ours =
-            |why: &str| Error::input(format!("{shown} is not a charrnn checkpoint ({why})"));
-        let truncated = || {
-            Error::input(format!(
-                "{shown} is damaged or truncated (shorter than its header says)"
-            ))
-        };
-        let mut n = [0u8; 8];
-        std::io::Read::read_exact(&mut file, &mut n)
-            .map_err(|_| not_ours("too short for a safetensors header"))?;
-        let n = u64::from_le_bytes(n);
-        if n > 100 << 20 {
-            return Err(not_ours("not a safetensors file"));
-        }
-        if 8 + n > len {
-            return Err(truncated());
-        }
-        let mut head = vec![0u8; n as usize];
-        std::io::Read::read_exact(&mut file, &mut head).map_err(io)?;
-        let mut entries: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&head).map_err(|_| not_ours("not a safetensors file"))?;
-        let metadata = match entries.remove("__metadata__") {
-            Some(m) => serde_json::from_value(m).map_err(|_| not_ours("unreadable metadata"))?,
-            None => Default::default(),
-        };
-        let data_len = len - 8 - n;
-        let tf = TensorFile {
-            file,
-            shown: shown.clone(),
-            data_start: 8 + n,
-            data_len,
-            entries,
-            metadata,
-        };
-        // Every tensor must lie inside the file: a cut file is caught here, not half-loaded.
-        for name in tf.entries.keys() {
-            let (_, _, range) = tf.entry(name)?;
-            if range.end > data_len {
-                return Err(truncated());
-            }
-        }
-        Ok(tf)
-    }
-
-    /// (dtype, shape, byte range in the data section) of tensor `name`.
-    fn entry(&self, name: &str) -> Result<(String, Vec<usize>, std::ops::Range<u64>)> {
-        let bad = || {
-            Error::input(format!(
-                "{} has a malformed entry for tensor {name}",
-                self.shown
-            ))
-        };
-        let e = self
-            .entries
-            .get(name)
-            .ok_or_else(|| Error::input(format!("{} lacks tensor {name}", self.shown)))?;
-        let dtype = e
-            .get("dtype")
-            .and_then(|d| d.as_str())
-            .ok_or_else(bad)?
-            .to_string();
-        let shape: Vec<usize> =
-            serde_json::from_value(e.get("shape").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
-        let off: [u64; 2] = serde_json::from_value(e.get("data_offsets").cloned().ok_or_else(bad)?)
-            .map_err(|_| bad())?;
-        let size = match dtype.as_str() {
-            "F32" | "I32" => 4,
-            "F64" | "I64" => 8,
-            _ => 0,
-        };
-        if off[0] > off[1] || off[1] - off[0] != size * shape.iter().product::<usize>() as u64 {
-            return Err(bad());
-        }
-        Ok((dtype, shape, off[0]..off[1]))
-    }
-
-    /// Raw little-endian bytes of tensor `name`, with its dtype and shape.
-    pub fn raw(&mut self, name: &str) -> Result<(String, Vec<usize>, Vec<u8>)> {
-        let (dtype, shape, range) = self.entry(name)?;
-        let mut bytes = vec![0u8; (range.end - range.start) as usize];
-        let io = |e| Error::io(format!("cannot read checkpoint {}", self.shown), e);
-        std::io::Seek::seek(
-            &mut self.file,
-            std::io::SeekFrom::Start(self.data_start + range.start),
-        )
-        .map_err(io)?;
-        std::io::Read::read_exact(&mut self.file, &mut bytes).map_err(io)?;
-        debug_assert!(range.end <= self.data_len);
-        Ok((dtype, shape, bytes))
-    }
-
-    /// Tensor `name` as f32, checked to be F32 of `shape` (any shape when `None`).
-    pub fn f32(&mut self, name: &str, shape: Option<&[usize]>) -> Result<Vec<f32>> {
-        let (dtype, got, bytes) = self.raw(name)?;
-        if dtype != "F32" || shape.is_some_and(|s| s != got) {
-            bail!(
-                "{}: tensor {name} is {dtype} {got:?}, expected F32 {:?}",
-                self.shown,
-                shape.unwrap_or(&got)
-            );
-        }
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
+/// The JSON of a metadata value (plain data: serialising cannot fail).
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("metadata serialises")
 }
 
 /// Reads a whole checkpoint: model, vocabulary, weights and (if present) the training state.
+///
+/// # Errors
+/// See `load_model`; also missing or mis-shaped moments or state.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     read(path, true)
 }
 
 /// Reads what sampling needs: model, vocabulary and weights, not the optimiser state.
+///
+/// # Errors
+/// A file that cannot be read, is not a charrnn checkpoint, is truncated, is from a newer
+/// charrnn, or whose metadata disagrees with its tensors or with sane limits.
 pub fn load_model(path: &Path) -> Result<Checkpoint> {
     read(path, false)
 }
 
 fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
-    let mut tf = TensorFile::open(path)?;
+    let tf = TensorFile::open(path)?;
     let shown = tf.shown.clone();
-    let meta = tf.metadata.clone();
+    let meta = &tf.metadata;
     let not_ours =
         |why: String| Error::input(format!("{shown} is not a charrnn checkpoint ({why})"));
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
@@ -314,40 +182,42 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
     };
     let model: ModelConfig = serde_json::from_str(json("model")?).map_err(|e| bad("model", e))?;
     let vf: VocabFile = serde_json::from_str(json("vocab")?).map_err(|e| bad("vocab", e))?;
-    if vf.chars.len() != model.vocab || model.hidden == 0 || model.layers == 0 {
-        bail!(
-            "{shown} is inconsistent: vocabulary of {} characters, model {model:?}",
-            vf.chars.len()
-        );
-    }
+    check_model(&tf, &model, &vf)?;
     let vocab = Vocab::from_chars(vf.chars, vf.unk);
     let layout = Layout::new(model);
-    let flat = |tf: &mut TensorFile, prefix: &str| -> Result<Vec<f32>> {
+    let flat = |prefix: &str| -> Result<Vec<f32>> {
+        // Every tensor is checked before the buffer is allocated: its size is then bounded
+        // by the file's.
+        for t in &layout.tensors {
+            let name = format!("{prefix}{}", t.name);
+            check_f32(&tf, &name, &t.shape)?;
+        }
         let mut v = vec![0.0f32; layout.total];
         for t in &layout.tensors {
-            v[t.offset..][..t.len]
-                .copy_from_slice(&tf.f32(&format!("{prefix}{}", t.name), Some(&t.shape))?);
+            let name = format!("{prefix}{}", t.name);
+            tf.f32_into(&name, Some(&t.shape), &mut v[t.offset..][..t.len])?;
         }
         Ok(v)
     };
-    let params = flat(&mut tf, "")?;
+    let params = flat("")?;
     let train = match (meta.get("train_config"), meta.get("train_state")) {
         (Some(c), Some(s)) => {
             let config: TrainConfig =
                 serde_json::from_str(c).map_err(|e| bad("train_config", e))?;
             let state: TrainState = serde_json::from_str(s).map_err(|e| bad("train_state", e))?;
+            check_train(&tf, &model, &config, &state)?;
             let resume = if with_train {
                 let shape = [model.layers, config.batch, model.hidden];
                 let carry = State {
                     h: tf.f32("state.h", Some(&shape))?,
                     c: tf.f32("state.c", Some(&shape))?,
                 };
-                let mut adam = Adam::new(layout.total, config.lr, config.amsgrad);
+                let mut adam = Adam::new(0, config.lr, false);
                 adam.t = state.adam_steps;
-                adam.m = flat(&mut tf, "adam.m.")?;
-                adam.v = flat(&mut tf, "adam.v.")?;
+                adam.m = flat("adam.m.")?;
+                adam.v = flat("adam.v.")?;
                 if config.amsgrad {
-                    adam.vmax = Some(flat(&mut tf, "adam.vmax.")?);
+                    adam.vmax = Some(flat("adam.vmax.")?);
                 }
                 Some(ResumeState { adam, carry })
             } else {
@@ -361,12 +231,115 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
         }
         _ => None,
     };
-    let file_bytes = tf.data_start + tf.data_len;
     Ok(Checkpoint {
         model,
         vocab,
         params,
         train,
-        file_bytes,
+        file_bytes: tf.file_bytes(),
     })
+}
+
+/// `… is not a valid checkpoint: why` unless `ok`.
+fn ensure(tf: &TensorFile, ok: bool, why: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "{} is not a valid checkpoint: {}",
+            tf.shown,
+            why()
+        )))
+    }
+}
+
+/// Tensor `name` must exist as F32 of `shape`.
+fn check_f32(tf: &TensorFile, name: &str, shape: &[usize]) -> Result<()> {
+    ensure(tf, tf.has(name), || format!("it lacks tensor {name}"))?;
+    let (dtype, got, _) = tf.raw(name)?;
+    ensure(tf, dtype == "F32" && got == shape, || {
+        format!("tensor {name} is {dtype} {got:?}, but the metadata says F32 {shape:?}")
+    })
+}
+
+/// The model and vocabulary metadata: within limits and consistent with each other and with
+/// the size of the file, before any layout is computed from them.
+fn check_model(tf: &TensorFile, m: &ModelConfig, vf: &VocabFile) -> Result<()> {
+    let within = |v: usize, lo: usize, hi: usize| (lo..=hi).contains(&v);
+    ensure(tf, within(m.hidden, 1, MAX_HIDDEN), || {
+        format!("hidden size {} is outside 1..={MAX_HIDDEN}", m.hidden)
+    })?;
+    ensure(tf, within(m.layers, 1, MAX_LAYERS), || {
+        format!("{} layers is outside 1..={MAX_LAYERS}", m.layers)
+    })?;
+    ensure(tf, within(m.vocab, 1, MAX_VOCAB), || {
+        format!("vocabulary size {} is outside 1..={MAX_VOCAB}", m.vocab)
+    })?;
+    ensure(tf, m.embed <= MAX_HIDDEN, || {
+        format!("embedding width {} is over {MAX_HIDDEN}", m.embed)
+    })?;
+    ensure(tf, vf.chars.len() == m.vocab, || {
+        format!(
+            "the model has a vocabulary of {} but the vocabulary lists {} characters",
+            m.vocab,
+            vf.chars.len()
+        )
+    })?;
+    ensure(tf, vf.chars.windows(2).all(|w| w[0] < w[1]), || {
+        "the vocabulary is not a sorted set of distinct characters".into()
+    })?;
+    ensure(
+        tf,
+        vf.unk
+            .is_none_or(|u| vf.chars.get(u as usize) == Some(&UNK)),
+        || "the vocabulary's unknown symbol is not U+FFFD".into(),
+    )?;
+    // With the limits above no count overflows; the parameters alone must fit in the file.
+    let params = Layout::new(*m).total as u64;
+    ensure(tf, 4 * params <= tf.data_bytes(), || {
+        format!(
+            "its metadata describes {params} parameters, more than its {} bytes of tensors hold",
+            tf.data_bytes()
+        )
+    })
+}
+
+/// The training metadata: sane values, and a carried state that fits the file.
+fn check_train(tf: &TensorFile, m: &ModelConfig, c: &TrainConfig, s: &TrainState) -> Result<()> {
+    let fine = |x: f64| x.is_finite();
+    ensure(tf, c.batch >= 1 && c.seq >= 1, || {
+        format!("batch {} × seq {} is empty", c.batch, c.seq)
+    })?;
+    let state_floats = (m.layers as u64)
+        .saturating_mul(c.batch as u64)
+        .saturating_mul(m.hidden as u64);
+    ensure(
+        tf,
+        state_floats.saturating_mul(8) <= tf.data_bytes(),
+        || format!("batch {} does not fit the file's carried state", c.batch),
+    )?;
+    ensure(
+        tf,
+        fine(c.lr) && c.lr > 0.0 && fine(c.clip) && c.clip >= 0.0,
+        || format!("learning rate {} or clip {} is not usable", c.lr, c.clip),
+    )?;
+    ensure(tf, c.val_frac > 0.0 && c.val_frac < 1.0, || {
+        format!("validation fraction {} is outside (0, 1)", c.val_frac)
+    })?;
+    ensure(tf, (0.0..1.0).contains(&c.dropout), || {
+        format!("dropout {} is outside [0, 1)", c.dropout)
+    })?;
+    ensure(
+        tf,
+        fine(c.lr_decay) && fine(c.weight_decay) && c.weight_decay >= 0.0,
+        || "the schedule's decay or the weight decay is not usable".into(),
+    )?;
+    ensure(tf, s.steps_per_epoch >= 1 && fine(s.train_seconds), || {
+        "the training state is damaged".into()
+    })?;
+    ensure(
+        tf,
+        s.rng.iter().all(|w| u64::from_str_radix(w, 16).is_ok()),
+        || "the training state's generator is damaged".into(),
+    )
 }

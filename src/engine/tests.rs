@@ -360,7 +360,7 @@ fn gradients_accumulate_across_backward_calls() {
 // ---- scripts/gen_reference.py with torch 2.15) ----
 
 struct Fixture {
-    file: std::cell::RefCell<crate::checkpoint::TensorFile>,
+    file: crate::checkpoint::TensorFile,
 }
 
 impl Fixture {
@@ -373,21 +373,18 @@ impl Fixture {
             .join(name);
         let file = crate::checkpoint::TensorFile::open(&path)
             .expect("reference fixture is committed in the repo");
-        Fixture {
-            file: std::cell::RefCell::new(file),
-        }
+        Fixture { file }
     }
     fn meta(&self, key: &str) -> String {
-        self.file.borrow().metadata[key].clone()
+        self.file.metadata[key].clone()
     }
     fn f32(&self, name: &str) -> Vec<f32> {
         self.file
-            .borrow_mut()
             .f32(name, None)
             .unwrap_or_else(|e| panic!("fixture: {e}"))
     }
     fn ids(&self, name: &str) -> (Vec<i64>, Vec<usize>) {
-        let (dtype, shape, bytes) = self.file.borrow_mut().raw(name).unwrap();
+        let (dtype, shape, bytes) = self.file.raw(name).unwrap();
         assert_eq!(dtype, "I64", "{name}");
         let v = bytes
             .chunks_exact(8)
@@ -446,13 +443,8 @@ fn matches_reference(file: &str) {
     let fx = Fixture::named(file);
     let m = |k: &str| fx.meta(k).parse::<usize>().unwrap();
     let (v, h, l, b, t) = (m("V"), m("H"), m("L"), m("B"), m("T"));
-    let embed = fx
-        .file
-        .borrow()
-        .metadata
-        .get("D")
-        .map_or(0, |d| d.parse().unwrap());
-    let cell = match fx.file.borrow().metadata.get("cell").map(String::as_str) {
+    let embed = fx.file.metadata.get("D").map_or(0, |d| d.parse().unwrap());
+    let cell = match fx.file.metadata.get("cell").map(String::as_str) {
         None | Some("lstm") => Cell::Lstm,
         Some("gru") => Cell::Gru,
         Some("rnn") => Cell::Rnn,

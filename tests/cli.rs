@@ -665,7 +665,7 @@ fn run_folder_has_config_metrics_plot_and_rotated_step_checkpoints() {
         // per run: train and validation curves and their two legend swatches
         let lines = both
             .lines()
-            .filter(|l| l.contains("<polyline") && l.contains(colour))
+            .filter(|l| l.contains("<polyline") && l.to_lowercase().contains(colour))
             .count();
         assert_eq!(lines, 4, "{colour}");
     }

@@ -9,4 +9,3 @@ pub mod eval;
 pub mod info;
 pub mod metrics;
 pub mod plot;
-pub mod raster;

@@ -36,8 +36,8 @@ pub fn plot_runs(runs: &[PathBuf], out: &Path) -> Result<()> {
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
     let bytes = match ext.as_deref() {
-        Some("svg") => chart::svg(title, x, y, &all).into_bytes(),
-        Some("png") => chart::png(title, x, y, &all),
+        Some("svg") => chart::svg(title, x, y, &all)?.into_bytes(),
+        Some("png") => chart::png(title, x, y, &all)?,
         _ => crate::bail!(
             "cannot draw {}: give an output file ending in .svg or .png",
             out.display()

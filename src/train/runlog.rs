@@ -59,7 +59,7 @@ impl RunLog {
                 "characters seen",
                 "loss (nats/char)",
                 &series(&name, &self.records, 0),
-            );
+            )?;
             crate::atomic::write(&self.dir.join("loss.svg"), |w| w.write_all(svg.as_bytes()))?;
         }
         Ok(())

@@ -7,6 +7,30 @@
 //! (cells, parameter layout, init) → `engine` (forward, loss, backward) → `optim` (Adam, the
 //! training step) → `checkpoint` (the file format) → `sample` (generation) → `report` (eval,
 //! info, plot) → `train` (the run) → `bench` → `cli` (commands).
+//!
+//! # Using a trained model from Rust
+//!
+//! Load a checkpoint written by `charrnn train`, generate text as an iterator of characters,
+//! and score a text:
+//!
+//! ```
+//! use charrnn::{Model, Settings};
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v1-lstm-2x16.safetensors");
+//! let model = Model::load(path)?; // e.g. "runs/shakespeare/best.safetensors"
+//! let settings = Settings {
+//!     seed: 7,
+//!     temperature: 0.8,
+//!     top_p: Some(0.95),
+//!     max_chars: Some(100),
+//!     stop: vec!["\n\n".into()],
+//!     ..Settings::default()
+//! };
+//! let text: String = model.generate("the ", &settings)?.collect();
+//! assert!(text.chars().count() <= 100);
+//! let score = model.score("the lazy dog.\n", 1)?;
+//! println!("{text}\n{:.3} bits/char", score.bits_per_char());
+//! # Ok::<(), charrnn::error::Error>(())
+//! ```
 
 pub mod atomic;
 pub mod bench;
@@ -21,3 +45,5 @@ pub mod report;
 pub mod rng;
 pub mod sample;
 pub mod train;
+
+pub use sample::{Finish, Generation, Model, Score, Settings};

@@ -21,6 +21,8 @@ pub struct GutenbergArgs {
 }
 
 /// Where books come from and where they are kept.
+// The doc comments are --help text, written for a terminal, not rustdoc.
+#[allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 #[derive(Args, Debug, Clone)]
 pub struct GutenbergSource {
     /// Cache folder for downloaded books [default: $CHARRNN_CACHE, $XDG_CACHE_HOME/charrnn or

@@ -1,15 +1,12 @@
 //! `charrnn eval`: a checkpoint's loss on any text, exactly as validation loss is measured.
 //!
-//! Owns the command and its out-of-vocabulary report. The loss itself is `engine::evaluate`,
-//! the one definition.
+//! Owns the command and its out-of-vocabulary report. The loss itself is `Model::score` over
+//! `engine::evaluate`, the one definition.
 
-use crate::checkpoint;
 use crate::data;
-use crate::engine::Threads;
-use crate::error::Result;
-use crate::model::Layout;
+use crate::error::{Error, Result};
+use crate::sample::{Model, Score};
 use clap::Args;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -27,67 +24,51 @@ pub struct EvalArgs {
     pub threads: Option<usize>,
 }
 
-/// Loss of the checkpoint on each file, as validation loss is defined. Characters outside the
-/// vocabulary map to its unknown symbol when it has one; otherwise they are left out of the
-/// stream, and either way they are counted and reported.
+/// Loss of the checkpoint on each file, as validation loss is defined (`Model::score`).
+/// Characters outside the vocabulary map to its unknown symbol when it has one; otherwise they
+/// are left out of the stream, and either way they are counted and reported.
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let threads = crate::engine::threads_from_flag(a.threads)?;
-    let ck = checkpoint::load_model(&a.checkpoint)?;
-    let layout = Layout::new(ck.model);
-    let ascii = ck.train.as_ref().is_some_and(|t| t.config.ascii);
+    let model = Model::load(&a.checkpoint)?;
     for f in &a.files {
         let text = data::read_text(f, a.lossy)?;
-        let text = if ascii { data::to_ascii(&text) } else { text };
-        let mut ids = Vec::with_capacity(text.len());
-        let mut oov: BTreeMap<char, usize> = BTreeMap::new();
-        for c in text.chars() {
-            match (ck.vocab.id(c), ck.vocab.unk) {
-                (Some(i), _) => ids.push(i),
-                (None, unk) => {
-                    *oov.entry(c).or_insert(0) += 1;
-                    if let Some(u) = unk {
-                        ids.push(u);
-                    }
-                }
-            }
-        }
-        if ids.len() < 2 {
-            crate::bail!(
-                "{} has {} usable character(s); it needs at least 2",
-                f.display(),
-                ids.len()
-            );
-        }
-        let loss = crate::engine::evaluate(&layout, &ck.params, &ids, Threads(threads));
-        let n_oov: usize = oov.values().sum();
-        let oov_note = if n_oov == 0 {
-            String::new()
-        } else {
-            let shown: Vec<String> = oov
-                .iter()
-                .take(10)
-                .map(|(c, n)| format!("{c:?}×{n}"))
-                .collect();
-            let fate = if ck.vocab.unk.is_some() {
-                "scored as the unknown symbol"
-            } else {
-                "left out of the score"
-            };
-            format!(
-                "; {n_oov} character(s) outside the vocabulary ({} distinct: {}{}), {fate}",
-                oov.len(),
-                shown.join(" "),
-                if oov.len() > 10 { " …" } else { "" }
-            )
-        };
+        let score = model
+            .score(&text, threads)
+            .map_err(|e| Error::input(format!("{} has {e}", f.display())))?;
         println!(
-            "{}: {} characters, {:.4} nats/char, {:.4} bits/char, perplexity {:.3}{oov_note}",
+            "{}: {} characters, {:.4} nats/char, {:.4} bits/char, perplexity {:.3}{}",
             f.display(),
-            ids.len(),
-            loss,
-            loss / std::f64::consts::LN_2,
-            loss.exp()
+            score.chars,
+            score.nats_per_char,
+            score.bits_per_char(),
+            score.perplexity(),
+            out_of_vocab_note(&score)
         );
     }
     Ok(())
+}
+
+/// "; N character(s) outside the vocabulary (…), scored as …", or nothing.
+fn out_of_vocab_note(score: &Score) -> String {
+    let oov = &score.out_of_vocab;
+    let n: usize = oov.values().sum();
+    if n == 0 {
+        return String::new();
+    }
+    let shown: Vec<String> = oov
+        .iter()
+        .take(10)
+        .map(|(c, n)| format!("{c:?}×{n}"))
+        .collect();
+    let fate = if score.unknown_scored {
+        "scored as the unknown symbol"
+    } else {
+        "left out of the score"
+    };
+    format!(
+        "; {n} character(s) outside the vocabulary ({} distinct: {}{}), {fate}",
+        oov.len(),
+        shown.join(" "),
+        if oov.len() > 10 { " …" } else { "" }
+    )
 }

@@ -12,12 +12,15 @@ use crate::engine::linalg::matvecs_acc;
 use crate::model::{Cell, Layout};
 use crate::rng::Rng;
 
+/// N streams of one model stepped together, one character each per `feed`. Streams can join
+/// (`add_stream`, from a zero state) and leave (`remove_stream`) between feeds; a stream's
+/// logits do not depend on which others are in the batch.
 pub struct Sampler<'a> {
     layout: &'a Layout,
     params: &'a [f32],
     n: usize,         // streams
-    h: Vec<f32>,      // (L, N, H)
-    c: Vec<f32>,      // (L, N, H), LSTM only
+    h: Vec<Vec<f32>>, // per layer (N, H)
+    c: Vec<Vec<f32>>, // per layer (N, H), LSTM only
     gates: Vec<f32>,  // (N, G·H)
     hgates: Vec<f32>, // (N, G·H): the GRU's hidden side, kept apart for r ⊙ (W_hn h + b_hn)
     c_new: Vec<f32>,  // (H)
@@ -27,24 +30,73 @@ pub struct Sampler<'a> {
 }
 
 impl<'a> Sampler<'a> {
+    /// A batch of `streams` streams from a zero state over `params` (laid out by `layout`).
     pub fn new(layout: &'a Layout, params: &'a [f32], streams: usize) -> Self {
         let c = layout.config;
-        let (l, h, v, n) = (c.layers, c.hidden, c.vocab, streams);
-        let gh = c.cell.gates() * h;
         assert_eq!(params.len(), layout.total);
-        Sampler {
+        let mut s = Sampler {
             layout,
             params,
-            n,
-            h: vec![0.0; l * n * h],
-            c: vec![0.0; l * n * h],
-            gates: vec![0.0; n * gh],
-            hgates: vec![0.0; if c.cell == Cell::Gru { n * gh } else { 0 }],
-            c_new: vec![0.0; h],
-            logits: vec![0.0; n * v],
-            probs: vec![0.0; v],
-            emb: vec![0.0; n * c.embed],
+            n: 0,
+            h: vec![Vec::new(); c.layers],
+            c: vec![Vec::new(); c.layers],
+            gates: Vec::new(),
+            hgates: Vec::new(),
+            c_new: vec![0.0; c.hidden],
+            logits: Vec::new(),
+            probs: vec![0.0; c.vocab],
+            emb: Vec::new(),
+        };
+        for _ in 0..streams {
+            s.add_stream();
         }
+        s
+    }
+
+    /// The number of streams.
+    pub fn streams(&self) -> usize {
+        self.n
+    }
+
+    /// Adds a stream with a zero state after the others; returns its index.
+    pub fn add_stream(&mut self) -> usize {
+        self.n += 1;
+        self.resize();
+        self.n - 1
+    }
+
+    /// Removes stream `s`; the last stream takes its index (a swap-remove).
+    pub fn remove_stream(&mut self, s: usize) {
+        assert!(s < self.n, "no stream {s}");
+        let h = self.layout.config.hidden;
+        let last = self.n - 1;
+        for buf in self.h.iter_mut().chain(self.c.iter_mut()) {
+            buf.copy_within(last * h..(last + 1) * h, s * h);
+        }
+        let v = self.layout.config.vocab;
+        self.logits.copy_within(last * v..(last + 1) * v, s * v);
+        self.n -= 1;
+        self.resize();
+    }
+
+    /// Sizes every per-stream buffer for `n` streams; a new stream's state is zero.
+    fn resize(&mut self) {
+        let c = self.layout.config;
+        let (h, n) = (c.hidden, self.n);
+        let gh = c.cell.gates() * h;
+        for buf in self.h.iter_mut() {
+            buf.resize(n * h, 0.0);
+        }
+        if c.cell == Cell::Lstm {
+            for buf in self.c.iter_mut() {
+                buf.resize(n * h, 0.0);
+            }
+        }
+        self.gates.resize(n * gh, 0.0);
+        self.hgates
+            .resize(if c.cell == Cell::Gru { n * gh } else { 0 }, 0.0);
+        self.logits.resize(n * c.vocab, 0.0);
+        self.emb.resize(n * c.embed, 0.0);
     }
 
     /// Runs one character per stream through the model (`ids.len()` = streams); the logits
@@ -72,14 +124,9 @@ impl<'a> Sampler<'a> {
                     }
                 }
             }
-            let (below, this) = self.h.split_at_mut(l * n * h);
+            let (below, this) = self.h.split_at_mut(l);
             if l > 0 {
-                matvecs_acc(
-                    &mut self.gates,
-                    &p[off.w_ih..][..gh * h],
-                    &below[(l - 1) * n * h..],
-                    h,
-                );
+                matvecs_acc(&mut self.gates, &p[off.w_ih..][..gh * h], &below[l - 1], h);
             } else if let Some(e) = self.layout.embed {
                 // Embedded input: W_ih (4H, D) times each stream's row E[id].
                 let d = cfg.embed;
@@ -88,7 +135,7 @@ impl<'a> Sampler<'a> {
                 }
                 matvecs_acc(&mut self.gates, &p[off.w_ih..][..gh * d], &self.emb, d);
             }
-            let h_l = &mut this[..n * h]; // (N, H)
+            let h_l = &mut this[0]; // (N, H)
             let w_hh = &p[off.w_hh..][..gh * h];
             match cfg.cell {
                 Cell::Lstm => {
@@ -97,7 +144,7 @@ impl<'a> Sampler<'a> {
                         let (gi, rest) = g.split_at_mut(h);
                         let (gf, rest) = rest.split_at_mut(h);
                         let (gg, go) = rest.split_at_mut(h);
-                        let c_s = &mut self.c[(l * n + s) * h..][..h];
+                        let c_s = &mut self.c[l][s * h..][..h];
                         cell_forward(gi, gf, gg, go, c_s, &mut self.c_new, &mut h_l[s * h..][..h]);
                         c_s.copy_from_slice(&self.c_new);
                     }
@@ -133,7 +180,7 @@ impl<'a> Sampler<'a> {
         for row in self.logits.chunks_exact_mut(v) {
             row.copy_from_slice(&p[self.layout.head_b..][..v]);
         }
-        let top = &self.h[(cfg.layers - 1) * n * h..];
+        let top = &self.h[cfg.layers - 1];
         matvecs_acc(&mut self.logits, &p[self.layout.head_w..][..v * h], top, h);
     }
 

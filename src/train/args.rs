@@ -5,6 +5,8 @@
 use clap::Args;
 use std::path::PathBuf;
 
+// The doc comments are --help text, written for a terminal, not rustdoc.
+#[allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// The UTF-8 text to train on: a file, several files, or folders (read recursively in sorted

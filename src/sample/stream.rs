@@ -1,0 +1,184 @@
+//! One stream of generation: its prompt fed one character per step, then each next character
+//! picked from its own generator with its own settings, stop strings and length limit. The
+//! same stream gives the same text alone or in any batch (`Sampler` keeps streams apart), so a
+//! server's request and `charrnn sample` agree for the same seed.
+//!
+//! Owns a stream's progress. Does not own the batch (see `sampler`) or the output.
+
+use super::pick::Pick;
+use super::sampler::Sampler;
+use super::stop::{Matched, StopMatcher};
+use crate::data::Vocab;
+use crate::rng::Rng;
+
+/// How one stream generates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Seed of the stream's generator: the same seed, prompt and settings give the same text.
+    pub seed: u64,
+    /// Softmax temperature; at or below 1e-6 the most likely character is taken.
+    pub temperature: f32,
+    /// Draw only from the k most likely characters.
+    pub top_k: Option<usize>,
+    /// Draw only from the most likely characters holding probability p (nucleus sampling).
+    pub top_p: Option<f64>,
+    /// Generation ends when the generated text ends with one of these; it is left out.
+    pub stop: Vec<String>,
+    /// At most this many characters are generated (None: no limit).
+    pub max_chars: Option<usize>,
+    /// Keep the total log-probability of the generated characters (at temperature 1).
+    pub log_prob: bool,
+}
+
+impl Default for Settings {
+    /// Seed 0, temperature 1, no top-k/top-p, no stop strings, no limit.
+    fn default() -> Settings {
+        Settings {
+            seed: 0,
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+            stop: Vec::new(),
+            max_chars: None,
+            log_prob: false,
+        }
+    }
+}
+
+impl Settings {
+    /// The picking rule of these settings.
+    pub fn pick(&self) -> Pick {
+        Pick {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+        }
+    }
+}
+
+/// Why a stream ended (OpenAI's `finish_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// `max_chars` characters were generated.
+    Length,
+    /// The text reached a stop string.
+    Stop,
+}
+
+impl Finish {
+    /// OpenAI's name: "length" or "stop".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Length => "length",
+            Finish::Stop => "stop",
+        }
+    }
+}
+
+/// What one step did for a stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// A prompt character went in; nothing came out yet.
+    Prefill,
+    /// A character was generated; `text` (possibly empty while a stop string might be
+    /// starting) is final.
+    Text(String),
+    /// The stream ended; `text` is its last output.
+    Done(String, Finish),
+}
+
+/// One stream's state.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    prompt: Vec<u32>,
+    /// Prompt characters fed so far.
+    fed: usize,
+    /// The id the next step feeds.
+    next: u32,
+    rng: Rng,
+    pick: Pick,
+    stop: StopMatcher,
+    max: Option<usize>,
+    generated: usize,
+    log_prob: Option<f64>,
+    finish: Option<Finish>,
+}
+
+impl Stream {
+    /// A stream that feeds `prompt` (ids; at least one) and then generates by `settings`.
+    pub fn new(prompt: Vec<u32>, settings: &Settings) -> Stream {
+        assert!(
+            !prompt.is_empty(),
+            "a stream needs a prompt of at least one character"
+        );
+        Stream {
+            next: prompt[0],
+            prompt,
+            fed: 0,
+            rng: Rng::new(settings.seed),
+            pick: settings.pick(),
+            stop: StopMatcher::new(&settings.stop),
+            max: settings.max_chars,
+            generated: 0,
+            log_prob: settings.log_prob.then_some(0.0),
+            finish: (settings.max_chars == Some(0)).then_some(Finish::Length),
+        }
+    }
+
+    /// The id to feed at the next step.
+    pub fn input(&self) -> u32 {
+        self.next
+    }
+
+    /// Why the stream ended, once it has.
+    pub fn finished(&self) -> Option<Finish> {
+        self.finish
+    }
+
+    /// Characters generated so far (including any that formed a stop string).
+    pub fn generated(&self) -> usize {
+        self.generated
+    }
+
+    /// Prompt characters.
+    pub fn prompt_len(&self) -> usize {
+        self.prompt.len()
+    }
+
+    /// Total log-probability (nats, temperature 1) of the generated characters, when kept.
+    pub fn log_prob(&self) -> Option<f64> {
+        self.log_prob
+    }
+
+    /// After a feed of `input()` into `sampler`'s stream `slot`: takes the next prompt
+    /// character, or picks the next character from the logits.
+    pub fn advance(&mut self, sampler: &mut Sampler, slot: usize, vocab: &Vocab) -> Step {
+        debug_assert!(self.finish.is_none(), "a finished stream is not stepped");
+        self.fed = (self.fed + 1).min(self.prompt.len());
+        if self.fed < self.prompt.len() {
+            self.next = self.prompt[self.fed];
+            return Step::Prefill;
+        }
+        let id = sampler.pick(slot, &self.pick, &mut self.rng);
+        if let Some(lp) = &mut self.log_prob {
+            *lp += sampler.log_prob(slot, id);
+        }
+        self.next = id;
+        self.generated += 1;
+        match self.stop.push(vocab.char(id)) {
+            Matched::Stop(text) => {
+                self.finish = Some(Finish::Stop);
+                Step::Done(text, Finish::Stop)
+            }
+            Matched::Release(mut text) => {
+                if self.max.is_some_and(|m| self.generated >= m) {
+                    text.push_str(&self.stop.flush());
+                    self.finish = Some(Finish::Length);
+                    Step::Done(text, Finish::Length)
+                } else {
+                    Step::Text(text)
+                }
+            }
+        }
+    }
+}

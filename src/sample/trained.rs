@@ -1,0 +1,242 @@
+//! The library's way in: a trained model loaded from a checkpoint (`Model`), its text as an
+//! iterator of characters (`Generation`), and its loss on any text (`Score`).
+//!
+//! Owns the public API over the sampler and the engine. Does not own the arithmetic
+//! (`sampler`, `engine`) or the file format (`checkpoint`).
+
+use super::sampler::Sampler;
+use super::stream::{Finish, Settings, Step, Stream};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::{self, Vocab};
+use crate::engine::{evaluate, Threads};
+use crate::error::{Error, Result};
+use crate::model::{Layout, ModelConfig};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+/// A trained model ready to generate and score text: its architecture, vocabulary and
+/// weights (f32), read from a checkpoint written by `charrnn train`.
+pub struct Model {
+    layout: Layout,
+    vocab: Vocab,
+    params: Vec<f32>,
+    /// The model was trained on text transliterated to ASCII (`--ascii`).
+    ascii: bool,
+}
+
+impl Model {
+    /// Loads the weights of the checkpoint at `path` (not the optimiser state).
+    ///
+    /// # Errors
+    /// The file cannot be read, is not a charrnn checkpoint, is truncated, is from a newer
+    /// charrnn, or its metadata disagrees with its tensors.
+    ///
+    /// # Example
+    /// ```
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v1-lstm-2x16.safetensors");
+    /// let model = charrnn::Model::load(path)?;
+    /// assert_eq!(model.config().hidden, 16);
+    /// assert!(model.vocab().id('q').is_some());
+    /// # Ok::<(), charrnn::error::Error>(())
+    /// ```
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        Ok(Model::from_checkpoint(checkpoint::load_model(
+            path.as_ref(),
+        )?))
+    }
+
+    /// The model of a checkpoint already read.
+    pub fn from_checkpoint(ck: Checkpoint) -> Model {
+        Model {
+            layout: Layout::new(ck.model),
+            ascii: ck.train.as_ref().is_some_and(|t| t.config.ascii),
+            vocab: ck.vocab,
+            params: ck.params,
+        }
+    }
+
+    /// Cell, layers, hidden size, vocabulary size and embedding width.
+    pub fn config(&self) -> ModelConfig {
+        self.layout.config
+    }
+
+    /// The characters the model knows.
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// The parameter layout (PyTorch's names and shapes).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// (P): every parameter, laid out by `layout()`.
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Ids of a prompt: an empty prompt starts from a newline (or id 0 when the vocabulary
+    /// has none), as `charrnn sample` without `--prime` does.
+    ///
+    /// # Errors
+    /// Characters the vocabulary lacks (and no unknown symbol to map them to), named.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        if prompt.is_empty() {
+            return Ok(vec![self.vocab.id('\n').unwrap_or(0)]);
+        }
+        Ok(self.vocab.encode(prompt, "the prompt")?.0)
+    }
+
+    /// Text continuing `prompt`, one character at a time (the prompt itself is not
+    /// repeated), with `settings`. The same prompt and settings give the same characters on
+    /// every machine.
+    ///
+    /// # Errors
+    /// As `encode_prompt`.
+    ///
+    /// # Example
+    /// ```
+    /// use charrnn::{Model, Settings};
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v1-lstm-2x16.safetensors");
+    /// let model = Model::load(path)?;
+    /// let settings = Settings { seed: 7, temperature: 0.8, ..Settings::default() };
+    /// let text: String = model.generate("the ", &settings)?.take(40).collect();
+    /// assert_eq!(text.chars().count(), 40);
+    /// // The same seed gives the same text.
+    /// assert_eq!(text, model.generate("the ", &settings)?.take(40).collect::<String>());
+    /// # Ok::<(), charrnn::error::Error>(())
+    /// ```
+    pub fn generate(&self, prompt: &str, settings: &Settings) -> Result<Generation<'_>> {
+        let ids = self.encode_prompt(prompt)?;
+        Ok(Generation {
+            sampler: Sampler::new(&self.layout, &self.params, 1),
+            stream: Stream::new(ids, settings),
+            vocab: &self.vocab,
+            ready: VecDeque::new(),
+        })
+    }
+
+    /// The loss of predicting every character of `text` from the ones before it, exactly as
+    /// validation loss is measured (one stream from a zero state), on `threads` threads.
+    /// Characters outside the vocabulary are scored as the unknown symbol when the model has
+    /// one (`--max-vocab`, `--min-count`), else left out; either way they are counted. A model
+    /// trained with `--ascii` scores the transliterated text.
+    ///
+    /// # Errors
+    /// Fewer than 2 characters to score.
+    ///
+    /// # Example
+    /// ```
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v1-lstm-2x16.safetensors");
+    /// let model = charrnn::Model::load(path)?;
+    /// let score = model.score("the quick brown fox jumps over the lazy dog.\n", 1)?;
+    /// assert!(score.nats_per_char > 0.0 && score.nats_per_char < (28f64).ln() + 1.0);
+    /// assert_eq!(score.chars, 45);
+    /// # Ok::<(), charrnn::error::Error>(())
+    /// ```
+    pub fn score(&self, text: &str, threads: usize) -> Result<Score> {
+        let ascii;
+        let text = if self.ascii {
+            ascii = data::to_ascii(text);
+            &ascii
+        } else {
+            text
+        };
+        let mut ids = Vec::with_capacity(text.len());
+        let mut out_of_vocab: BTreeMap<char, usize> = BTreeMap::new();
+        for c in text.chars() {
+            match (self.vocab.id(c), self.vocab.unk) {
+                (Some(i), _) => ids.push(i),
+                (None, unk) => {
+                    *out_of_vocab.entry(c).or_insert(0) += 1;
+                    if let Some(u) = unk {
+                        ids.push(u);
+                    }
+                }
+            }
+        }
+        if ids.len() < 2 {
+            return Err(Error::input(format!(
+                "{} usable character(s); it needs at least 2",
+                ids.len()
+            )));
+        }
+        let nats = evaluate(&self.layout, &self.params, &ids, Threads(threads.max(1)));
+        Ok(Score {
+            chars: ids.len(),
+            nats_per_char: nats,
+            out_of_vocab,
+            unknown_scored: self.vocab.unk.is_some(),
+        })
+    }
+}
+
+/// A model's loss on a text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Score {
+    /// Characters in the scored stream (the first is only read, every other one predicted).
+    pub chars: usize,
+    /// Mean cross-entropy in nats per predicted character.
+    pub nats_per_char: f64,
+    /// Characters outside the vocabulary and how often each occurs.
+    pub out_of_vocab: BTreeMap<char, usize>,
+    /// Whether those were scored as the unknown symbol (else left out of the stream).
+    pub unknown_scored: bool,
+}
+
+impl Score {
+    /// The loss in bits per character.
+    pub fn bits_per_char(&self) -> f64 {
+        self.nats_per_char / std::f64::consts::LN_2
+    }
+
+    /// e^(nats per character).
+    pub fn perplexity(&self) -> f64 {
+        self.nats_per_char.exp()
+    }
+}
+
+/// Characters generated by a `Model`, one per `next()`, until the settings' length limit or a
+/// stop string (without a limit or stop strings it does not end: `take` what you need).
+pub struct Generation<'m> {
+    sampler: Sampler<'m>,
+    stream: Stream,
+    vocab: &'m Vocab,
+    /// Characters released by the stream and not yet returned.
+    ready: VecDeque<char>,
+}
+
+impl Generation<'_> {
+    /// Why generation ended, once it has: "length" or "stop".
+    pub fn finish_reason(&self) -> Option<Finish> {
+        self.stream.finished()
+    }
+
+    /// The total log-probability of the generated characters (with `Settings::log_prob`).
+    pub fn log_prob(&self) -> Option<f64> {
+        self.stream.log_prob()
+    }
+
+    /// Characters generated so far.
+    pub fn generated(&self) -> usize {
+        self.stream.generated()
+    }
+}
+
+impl Iterator for Generation<'_> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        loop {
+            if let Some(c) = self.ready.pop_front() {
+                return Some(c);
+            }
+            self.stream.finished().is_none().then_some(())?;
+            self.sampler.feed(&[self.stream.input()]);
+            match self.stream.advance(&mut self.sampler, 0, self.vocab) {
+                Step::Prefill => {}
+                Step::Text(t) | Step::Done(t, _) => self.ready.extend(t.chars()),
+            }
+        }
+    }
+}

@@ -1,13 +1,14 @@
 //! `charrnn sample`: load a checkpoint, prime, and stream characters to stdout; with
-//! `--num-samples` several streams from one seed; the log-probability and novelty reports.
+//! `--num-samples` several streams stepped as one batch, each with its own generator; stop
+//! strings; the log-probability and novelty reports.
 //!
-//! Owns the command's flags and output. Does not own the stepping (`sampler`) or the picking
-//! (`pick`).
+//! Owns the command's flags and output. Does not own the stepping (`batch`, `stream`) or the
+//! picking (`pick`).
 
-use super::{pick::Pick, sampler::Sampler};
+use super::batch::Batch;
+use super::stream::{Settings, Step, Stream};
+use super::trained::Model;
 use crate::error::{Error, Result};
-use crate::model::Layout;
-use crate::rng::Rng;
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use std::path::PathBuf;
 pub struct SampleArgs {
     /// A checkpoint written by `charrnn train` (e.g. runs/NAME/best.safetensors).
     pub checkpoint: PathBuf,
-    /// Number of characters to generate (the prime is not counted).
+    /// Number of characters to generate (the prime is not counted); a stop string can end a
+    /// sample sooner.
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub length: usize,
     /// Softmax temperature: lower is more conservative; at or below 1e-6 it always takes the
@@ -24,8 +26,19 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Text to run through the model first; it is printed, then continued.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "prime_file")]
     pub prime: Option<String>,
+    /// Read the prime from this file (long primes, newlines, no shell quoting; read like a
+    /// training text).
+    #[arg(long, value_name = "FILE")]
+    pub prime_file: Option<PathBuf>,
+    /// Drop prime characters the model does not know (named on stderr) instead of stopping.
+    #[arg(long)]
+    pub skip_unknown: bool,
+    /// End a sample when its text ends with STR (repeatable); STR itself is not printed.
+    /// `--prime $'\n' --stop $'\n'` gives one line per sample.
+    #[arg(long, value_name = "STR", allow_hyphen_values = true)]
+    pub stop: Vec<String>,
     /// Random seed; the same seed gives the same text [default: a new one each run, printed
     /// to stderr].
     #[arg(long, allow_negative_numbers = true)]
@@ -37,8 +50,8 @@ pub struct SampleArgs {
     /// sampling).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub top_p: Option<f64>,
-    /// Generate N different samples from the one seed, stepped together as a batch (stream 1 is
-    /// written as it is generated, the others follow it).
+    /// Generate N samples stepped together as a batch; sample K is what --seed SEED+K-1 gives
+    /// alone (sample 1 is written as it is generated, the others follow it).
     #[arg(
         long,
         value_name = "N",
@@ -64,16 +77,16 @@ pub struct SampleArgs {
     pub ngram: usize,
 }
 
-/// `charrnn sample`: prime, then stream `length` characters to stdout.
-pub fn run(a: &SampleArgs) -> Result<()> {
+/// Checks the flags that need no file.
+fn check_flags(a: &SampleArgs) -> Result<()> {
     if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
         crate::bail!("--temperature must be 0 or more, got {}", a.temperature);
     }
     if a.top_k == Some(0) {
         crate::bail!("--top-k must be at least 1");
     }
-    if a.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
-        crate::bail!("--top-p must be in (0, 1], got {}", a.top_p.unwrap());
+    if let Some(p) = a.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+        crate::bail!("--top-p must be in (0, 1], got {p}");
     }
     if a.num_samples == 0 {
         crate::bail!("--num-samples must be at least 1");
@@ -81,101 +94,170 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     if a.ngram == 0 {
         crate::bail!("--ngram must be at least 1");
     }
+    if a.stop.iter().any(String::is_empty) {
+        crate::bail!("--stop needs a non-empty string");
+    }
+    Ok(())
+}
+
+/// The prime as given (`--prime`, `--prime-file`, or none), and the ids the model starts from:
+/// unknown characters are an error, or with `--skip-unknown` dropped with a note.
+fn prime(a: &SampleArgs, model: &Model) -> Result<(String, Vec<u32>)> {
+    let given = match (&a.prime, &a.prime_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => crate::data::read_text(f, false)?,
+        (None, None) => String::new(),
+    };
+    let what = if a.prime_file.is_some() {
+        "--prime-file"
+    } else {
+        "--prime"
+    };
+    let vocab = model.vocab();
+    let unknown: Vec<char> = given.chars().filter(|&c| vocab.id(c).is_none()).collect();
+    if unknown.is_empty() || vocab.unk.is_some() {
+        let ids = model
+            .encode_prompt(&given)
+            .map_err(|e| Error::input(e.msg.replacen("the prompt", what, 1)))?;
+        return Ok((given, ids));
+    }
+    if !a.skip_unknown {
+        let e = vocab.encode(&given, what).unwrap_err();
+        return Err(Error::input(format!(
+            "{}; or pass --skip-unknown to drop them",
+            e.msg
+        )));
+    }
+    let mut distinct = unknown.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let shown: Vec<String> = distinct.iter().take(10).map(|c| format!("{c:?}")).collect();
+    eprintln!(
+        "charrnn: {what}: dropped {} character(s) the model does not know: {}{}",
+        unknown.len(),
+        shown.join(" "),
+        if distinct.len() > 10 { " …" } else { "" }
+    );
+    let kept: String = given.chars().filter(|&c| vocab.id(c).is_some()).collect();
+    Ok((kept.clone(), model.encode_prompt(&kept)?))
+}
+
+/// `charrnn sample`: prime, then stream up to `length` characters per sample to stdout.
+pub fn run(a: &SampleArgs) -> Result<()> {
+    check_flags(a)?;
     // Read the corpus first: a bad path should fail before any output.
     let novelty_corpus = match &a.check_novelty {
         Some(p) => Some(crate::data::read_text(p, true)?),
         None => None,
     };
-    let ck = crate::checkpoint::load_model(&a.checkpoint)?;
-    let layout = Layout::new(ck.model);
-    let vocab = &ck.vocab;
-    let prime_ids = match &a.prime {
-        Some(p) if !p.is_empty() => vocab.encode(p, "--prime")?.0,
-        _ => vec![vocab.id('\n').unwrap_or(0)],
-    };
+    let model = Model::load(&a.checkpoint)?;
+    let (shown_prime, prime_ids) = prime(a, &model)?;
+    let greedy = a.temperature <= 1e-6;
     let seed = a.seed.unwrap_or_else(|| {
         let s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        eprintln!("charrnn: --seed {s} reproduces this sample");
+        if !greedy {
+            eprintln!("charrnn: --seed {s} reproduces this sample");
+        }
         s
     });
-    let mut rng = Rng::new(seed);
     let n = a.num_samples;
-    let mut s = Sampler::new(&layout, &ck.params, n);
-    for &id in &prime_ids {
-        s.feed(&vec![id; n]);
+    let mut batch = Batch::new(model.layout(), model.params(), model.vocab());
+    for k in 0..n {
+        let settings = Settings {
+            seed: seed.wrapping_add(k as u64),
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            stop: a.stop.clone(),
+            max_chars: Some(a.length),
+            log_prob: a.show_logprob,
+        };
+        batch.add(k, Stream::new(prime_ids.clone(), &settings));
     }
+    let texts = write_samples(&mut batch, n, &shown_prime)?;
+    report(a, &texts, novelty_corpus.as_deref());
+    Ok(())
+}
+
+/// What each sample generated: its text and, with --show-logprob, (log-probability,
+/// characters generated).
+struct Sampled {
+    text: String,
+    log_prob: Option<(f64, usize)>,
+}
+
+/// Steps the batch to the end; sample 1 goes to stdout as it is generated, the others after
+/// it, each under a header when there are several.
+fn write_samples(batch: &mut Batch<usize>, n: usize, prime: &str) -> Result<Vec<Sampled>> {
     let stdout = std::io::stdout();
     let interactive = std::io::IsTerminal::is_terminal(&stdout);
     let mut out = std::io::BufWriter::new(stdout.lock());
     let io = |e| Error::io("cannot write to stdout", e);
-    if let Some(p) = a.prime.as_deref() {
-        out.write_all(p.as_bytes()).map_err(io)?;
+    let header = |k: usize| format!("--- sample {} of {n} ---\n", k + 1);
+    if n > 1 {
+        out.write_all(header(0).as_bytes()).map_err(io)?;
     }
-    let mut buf = [0u8; 4];
-    let how = Pick {
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-    };
-    let mut logprob = vec![0.0f64; n];
-    // Stream 0 is written as it is generated; with --num-samples, the others follow it.
-    let mut others: Vec<String> = vec![String::new(); n];
-    let mut first = String::new();
-    let mut ids = vec![0u32; n];
-    for i in 0..a.length {
-        for (k, id) in ids.iter_mut().enumerate() {
-            *id = s.pick(k, &how, &mut rng);
-            if a.show_logprob {
-                logprob[k] += s.log_prob(k, *id);
+    out.write_all(prime.as_bytes()).map_err(io)?;
+    out.flush().map_err(io)?;
+    let mut samples: Vec<Sampled> = (0..n)
+        .map(|_| Sampled {
+            text: String::new(),
+            log_prob: None,
+        })
+        .collect();
+    let mut steps = Vec::new();
+    let mut written = 0usize;
+    while !batch.is_empty() {
+        steps.clear();
+        batch.step(&mut steps);
+        for (k, step) in steps.drain(..) {
+            let (Step::Text(t) | Step::Done(t, _)) = step else {
+                continue;
+            };
+            if k == 0 && !t.is_empty() {
+                out.write_all(t.as_bytes()).map_err(io)?;
+                // Stream: every character on a terminal; else the first, line ends, every 64.
+                if interactive || written == 0 || t.contains('\n') || written % 64 == 63 {
+                    out.flush().map_err(io)?;
+                }
+                written += 1;
             }
+            samples[k].text.push_str(&t);
         }
-        let c = vocab.char(ids[0]);
-        if novelty_corpus.is_some() {
-            first.push(c);
-        }
-        for k in 1..n {
-            others[k].push(vocab.char(ids[k]));
-        }
-        out.write_all(c.encode_utf8(&mut buf).as_bytes())
-            .map_err(io)?;
-        // Stream: every character on a terminal; else the first, line ends, every 64.
-        if interactive || i == 0 || c == '\n' || i % 64 == 63 {
-            out.flush().map_err(io)?;
-        }
-        if i + 1 < a.length {
-            s.feed(&ids);
+        for (k, stream) in batch.take_finished() {
+            samples[k].log_prob = stream.log_prob().map(|lp| (lp, stream.generated()));
         }
     }
     out.write_all(b"\n").map_err(io)?;
-    for (k, text) in others.iter().enumerate().skip(1) {
-        write!(
-            out,
-            "\n--- sample {} of {n} ---\n{}{text}\n",
-            k + 1,
-            a.prime.as_deref().unwrap_or("")
-        )
-        .map_err(io)?;
+    for (k, s) in samples.iter().enumerate().skip(1) {
+        write!(out, "\n{}{prime}{}\n", header(k), s.text).map_err(io)?;
     }
     out.flush().map_err(io)?;
-    if a.show_logprob && a.length > 0 {
-        for (k, lp) in logprob.iter().enumerate() {
-            let which = if n > 1 {
-                format!(" {}", k + 1)
-            } else {
-                String::new()
-            };
-            eprintln!(
-                "charrnn: log-probability of sample{which}: {lp:.2} nats ({:.4} bits/char over {} characters, at temperature 1)",
-                -lp / std::f64::consts::LN_2 / a.length as f64,
-                a.length
-            );
-        }
+    Ok(samples)
+}
+
+/// The log-probability lines and the novelty check, on stderr.
+fn report(a: &SampleArgs, samples: &[Sampled], novelty_corpus: Option<&str>) {
+    let n = samples.len();
+    for (k, s) in samples.iter().enumerate() {
+        let Some((lp, chars)) = s.log_prob.filter(|(_, c)| *c > 0) else {
+            continue;
+        };
+        let which = if n > 1 {
+            format!(" {}", k + 1)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "charrnn: log-probability of sample{which}: {lp:.2} nats ({:.4} bits/char over {chars} characters, at temperature 1)",
+            -lp / std::f64::consts::LN_2 / chars as f64,
+        );
     }
-    others[0] = first;
-    if let (Some(corpus), Some(path)) = (&novelty_corpus, &a.check_novelty) {
-        match novelty(&others, corpus, a.ngram) {
+    if let (Some(corpus), Some(path)) = (novelty_corpus, &a.check_novelty) {
+        let texts: Vec<String> = samples.iter().map(|s| s.text.clone()).collect();
+        match novelty(&texts, corpus, a.ngram) {
             Some((novel, total)) => eprintln!(
                 "charrnn: novelty: {:.1}% of the {total} sampled {}-grams do not occur in {}",
                 100.0 * novel as f64 / total as f64,
@@ -188,7 +270,6 @@ pub fn run(a: &SampleArgs) -> Result<()> {
             ),
         }
     }
-    Ok(())
 }
 
 /// (novel, total): how many of the `n`-character windows of the samples never occur in

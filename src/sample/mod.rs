@@ -8,6 +8,7 @@
 //! Owns generation. Does not own training, the file format (`checkpoint`) or the batched
 //! engine (`engine`).
 
+pub mod batch;
 pub mod command;
 pub mod pick;
 pub mod sampler;
@@ -15,6 +16,7 @@ pub mod stop;
 pub mod stream;
 pub mod trained;
 
+pub use batch::Batch;
 pub use pick::{pick, Pick};
 pub use sampler::Sampler;
 pub use stream::{Finish, Settings, Step, Stream};

@@ -71,7 +71,9 @@ impl<'a> Sampler<'a> {
         let h = self.layout.config.hidden;
         let last = self.n - 1;
         for buf in self.h.iter_mut().chain(self.c.iter_mut()) {
-            buf.copy_within(last * h..(last + 1) * h, s * h);
+            if !buf.is_empty() {
+                buf.copy_within(last * h..(last + 1) * h, s * h); // c is empty but for the LSTM
+            }
         }
         let v = self.layout.config.vocab;
         self.logits.copy_within(last * v..(last + 1) * v, s * v);

@@ -23,6 +23,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model on a text file (or resume training from a checkpoint).
+    #[command(after_help = crate::train::args::EXAMPLES)]
     Train(Box<TrainArgs>),
     /// Generate text from a trained checkpoint, streaming to stdout.
     Sample(SampleArgs),
@@ -67,7 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => crate::bench::run(&a),
         Command::Eval(a) => crate::report::eval::eval(&a),
         Command::Info(a) => crate::report::info::info(&a),
-        Command::Plot(a) => crate::report::plot::plot_runs(&a.runs, &a.out),
+        Command::Plot(a) => crate::report::plot::plot_runs(&a.runs, a.out.as_deref()),
         Command::Fetch(FetchCommand::Gutenberg(a)) => crate::data::fetch::run(&a),
     }
 }

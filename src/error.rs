@@ -1,5 +1,6 @@
 //! The one error type: a single line for the user (`charrnn: what, where, what to do`) and the
-//! exit code it maps to. Bad input of any kind exits 2; a closed stdout (`| head`) exits 0.
+//! exit code it maps to. Bad input of any kind exits 2; a diverged training 3; Ctrl-C 130; a
+//! closed stdout (`| head`) exits 0.
 
 use std::fmt;
 
@@ -11,6 +12,8 @@ pub enum Kind {
     BrokenPipe,
     /// Ctrl-C or SIGTERM: work was saved; exit 130 as shells expect.
     Interrupted,
+    /// Training diverged (the loss blew up); the checkpoints from before it were kept: exit 3.
+    Diverged,
 }
 
 #[derive(Debug)]
@@ -45,6 +48,7 @@ impl Error {
             Kind::Input => 2,
             Kind::BrokenPipe => 0,
             Kind::Interrupted => 130,
+            Kind::Diverged => 3,
         }
     }
 }

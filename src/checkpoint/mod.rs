@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::Adam;
 use serde::Deserialize;
-pub use state::{default_lr_decay, CorpusInfo, TrainConfig, TrainState};
+pub use state::{default_lr_decay, CorpusInfo, Plan, TrainConfig, TrainState};
 use std::collections::HashMap;
 use std::path::Path;
 pub use tensors::TensorFile;
@@ -337,6 +337,12 @@ fn check_train(tf: &TensorFile, m: &ModelConfig, c: &TrainConfig, s: &TrainState
     ensure(tf, s.steps_per_epoch >= 1 && fine(s.train_seconds), || {
         "the training state is damaged".into()
     })?;
+    ensure(
+        tf,
+        s.plan
+            .is_none_or(|p| p.seconds.is_none_or(|x| x.is_finite() && x > 0.0)),
+        || "the training state's budget is damaged".into(),
+    )?;
     ensure(
         tf,
         s.rng.iter().all(|w| u64::from_str_radix(w, 16).is_ok()),

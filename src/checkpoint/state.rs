@@ -33,6 +33,13 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     #[serde(default)]
     pub dropout: f64,
+    /// `--encoding` of the corpus (None: UTF-8 or a byte-order mark).
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Characters of the validation part scored during training (None: all of it, as in
+    /// checkpoints from before the slice existed).
+    #[serde(default)]
+    pub val_chars: Option<u64>,
 }
 
 pub fn default_lr_decay() -> f64 {
@@ -60,6 +67,32 @@ pub struct TrainState {
     /// Seconds spent in training steps over all invocations.
     pub train_seconds: f64,
     pub corpus: CorpusInfo,
+    /// The run's budget, so that a plain `--resume` continues the same run (None in
+    /// checkpoints from before it was saved).
+    #[serde(default)]
+    pub plan: Option<Plan>,
+}
+
+/// A run's budget: the step it stops at, and the training seconds it may take in all.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub steps: Option<u64>,
+    pub seconds: Option<f64>,
+}
+
+impl Plan {
+    /// In words: "step 4010", "5.0 minutes of training", or both.
+    pub fn describe(&self) -> String {
+        let steps = self.steps.map(|s| format!("step {s}"));
+        let time = self
+            .seconds
+            .map(|s| format!("{:.1} minutes of training", s / 60.0));
+        match (steps, time) {
+            (Some(a), Some(b)) => format!("{a} or {b}"),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => "no limit".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

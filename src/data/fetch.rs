@@ -107,7 +107,11 @@ pub fn gutenberg(id: u32, cache: Option<&Path>, mirror: Option<&str>) -> Result<
                 "cannot download {url} ({e}); pass a local file instead"
             ))
         })?;
-    let text = crate::data::decode_text(&bytes, &url, true)?;
+    let lossy = crate::data::Decoding {
+        lossy: true,
+        encoding: None,
+    };
+    let text = crate::data::decode_text(&bytes, &url, &lossy)?;
     let (book, stripped) = strip_gutenberg(&text);
     if !stripped {
         eprintln!("charrnn: no '*** START OF' marker in book {id}: kept the whole text");

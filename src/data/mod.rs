@@ -5,16 +5,22 @@
 //! Owns everything between a path and the id sequences the engine reads. Does not own the
 //! model or the training loop.
 //!
-//! - `text`: files and folders into one text; `--ascii`; the corpus fingerprint
+//! - `text`: bytes into text (encodings), `--ascii`, the fingerprint
+//! - `corpus`: the files of a corpus and the passes over them (counting, encoding)
+//! - `ids`: the corpus as ids, in the narrowest integer, in memory or a temporary file
 //! - `vocab`: characters and ids
 //! - `batches`: the split and the batches
 //! - `fetch`: `charrnn fetch gutenberg`, the download cache
 
 pub mod batches;
+pub mod corpus;
 pub mod fetch;
+pub mod ids;
 pub mod text;
 pub mod vocab;
 
 pub use batches::{split, Batches};
-pub use text::{decode_text, fingerprint, read_corpus, read_text, sha256_hex, to_ascii, Corpus};
+pub use corpus::Corpus;
+pub use ids::{Ids, Width};
+pub use text::{decode_text, fingerprint, read_text, sha256_hex, to_ascii, Decoding};
 pub use vocab::{Vocab, UNK};

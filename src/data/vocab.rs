@@ -38,6 +38,16 @@ impl Vocab {
         for c in text.chars() {
             *counts.entry(c).or_insert(0) += 1;
         }
+        Vocab::from_counts(&counts, max_vocab, min_count)
+    }
+
+    /// The vocabulary of a text with these character counts (see `build`).
+    pub fn from_counts(
+        counts: &HashMap<char, u64>,
+        max_vocab: Option<usize>,
+        min_count: usize,
+    ) -> Vocab {
+        let counts = counts.iter().map(|(&c, &n)| (c, n));
         let mut by_freq: Vec<(char, u64)> = counts.into_iter().collect();
         by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let total = by_freq.len();

@@ -106,19 +106,72 @@ crate::multiversion! {
 /// ids[..=t] for every t, one stream from a zero state, run in chunks with the state carried
 /// (the definition of `peers/pytorch/common.py`). NaN for fewer than 2 ids.
 pub fn evaluate(layout: &Layout, params: &[f32], ids: &[u32], threads: Threads) -> f64 {
-    const CHUNK: usize = 250; // rows per forward: bounds the eval workspace (about 9 MB at H=512)
-    let n = ids.len().saturating_sub(1);
-    if n == 0 {
-        return f64::NAN;
+    let mut e = Evaluator::new(layout, params, threads);
+    e.push(ids);
+    e.mean()
+}
+
+/// `evaluate` over a text given in pieces (a validation part too large to hold): the state
+/// and the last character carry from one piece to the next, so any split of the text gives
+/// `evaluate`'s loss of the whole, up to rounding (one piece gives it exactly).
+pub struct Evaluator<'a> {
+    layout: &'a Layout,
+    params: &'a [f32],
+    ws: Workspace<f32>,
+    state: State<f32>,
+    /// The last id pushed: it predicts the first of the next piece.
+    prev: Option<u32>,
+    seq: Vec<u32>, // (CHUNK + 1): the ids of one forward and the one after
+    total: f64,
+    n: u64,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Rows per forward: bounds the workspace (about 9 MB at H=512).
+    pub const CHUNK: usize = 250;
+
+    /// An evaluator from a zero state.
+    pub fn new(layout: &'a Layout, params: &'a [f32], threads: Threads) -> Self {
+        Evaluator {
+            layout,
+            params,
+            ws: Workspace::<f32>::new(layout, 1, Self::CHUNK, false, threads),
+            state: State::zeros(layout.config.layers, 1, layout.config.hidden),
+            prev: None,
+            seq: Vec::with_capacity(Self::CHUNK + 1),
+            total: 0.0,
+            n: 0,
+        }
     }
-    let mut ws = Workspace::<f32>::new(layout, 1, CHUNK.min(n), false, threads);
-    let mut state = State::zeros(layout.config.layers, 1, layout.config.hidden);
-    let mut total = 0.0;
-    for s in (0..n).step_by(CHUNK) {
-        let e = (s + CHUNK).min(n);
-        ws.forward(params, layout, &ids[s..e], &state);
-        total += ws.loss_sum(&ids[s + 1..e + 1], layout.config.vocab);
-        ws.final_state(&mut state);
+
+    /// Scores the next piece of the text.
+    pub fn push(&mut self, ids: &[u32]) {
+        let mut rest = ids;
+        while !rest.is_empty() {
+            let take = (Self::CHUNK + usize::from(self.prev.is_none())).min(rest.len());
+            self.seq.clear();
+            self.seq.extend(self.prev);
+            self.seq.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            self.prev = self.seq.last().copied();
+            let k = self.seq.len() - 1; // predictions in this forward
+            if k == 0 {
+                continue;
+            }
+            self.ws
+                .forward(self.params, self.layout, &self.seq[..k], &self.state);
+            self.total += self.ws.loss_sum(&self.seq[1..], self.layout.config.vocab);
+            self.ws.final_state(&mut self.state);
+            self.n += k as u64;
+        }
     }
-    total / n as f64
+
+    /// The mean loss so far in nats/char (NaN before two ids).
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            self.total / self.n as f64
+        }
+    }
 }

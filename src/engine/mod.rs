@@ -27,7 +27,7 @@ pub mod team;
 pub mod workspace;
 
 pub use linalg::Threads;
-pub use loss::evaluate;
+pub use loss::{evaluate, Evaluator};
 pub use workspace::{State, Workspace};
 
 /// The model's initial parameters in the engine's float type: PyTorch's default init (see

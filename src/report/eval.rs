@@ -16,9 +16,12 @@ pub struct EvalArgs {
     /// Texts to measure, each on its own.
     #[arg(required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
-    /// Replace invalid UTF-8 with U+FFFD instead of stopping with an error.
+    /// Replace invalid bytes with U+FFFD instead of stopping with an error.
     #[arg(long)]
     pub lossy: bool,
+    /// The encoding of texts without a byte-order mark, e.g. windows-1252 [default: UTF-8].
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
     /// Worker threads [default: all cores].
     #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
@@ -29,9 +32,10 @@ pub struct EvalArgs {
 /// are left out of the stream, and either way they are counted and reported.
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let threads = crate::engine::threads_from_flag(a.threads)?;
+    let decoding = data::Decoding::new(a.lossy, a.encoding.as_deref())?;
     let model = Model::load(&a.checkpoint)?;
     for f in &a.files {
-        let text = data::read_text(f, a.lossy)?;
+        let text = data::read_text(f, &decoding)?;
         let score = model
             .score(&text, threads)
             .map_err(|e| Error::input(format!("{} has {e}", f.display())))?;

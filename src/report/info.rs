@@ -90,6 +90,24 @@ pub fn info(a: &InfoArgs) -> Result<()> {
                 c.min_count
             );
             println!(
+                "regularisation and schedule: dropout {}, weight decay {}, lr schedule {}{}, warmup {} steps",
+                c.dropout,
+                c.weight_decay,
+                format!("{:?}", c.lr_schedule).to_lowercase(),
+                if c.lr_schedule == crate::optim::Schedule::Step {
+                    format!(" (×{} per epoch)", c.lr_decay)
+                } else {
+                    String::new()
+                },
+                c.warmup
+            );
+            if let Some(p) = &s.plan {
+                println!(
+                    "budget: {} (a plain --resume continues to it)",
+                    p.describe()
+                );
+            }
+            println!(
                 "corpus: {}, {} characters, fingerprint {}",
                 s.corpus.file, s.corpus.chars, s.corpus.fingerprint
             );

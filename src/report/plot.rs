@@ -1,5 +1,5 @@
 //! `charrnn plot RUN... --out FILE`: several runs' training and validation curves on one chart,
-//! SVG or PNG by the file's extension.
+//! SVG or PNG by the file's extension. One run without `--out` redraws its own `RUN/loss.svg`.
 //!
 //! Owns the command. Does not draw (see `chart`) or define the metrics (see `metrics`).
 
@@ -13,13 +13,23 @@ pub struct PlotArgs {
     /// Run folders (each holds metrics.jsonl).
     #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
-    /// The chart to write (.svg).
-    #[arg(long, default_value = "loss.svg")]
-    pub out: PathBuf,
+    /// The chart to write, .svg or .png [default with one run: RUN/loss.svg; needed with
+    /// several].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `charrnn plot RUN... --out FILE`: several runs' losses on one chart.
-pub fn plot_runs(runs: &[PathBuf], out: &Path) -> Result<()> {
+pub fn plot_runs(runs: &[PathBuf], out: Option<&Path>) -> Result<()> {
+    let out = match (out, runs) {
+        (Some(o), _) => o.to_path_buf(),
+        (None, [one]) => one.join("loss.svg"),
+        (None, _) => crate::bail!(
+            "give --out FILE.svg or --out FILE.png for a chart of {} runs",
+            runs.len()
+        ),
+    };
+    let out = out.as_path();
     let mut all = Vec::new();
     for (i, dir) in runs.iter().enumerate() {
         if !dir.join("metrics.jsonl").is_file() {

@@ -32,6 +32,10 @@ pub struct SampleArgs {
     /// training text).
     #[arg(long, value_name = "FILE")]
     pub prime_file: Option<PathBuf>,
+    /// The encoding of --prime-file and --check-novelty texts without a byte-order mark, e.g.
+    /// windows-1252 [default: UTF-8].
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
     /// Drop prime characters the model does not know (named on stderr) instead of stopping.
     #[arg(long)]
     pub skip_unknown: bool,
@@ -105,7 +109,10 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
 fn prime(a: &SampleArgs, model: &Model) -> Result<(String, Vec<u32>)> {
     let given = match (&a.prime, &a.prime_file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => crate::data::read_text(f, false)?,
+        (None, Some(f)) => crate::data::read_text(
+            f,
+            &crate::data::Decoding::new(false, a.encoding.as_deref())?,
+        )?,
         (None, None) => String::new(),
     };
     let what = if a.prime_file.is_some() {
@@ -147,7 +154,10 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     check_flags(a)?;
     // Read the corpus first: a bad path should fail before any output.
     let novelty_corpus = match &a.check_novelty {
-        Some(p) => Some(crate::data::read_text(p, true)?),
+        Some(p) => Some(crate::data::read_text(
+            p,
+            &crate::data::Decoding::new(true, a.encoding.as_deref())?,
+        )?),
         None => None,
     };
     let model = Model::load(&a.checkpoint)?;

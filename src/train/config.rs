@@ -6,11 +6,14 @@
 
 use super::args::TrainArgs;
 use crate::bail;
-use crate::checkpoint::{default_lr_decay, TrainConfig};
+use crate::checkpoint::{default_lr_decay, Plan, TrainConfig, TrainState};
 use crate::error::Result;
 use crate::model::ModelConfig;
 use crate::optim::Schedule;
 use std::path::Path;
+
+/// Validation during training scores this many characters of the validation part by default.
+pub const DEFAULT_VAL_CHARS: u64 = 1_000_000;
 
 /// The flags of a fresh run, checked, with defaults filled in; without --hidden the hidden
 /// size is 0 and without --dropout the dropout 0 until `size_fresh_model` chooses them.
@@ -34,6 +37,8 @@ pub(super) fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> 
         lr_decay: a.lr_decay.unwrap_or_else(default_lr_decay),
         weight_decay: a.weight_decay.unwrap_or(0.0),
         dropout: a.dropout.unwrap_or(0.0),
+        encoding: a.encoding.clone(),
+        val_chars: Some(a.val_chars.unwrap_or(DEFAULT_VAL_CHARS)),
     };
     if !(cfg.dropout >= 0.0 && cfg.dropout < 1.0) {
         bail!("--dropout must be in [0, 1), got {}", cfg.dropout);
@@ -150,6 +155,11 @@ pub(super) fn check_resume_flags(
     );
     check("--embed", s(a.embed), m.embed.to_string());
     check(
+        "--val-chars",
+        a.val_chars.map(|v| v.to_string()),
+        c.val_chars.map_or("0".into(), |v| v.to_string()),
+    );
+    check(
         "--amsgrad",
         a.amsgrad.then(|| "on".into()),
         if c.amsgrad { "on" } else { "off" }.into(),
@@ -176,7 +186,7 @@ pub(super) fn check_resume_flags(
 
 /// The step a run stops at, from `--steps` and `--epochs` (the whole run's; 10 epochs when no
 /// budget is given at all), or None when only `--minutes` bounds it.
-pub(super) fn target_steps(a: &TrainArgs, steps_per_epoch: u64) -> Option<u64> {
+fn target_steps(a: &TrainArgs, steps_per_epoch: u64) -> Option<u64> {
     let by_epochs = a
         .epochs
         .or((a.steps.is_none() && a.minutes.is_none()).then_some(10.0))
@@ -184,6 +194,40 @@ pub(super) fn target_steps(a: &TrainArgs, steps_per_epoch: u64) -> Option<u64> {
     match (a.steps, by_epochs) {
         (Some(s), Some(e)) => Some(s.min(e)),
         (s, e) => s.or(e),
+    }
+}
+
+/// The run's budget. A fresh run's comes from its flags. A resumed run keeps the one in its
+/// checkpoint unless a budget flag is given (then `--steps`/`--epochs` count the whole run and
+/// `--minutes` this invocation's training); the second value says what changed, if anything.
+pub(super) fn plan(
+    a: &TrainArgs,
+    saved: Option<&TrainState>,
+    steps_per_epoch: u64,
+) -> (Plan, Option<String>) {
+    let given = a.steps.is_some() || a.epochs.is_some() || a.minutes.is_some();
+    let spent = saved.map_or(0.0, |s| s.train_seconds);
+    let from_flags = Plan {
+        steps: target_steps(a, steps_per_epoch),
+        seconds: a.minutes.map(|m| spent + 60.0 * m),
+    };
+    match saved.map(|s| s.plan) {
+        None => (from_flags, None),
+        Some(Some(p)) if !given => (p, None),
+        Some(old) => {
+            let show = |p: Option<Plan>| match p {
+                None => "10 epochs (a checkpoint without a saved budget)".to_string(),
+                Some(p) => p.describe(),
+            };
+            let changed = (old != Some(from_flags)).then(|| {
+                format!(
+                    "the run's budget changes from {} to {}",
+                    show(old),
+                    show(Some(from_flags))
+                )
+            });
+            (from_flags, changed.filter(|_| given))
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod args;
 mod config;
 mod interrupt;
+mod lock;
 mod progress;
 mod run;
 mod runlog;

@@ -7,15 +7,15 @@
 
 use super::args::TrainArgs;
 use super::interrupt;
-use super::progress::{hms, rss_mb, Progress};
+use super::lock::RunLock;
+use super::progress::{hms, rss_mb, Progress, Status};
 use super::runlog::RunLog;
-use crate::bail;
-use crate::checkpoint::{self, TrainConfig, TrainRef, TrainState};
+use crate::checkpoint::{self, Plan, TrainConfig, TrainRef, TrainState};
 use crate::data::{Batches, Vocab};
-use crate::engine::{evaluate, State, Threads, Workspace};
+use crate::engine::{evaluate, Evaluator, State, Threads, Workspace};
 use crate::error::{Error, Kind, Result};
 use crate::model::{Layout, ModelConfig};
-use crate::optim::{scheduled_lr, step::step, Adam, Schedule};
+use crate::optim::{scheduled_lr, step::step, Adam};
 use crate::report::metrics::Record;
 use crate::rng::Rng;
 use crate::sample::{Pick, Sampler};
@@ -30,7 +30,10 @@ pub(super) struct Run<'a> {
     pub(super) layout: Layout,
     pub(super) vocab: Vocab,
     pub(super) batches: Batches,
+    /// (C): the slice of the validation part that validation during training scores.
     pub(super) val_ids: Vec<u32>,
+    /// (training characters, validation characters) of the split.
+    pub(super) val_split: (usize, usize),
     /// Steps per epoch.
     pub(super) spe: u64,
     pub(super) threads: Threads,
@@ -39,14 +42,18 @@ pub(super) struct Run<'a> {
     pub(super) adam: Adam<f32>,
     pub(super) carry: State<f32>,
     pub(super) st: TrainState,
-    /// The step to stop at (from --steps / --epochs), if any.
-    pub(super) target_steps: Option<u64>,
-    /// Seconds of training this invocation may take (--minutes), if any.
-    pub(super) budget: Option<f64>,
+    /// The run's budget: the step to stop at, and the training seconds of the whole run.
+    pub(super) plan: Plan,
     pub(super) progress: Progress,
     pub(super) log: RunLog,
     /// The run's generator (dropout masks); its state is saved in every checkpoint.
     pub(super) rng: Rng,
+    /// The run folder's lock, held for the run's life.
+    pub(super) _lock: RunLock,
+    /// With --full-val: the loss on the whole validation part at the end.
+    pub(super) full_val: Option<f64>,
+    /// Seconds from the first step to the end, validation and saving included.
+    pub(super) wall_seconds: f64,
 }
 
 /// The step loop's buffers and clocks (this invocation only; nothing here is saved).
@@ -56,8 +63,6 @@ struct Loop {
     x: Vec<u32>,     // (T, B) input ids
     y: Vec<u32>,     // (T, B) target ids
     started: Instant,
-    /// Seconds spent in training steps in this invocation.
-    run_seconds: f64,
     /// Exponential moving average of the training loss, for the status line.
     loss_avg: Option<f64>,
     /// A moving window of characters and seconds, for chars/s.
@@ -68,6 +73,10 @@ struct Loop {
     rss: (f64, Instant),
     /// Loss sum, steps and seconds since the last metrics line.
     log: (f64, u64, f64),
+    /// The step of the last checkpoint written, in this invocation or before.
+    last_saved: Option<u64>,
+    /// Steps taken in this invocation.
+    steps: u64,
 }
 
 impl Run<'_> {
@@ -82,7 +91,6 @@ impl Run<'_> {
             x: vec![0u32; b * t],
             y: vec![0u32; b * t],
             started: now,
-            run_seconds: 0.0,
             loss_avg: None,
             rate: (0.0, 0.0),
             last_eval_step: None,
@@ -90,9 +98,11 @@ impl Run<'_> {
             last_save: now,
             rss: (rss_mb(), now),
             log: (0.0, 0, 0.0),
+            last_saved: (self.st.step > 0).then_some(self.st.step),
+            steps: 0,
         };
         let reason = loop {
-            if let Some(why) = self.stop_reason(lp.run_seconds) {
+            if let Some(why) = self.stop_reason() {
                 break why;
             }
             let (loss, dt) = self.train_step(&mut lp)?;
@@ -101,18 +111,26 @@ impl Run<'_> {
             self.checkpoint_if_due(&mut lp)?;
         };
         if lp.last_eval_step != Some(self.st.step) && self.st.step > 0 {
-            self.validate()?;
+            self.validate(&mut lp)?;
         }
+        if self.args.full_val && self.val_ids.len() < self.val_split.1 && reason != "interrupted" {
+            self.full_validation();
+        }
+        self.wall_seconds = lp.started.elapsed().as_secs_f64();
         Ok(reason)
     }
 
     /// Why the run should stop before the next step, if it should.
-    fn stop_reason(&self, run_seconds: f64) -> Option<&'static str> {
+    fn stop_reason(&self) -> Option<&'static str> {
         if interrupt::requested() {
             Some("interrupted")
-        } else if self.target_steps.is_some_and(|ts| self.st.step >= ts) {
+        } else if self.plan.steps.is_some_and(|ts| self.st.step >= ts) {
             Some("done")
-        } else if self.budget.is_some_and(|bgt| run_seconds >= bgt) {
+        } else if self
+            .plan
+            .seconds
+            .is_some_and(|s| self.st.train_seconds >= s)
+        {
             Some("time budget reached")
         } else if self
             .args
@@ -136,7 +154,7 @@ impl Run<'_> {
             self.config.warmup,
             self.config.lr_decay,
             self.st.step,
-            self.progress_fraction(lp.run_seconds),
+            self.progress_fraction(),
             self.st.step / spe,
         );
         let k = (self.st.step % spe) as usize;
@@ -161,19 +179,15 @@ impl Run<'_> {
         st.epoch = st.step / spe;
         st.cursor = st.step % spe;
         if !loss.is_finite() {
-            self.save(false)?;
-            bail!(
-                "training diverged at step {} (loss {loss}); try a smaller --lr or --clip",
-                self.st.step
-            );
+            return Err(self.diverged("the training loss", loss, lp.last_saved));
         }
         let dt = t0.elapsed().as_secs_f64();
-        lp.run_seconds += dt;
         self.st.train_seconds += dt;
+        lp.steps += 1;
         Ok((loss, dt))
     }
 
-    /// The status line: step, epoch, loss, validation, speed, learning rate, time, memory.
+    /// The status line: step, epoch, loss, validation, speed, training time, memory.
     fn show_progress(&mut self, lp: &mut Loop, loss: f64, dt: f64) {
         let chars = (self.config.batch * self.config.seq) as f64;
         lp.rate = (lp.rate.0 + chars, lp.rate.1 + dt);
@@ -183,43 +197,30 @@ impl Run<'_> {
             // a moving window: halve the history
             lp.rate = (lp.rate.0 / 2.0, lp.rate.1 / 2.0);
         }
-        let secs_per_step = chars / cps;
         let st = &self.st;
         let mut eta = f64::INFINITY;
-        if let Some(ts) = self.target_steps {
-            eta = eta.min((ts - st.step.min(ts)) as f64 * secs_per_step);
+        if let Some(ts) = self.plan.steps {
+            eta = eta.min((ts - st.step.min(ts)) as f64 * chars / cps);
         }
-        if let Some(bgt) = self.budget {
-            eta = eta.min(bgt - lp.run_seconds);
+        if let Some(s) = self.plan.seconds {
+            eta = eta.min(s - st.train_seconds);
         }
-        let lr = if self.config.lr_schedule == Schedule::Constant && self.config.warmup == 0 {
-            String::new()
-        } else {
-            format!(" lr {:.2e}", self.adam.lr)
-        };
-        let val = st.last_val.map_or("-".to_string(), |v| {
-            format!("{v:.4} ({:.3} bpc)", v / std::f64::consts::LN_2)
-        });
         if lp.rss.1.elapsed() >= Duration::from_secs(1) {
             lp.rss = (rss_mb(), Instant::now()); // a read of /proc: once a second, not every step
         }
-        let status = format!(
-            "step {}{} epoch {:.2} loss {:.4} val {} {:.0} chars/s{lr} elapsed {} eta {} mem {:.0} MB",
-            st.step,
-            self.target_steps.map_or(String::new(), |t| format!("/{t}")),
-            st.step as f64 / self.spe as f64,
-            lp.loss_avg.unwrap_or(loss),
-            val,
-            cps,
-            hms(lp.started.elapsed().as_secs_f64()),
-            if eta.is_finite() {
-                hms(eta)
-            } else {
-                "-".into()
-            },
-            lp.rss.0,
-        );
-        let frac = self.progress_fraction(lp.run_seconds);
+        let status = Status {
+            step: st.step,
+            target: self.plan.steps,
+            epoch: st.step as f64 / self.spe as f64,
+            loss: lp.loss_avg.unwrap_or(loss),
+            val: st.last_val,
+            chars_per_s: cps,
+            train_seconds: st.train_seconds,
+            budget_seconds: self.plan.seconds,
+            eta,
+            rss_mb: lp.rss.0,
+        };
+        let frac = self.progress_fraction();
         self.progress.update(frac, &status);
     }
 
@@ -231,6 +232,7 @@ impl Run<'_> {
             return Ok(());
         }
         let (sum, n, secs) = lp.log;
+        self.check_divergence(lp)?;
         self.log.push(Record::Train {
             step: self.st.step,
             epoch: self.st.step as f64 / self.spe as f64,
@@ -249,7 +251,7 @@ impl Run<'_> {
     /// --save-every-minutes, a short sample every --sample-every seconds.
     fn checkpoint_if_due(&mut self, lp: &mut Loop) -> Result<()> {
         if self.st.step.is_multiple_of(self.args.eval_every) {
-            self.validate()?;
+            self.validate(lp)?;
             lp.last_eval_step = Some(self.st.step);
             lp.last_save = Instant::now();
         } else if self
@@ -258,6 +260,7 @@ impl Run<'_> {
             .is_some_and(|m| lp.last_save.elapsed().as_secs_f64() >= 60.0 * m)
         {
             self.save(false)?;
+            lp.last_saved = Some(self.st.step);
             lp.last_save = Instant::now();
         }
         if self.args.sample_every > 0.0
@@ -321,10 +324,15 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Exact validation, then checkpoints and the log.
-    pub(super) fn validate(&mut self) -> Result<()> {
+    /// Exact validation of the validation slice, then checkpoints and the log; a diverged
+    /// loss stops the run before anything is saved.
+    fn validate(&mut self, lp: &mut Loop) -> Result<()> {
         let t0 = Instant::now();
+        self.check_divergence(lp)?;
         let val = evaluate(&self.layout, &self.params, &self.val_ids, self.threads);
+        if !val.is_finite() {
+            return Err(self.diverged("the validation loss", val, lp.last_saved));
+        }
         let st = &mut self.st;
         st.last_val = Some(val);
         let improved = st.best_val.is_none_or(|b| val < b);
@@ -335,6 +343,7 @@ impl Run<'_> {
             st.evals_since_best += 1;
         }
         self.save(improved)?;
+        lp.last_saved = Some(self.st.step);
         self.log.push(Record::Val {
             step: self.st.step,
             epoch: self.st.step as f64 / self.spe as f64,
@@ -355,14 +364,74 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// How much of the run's budget is spent: the larger of steps / target steps and this
-    /// invocation's training seconds / --minutes.
-    fn progress_fraction(&self, run_seconds: f64) -> f64 {
+    /// How much of the run's budget is spent: the larger of steps / target steps and training
+    /// seconds / the time budget.
+    fn progress_fraction(&self) -> f64 {
         let by_steps = self
-            .target_steps
+            .plan
+            .steps
             .map_or(0.0, |ts| self.st.step as f64 / ts as f64);
-        let by_time = self.budget.map_or(0.0, |b| run_seconds / b);
+        let by_time = self.plan.seconds.map_or(0.0, |b| self.st.train_seconds / b);
         by_steps.max(by_time).clamp(0.0, 1.0)
+    }
+
+    /// Divergence: the training loss (its moving average over about 20 steps) stays more than
+    /// a nat above a uniform guess over the vocabulary (ln V, what a model scores at
+    /// initialisation). Checked before every save, so no diverged weights are written. A high
+    /// validation loss with a low training loss is overfitting, not this.
+    fn check_divergence(&self, lp: &Loop) -> Result<()> {
+        let uniform = (self.model.vocab as f64).ln();
+        match lp.loss_avg {
+            Some(l) if lp.steps >= 20 && (l.is_nan() || l > uniform + 1.0) => {
+                Err(self.diverged("the training loss", l, lp.last_saved))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The divergence error (exit 3): what happened, what to change, what was kept.
+    fn diverged(&self, what: &str, loss: f64, last_saved: Option<u64>) -> Error {
+        let v = self.model.vocab;
+        let clip = if self.config.clip > 0.0 {
+            "keep --clip".to_string()
+        } else {
+            "keep --clip (it is 0, off; the default 5 bounds every step)".to_string()
+        };
+        let kept = match last_saved {
+            Some(s) => format!(
+                "best.safetensors and last.safetensors in {} are from step {s}, before it",
+                self.out.display()
+            ),
+            None => "no checkpoint was written".to_string(),
+        };
+        Error {
+            kind: Kind::Diverged,
+            msg: format!(
+                "training diverged at step {}: {what} is {loss:.4} nats/char, far above a uniform guess over the {v} characters ({:.2}), so the weights blew up; lower --lr (it is {}; the default is 0.002) and {clip}; {kept}",
+                self.st.step,
+                (v as f64).ln(),
+                self.config.lr
+            ),
+        }
+    }
+
+    /// With --full-val: the whole validation part, read in pieces, after the last step.
+    fn full_validation(&mut self) {
+        let t0 = Instant::now();
+        let (start, len) = self.val_split;
+        let mut e = Evaluator::new(&self.layout, &self.params, self.threads);
+        let piece = Evaluator::CHUNK * 4096;
+        for s in (start..start + len).step_by(piece) {
+            e.push(&self.batches.ids().to_vec(s, (s + piece).min(start + len)));
+        }
+        self.full_val = Some(e.mean());
+        self.progress.line(&format!(
+            "step {}: the whole validation part ({len} characters): {:.4} nats/char ({:.4} bits/char) [eval {:.1}s]",
+            self.st.step,
+            e.mean(),
+            e.mean() / std::f64::consts::LN_2,
+            t0.elapsed().as_secs_f64()
+        ));
     }
 
     fn chars_seen(&self) -> u64 {
@@ -386,28 +455,71 @@ impl Run<'_> {
             return Err(Error {
                 kind: Kind::Interrupted,
                 msg: format!(
-                    "interrupted at step {}; saved {}; continue with: charrnn train {} --resume {}",
+                    "interrupted at step {}; saved {}; continue with: {}",
                     self.st.step,
                     last.display(),
-                    self.args
-                        .files
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    last.display()
+                    self.resume_command(&last)
                 ),
             });
         }
+        let val = match self.full_val {
+            Some(f) => format!(
+                "; validation loss {f:.4} nats/char on the whole validation part (best on its first {} characters: {:.4})",
+                self.val_ids.len(),
+                self.st.best_val.unwrap_or(f64::NAN)
+            ),
+            None => format!(
+                "; best validation loss {:.4} nats/char",
+                self.st.best_val.unwrap_or(f64::NAN)
+            ),
+        };
         eprintln!(
-            "charrnn: {reason} at step {} (epoch {:.2}, {} of training); best validation loss {:.4} nats/char; checkpoints in {}",
+            "charrnn: {reason} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}; checkpoints in {}",
             self.st.step,
             self.st.step as f64 / self.spe as f64,
             hms(self.st.train_seconds),
-            self.st.best_val.unwrap_or(f64::NAN),
+            hms(self.wall_seconds),
             self.out.display()
         );
         Ok(())
+    }
+
+    /// The command that continues this run: its files, the checkpoint, and the flags given
+    /// that a checkpoint does not remember (threads decide the arithmetic; the rest what is
+    /// written and when).
+    fn resume_command(&self, last: &std::path::Path) -> String {
+        let a = self.args;
+        let mut cmd = vec!["charrnn train".to_string()];
+        cmd.extend(a.files.iter().map(|p| p.display().to_string()));
+        cmd.push(format!("--resume {}", last.display()));
+        let mut flag = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                cmd.push(format!("--{name} {v}"));
+            }
+        };
+        flag("threads", a.threads.map(|v| v.to_string()));
+        flag(
+            "eval-every",
+            (a.eval_every != 500).then(|| a.eval_every.to_string()),
+        );
+        flag(
+            "log-every",
+            (a.log_every != 10).then(|| a.log_every.to_string()),
+        );
+        flag("keep", (a.keep != 3).then(|| a.keep.to_string()));
+        flag(
+            "sample-every",
+            (a.sample_every != 30.0).then(|| a.sample_every.to_string()),
+        );
+        flag(
+            "save-every-minutes",
+            a.save_every_minutes.map(|v| v.to_string()),
+        );
+        flag("patience", a.patience.map(|v| v.to_string()));
+        if a.full_val {
+            cmd.push("--full-val".into());
+        }
+        cmd.join(" ")
     }
 }
 

@@ -1,22 +1,23 @@
-//! Setting a run up: the text read and encoded, the model built fresh (sized for the budget)
-//! or restored from a checkpoint, the output folder checked and `config.json` written, and the
-//! lines that say what is about to happen.
+//! Setting a run up: the text read in two streaming passes (count, then encode), the model
+//! built fresh (sized for the budget) or restored from a checkpoint, the output folder locked
+//! and checked, `config.json` written, and the lines that say what is about to happen.
 //!
 //! Owns everything before the first step. Does not step (see `run`).
 
 use super::args::TrainArgs;
-use super::config::{check_resume_flags, check_run_flags, fresh_config, target_steps};
+use super::config::{check_resume_flags, check_run_flags, fresh_config, plan};
+use super::lock::lock;
 use super::progress::Progress;
 use super::run::Run;
 use super::runlog::RunLog;
 use super::sizing::size_fresh_model;
 use crate::bail;
 use crate::checkpoint::{self, CorpusInfo, ResumeState, TrainConfig, TrainSnapshot, TrainState};
-use crate::data::{self, Batches, Vocab};
+use crate::data::{corpus::Scan, Batches, Corpus, Decoding, Vocab};
 use crate::engine::{init_params, State, Threads};
 use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
-use crate::optim::Adam;
+use crate::optim::{Adam, Schedule};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -28,21 +29,6 @@ struct Resumed {
     snap: TrainSnapshot,
 }
 
-/// The text as the run sees it: encoded, with what config.json and the first line report.
-struct Text {
-    name: String,
-    files: usize,
-    skipped: usize,
-    bytes: usize,
-    sha256: String,
-    chars: usize,
-    vocab: Vocab,
-    ids: Vec<u32>,
-    /// Characters mapped to the unknown symbol.
-    unknown: usize,
-    fingerprint: String,
-}
-
 /// The model, optimiser and run state a run starts from.
 struct Start {
     model: ModelConfig,
@@ -51,6 +37,14 @@ struct Start {
     carry: State<f32>,
     st: TrainState,
     sizing_line: Option<String>,
+}
+
+/// The split of the encoded text.
+struct Split {
+    train: usize,
+    val: usize,
+    /// The slice of the validation part that validation during training scores.
+    slice: Vec<u32>,
 }
 
 impl<'a> Run<'a> {
@@ -69,79 +63,162 @@ impl<'a> Run<'a> {
             (None, Some((_, c))) => c.clone(),
             (None, None) => unreachable!("a run is either fresh or resumed"),
         };
-        let text = read_text(a, &config, resumed.as_ref())?;
-        let (train_ids, val_ids) = data::split(&text.ids, config.val_frac);
-        if val_ids.len() < 2 {
-            bail!(
-                "the validation part of {} has {} character(s); it needs at least 2: use a larger --val-frac or a longer text",
-                text.name,
-                val_ids.len()
-            );
-        }
-        let batches = Batches::new(train_ids, config.batch, config.seq)?;
+        let out = out_dir(a);
+        // A folder in use fails now, before a long read of the text.
+        let early_lock = if out.is_dir() {
+            Some(lock(&out)?)
+        } else {
+            None
+        };
+        let decoding = Decoding::new(
+            config.lossy,
+            a.encoding.as_deref().or(config.encoding.as_deref()),
+        )?;
+        let corpus = Corpus::open(&a.files)?;
+        let scan = corpus.scan(&decoding, config.ascii)?;
+        let vocab = match &resumed {
+            Some(r) => {
+                check_same_text(&scan, &r.snap.state.corpus)?;
+                r.vocab.clone()
+            }
+            None => Vocab::from_counts(&scan.counts, config.max_vocab, config.min_count),
+        };
+        prepare_out_dir(&out)?;
+        let run_lock = match early_lock {
+            Some(l) => l,
+            None => lock(&out)?,
+        };
+        let encoded = corpus.encode(&decoding, config.ascii, &vocab, scan.chars, &out)?;
+        let ids = encoded.ids;
+        let split = split(&ids, &config, &scan.name)?;
+        let batches = Batches::new(ids, split.train, config.batch, config.seq)?;
         let spe = batches.steps_per_epoch as u64;
         let start = match resumed {
             Some(r) => restore(r),
             None => {
                 let m = ModelConfig {
-                    vocab: text.vocab.len(),
+                    vocab: vocab.len(),
                     ..fresh.expect("a fresh run has a fresh config").0
                 };
-                let shape = (batches.train_len(), spe);
-                fresh_start(a, m, &mut config, &text, shape, Threads(threads))
+                let info = CorpusInfo {
+                    file: scan.name.clone(),
+                    chars: scan.chars as usize,
+                    fingerprint: scan.fingerprint.clone(),
+                };
+                fresh_start(
+                    a,
+                    m,
+                    &mut config,
+                    info,
+                    (split.train, spe),
+                    Threads(threads),
+                )
             }
         };
+        let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), spe);
         let rng = rng_from_state(&start.st)?;
         let layout = Layout::new(start.model);
-
-        // Where checkpoints go; fail now, not after an hour, if it cannot be written.
-        let out: PathBuf = match (&a.out, &a.resume) {
-            (Some(o), _) => o.clone(),
-            (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
-            (None, None) => Path::new("runs").join(a.files[0].file_stem().unwrap_or_default()),
-        };
-        prepare_out_dir(&out)?;
-        write_run_config(a, &out, &text, &start, &config, (threads, spe))?;
+        write_run_config(
+            a,
+            &out,
+            (&corpus, &scan, &vocab),
+            &start,
+            &config,
+            (threads, spe),
+        )?;
         let log = RunLog::open(&out, start.st.step)?;
-        let target_steps = target_steps(a, spe);
-        if let Some(t) = target_steps.filter(|&t| start.st.step >= t) {
+        if let Some(t) = plan.steps.filter(|&t| start.st.step >= t) {
             bail!(
                 "the run is already at step {} (target {t}); give a larger --steps or --epochs",
                 start.st.step
             );
         }
+        if let Some(s) = plan.seconds.filter(|&s| start.st.train_seconds >= s) {
+            bail!(
+                "the run has already trained {:.1} of its {:.1} minutes; give --minutes to train longer",
+                start.st.train_seconds / 60.0,
+                s / 60.0
+            );
+        }
         let progress = Progress::new();
-        print_header(&progress, &text, &start, &layout, &config, (threads, spe));
-        let mut adam = start.adam;
-        adam.weight_decay = config.weight_decay;
-        adam.decay = layout
-            .tensors
-            .iter()
-            .filter(|t| t.name.contains("weight"))
-            .map(|t| t.offset..t.offset + t.len)
-            .collect();
+        print_header(
+            &progress,
+            &scan,
+            &vocab,
+            encoded.unknown,
+            &split,
+            &start,
+            &layout,
+            &config,
+            (threads, spe),
+        );
+        if let Some(change) = changed {
+            let cosine = config.lr_schedule == Schedule::Cosine;
+            progress.line(&format!(
+                "charrnn: {change}{}",
+                if cosine {
+                    "; the cosine learning-rate schedule is re-planned over the new budget from here, so the run is not the one a single run of that length would give"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let Start {
+            model,
+            params,
+            adam,
+            carry,
+            mut st,
+            ..
+        } = start;
+        st.plan = Some(plan);
+        let adam = with_weight_decay(adam, &layout, config.weight_decay);
         Ok(Run {
             args: a,
-            val_ids: val_ids.to_vec(),
+            val_ids: split.slice,
+            val_split: (split.train, split.val),
             config,
-            model: start.model,
+            model,
             layout,
-            vocab: text.vocab,
+            vocab,
             batches,
             spe,
             threads: Threads(threads),
             out,
-            params: start.params,
+            params,
             adam,
-            carry: start.carry,
-            st: start.st,
-            target_steps,
-            budget: a.minutes.map(|m| m * 60.0),
+            carry,
+            st,
+            plan,
             progress,
             log,
             rng,
+            _lock: run_lock,
+            full_val: None,
+            wall_seconds: 0.0,
         })
     }
+}
+
+/// `--out`, else the resumed checkpoint's folder, else runs/<file stem>.
+fn out_dir(a: &TrainArgs) -> PathBuf {
+    match (&a.out, &a.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
+        (None, None) => Path::new("runs").join(a.files[0].file_stem().unwrap_or_default()),
+    }
+}
+
+/// AdamW's decay applies to the weight matrices, not the biases.
+fn with_weight_decay(mut adam: Adam<f32>, layout: &Layout, weight_decay: f64) -> Adam<f32> {
+    adam.weight_decay = weight_decay;
+    adam.decay = layout
+        .tensors
+        .iter()
+        .filter(|t| t.name.contains("weight"))
+        .map(|t| t.offset..t.offset + t.len)
+        .collect();
+    adam
 }
 
 /// With `--resume`: the checkpoint, whose flags the command line must agree with.
@@ -165,51 +242,39 @@ fn load_resumed(a: &TrainArgs) -> Result<Option<Resumed>> {
     }))
 }
 
-/// Reads the corpus, applies `--ascii`, builds (or, on resume, takes) the vocabulary and
-/// encodes the text. On resume the text must be the one the run was trained on.
-fn read_text(a: &TrainArgs, config: &TrainConfig, resumed: Option<&Resumed>) -> Result<Text> {
-    let corpus = data::read_corpus(&a.files, config.lossy)?;
-    let sha256 = data::sha256_hex(corpus.text.as_bytes());
-    let bytes = corpus.text.len();
-    let text = if config.ascii {
-        data::to_ascii(&corpus.text)
-    } else {
-        corpus.text
-    };
-    let vocab = match resumed {
-        Some(r) => r.vocab.clone(),
-        None => Vocab::build(&text, config.max_vocab, config.min_count),
-    };
-    // The text as trained on: the corpus itself unless --ascii changed it.
-    let fingerprint = if config.ascii {
-        data::fingerprint(&text)
-    } else {
-        sha256.clone()
-    };
-    let chars = text.chars().count();
-    if let Some(r) = resumed {
-        let was = &r.snap.state.corpus;
-        if was.fingerprint != fingerprint {
-            bail!(
-                "{} is not the text this run was trained on ({}, {} characters); resume with that file",
-                corpus.name,
-                was.file,
-                was.chars
-            );
-        }
+/// On resume the text must be the one the run was trained on (by fingerprint: the decoded
+/// text, whatever its encoding on disk).
+fn check_same_text(scan: &Scan, was: &CorpusInfo) -> Result<()> {
+    if was.fingerprint != scan.fingerprint {
+        bail!(
+            "{} is not the text this run was trained on ({}, {} characters); resume with that file",
+            scan.name,
+            was.file,
+            was.chars
+        );
     }
-    let (ids, unknown) = vocab.encode(&text, &corpus.name)?;
-    Ok(Text {
-        name: corpus.name,
-        files: corpus.files,
-        skipped: corpus.skipped,
-        bytes,
-        sha256,
-        chars,
-        vocab,
-        ids,
-        unknown,
-        fingerprint,
+    Ok(())
+}
+
+/// Splits off the last `--val-frac` as validation (⌊n·(1−val_frac)⌋, as the PyTorch peers do)
+/// and reads the slice of it that validation during training scores.
+fn split(ids: &crate::data::Ids, c: &TrainConfig, name: &str) -> Result<Split> {
+    let n = ids.len();
+    let train = (n as f64 * (1.0 - c.val_frac)) as usize;
+    let val = n - train;
+    if val < 2 {
+        bail!(
+            "the validation part of {name} has {val} character(s); it needs at least 2: use a larger --val-frac or a longer text"
+        );
+    }
+    let slice = match c.val_chars {
+        Some(k) if k >= 2 && (k as usize) < val => k as usize,
+        _ => val,
+    };
+    Ok(Split {
+        train,
+        val,
+        slice: ids.to_vec(train, train + slice),
     })
 }
 
@@ -233,7 +298,7 @@ fn fresh_start(
     a: &TrainArgs,
     mut m: ModelConfig,
     config: &mut TrainConfig,
-    text: &Text,
+    corpus: CorpusInfo,
     (train_len, spe): (usize, u64),
     threads: Threads,
 ) -> Start {
@@ -252,11 +317,8 @@ fn fresh_start(
         last_val: None,
         evals_since_best: 0,
         train_seconds: 0.0,
-        corpus: CorpusInfo {
-            file: text.name.clone(),
-            chars: text.chars,
-            fingerprint: text.fingerprint.clone(),
-        },
+        corpus,
+        plan: None,
     };
     Start {
         model: m,
@@ -282,7 +344,7 @@ fn rng_from_state(st: &TrainState) -> Result<Rng> {
 fn write_run_config(
     a: &TrainArgs,
     out: &Path,
-    text: &Text,
+    (corpus, scan, vocab): (&Corpus, &Scan, &Vocab),
     start: &Start,
     config: &TrainConfig,
     (threads, spe): (usize, u64),
@@ -293,12 +355,13 @@ fn write_run_config(
         "command": std::env::args().collect::<Vec<_>>(),
         "corpus": {
             "paths": a.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "files": text.files,
-            "skipped_files": text.skipped,
-            "bytes": text.bytes,
-            "chars": text.chars,
-            "sha256": text.sha256,
-            "vocabulary": text.vocab.len(),
+            "files": scan.files,
+            "skipped_files": scan.skipped,
+            "bytes": corpus.bytes,
+            "chars": scan.chars,
+            "sha256": scan.sha256,
+            "encoding": config.encoding,
+            "vocabulary": vocab.len(),
         },
         "model": start.model,
         "parameters": Layout::new(start.model).total,
@@ -317,6 +380,7 @@ fn write_run_config(
             "keep": a.keep,
             "save_every_minutes": a.save_every_minutes,
             "patience": a.patience,
+            "full_val": a.full_val,
             "steps_per_epoch": spe,
         },
     });
@@ -325,32 +389,40 @@ fn write_run_config(
 }
 
 /// The corpus line, the sizing line (fresh runs) and the model line.
+#[allow(clippy::too_many_arguments)]
 fn print_header(
     progress: &Progress,
-    text: &Text,
+    scan: &Scan,
+    vocab: &Vocab,
+    unknown: u64,
+    split: &Split,
     start: &Start,
     layout: &Layout,
     config: &TrainConfig,
     (threads, spe): (usize, u64),
 ) {
-    let (train, val) = data::split(&text.ids, config.val_frac);
+    let slice = if split.slice.len() < split.val {
+        format!(" (validating on its first {})", split.slice.len())
+    } else {
+        String::new()
+    };
     progress.line(&format!(
-        "charrnn: {}{}: {} characters, vocabulary {}{}; train {} / validation {}",
-        text.name,
-        if text.skipped > 0 {
-            format!(" ({} files skipped: not UTF-8 text)", text.skipped)
+        "charrnn: {}{}: {} characters, vocabulary {}{}; train {} / validation {}{slice}",
+        scan.name,
+        if scan.skipped > 0 {
+            format!(" ({} files skipped: not text)", scan.skipped)
         } else {
             String::new()
         },
-        text.chars,
-        text.vocab.len(),
-        if text.unknown > 0 {
-            format!(" ({} rare characters as U+FFFD)", text.unknown)
+        scan.chars,
+        vocab.len(),
+        if unknown > 0 {
+            format!(" ({unknown} rare characters as U+FFFD)")
         } else {
             String::new()
         },
-        train.len(),
-        val.len()
+        split.train,
+        split.val
     ));
     if let Some(line) = &start.sizing_line {
         progress.line(line);

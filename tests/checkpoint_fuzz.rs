@@ -122,7 +122,7 @@ fn split(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
 
 fn join(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
     let mut head = serde_json::to_vec(header).unwrap();
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let mut out = (head.len() as u64).to_le_bytes().to_vec();

@@ -282,7 +282,7 @@ fn a_checkpoint_whose_metadata_lies_is_one_error_line_not_a_panic() {
     model["hidden"] = 1_000_000_000u64.into();
     meta.insert("model".into(), model.to_string().into());
     let mut head = serde_json::to_vec(&header).unwrap();
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let mut lie = (head.len() as u64).to_le_bytes().to_vec();

@@ -93,6 +93,7 @@ impl Corpus {
     /// A file that cannot be read or is not text (see the module header), or no text at all.
     pub fn scan(&self, d: &Decoding, ascii: bool) -> Result<Scan> {
         let mut counts: HashMap<char, u64> = HashMap::new();
+        let mut low = [0u64; 256]; // code points below 256 counted without hashing
         let mut chars = 0u64;
         let (mut raw, mut trained) = (Fingerprint::default(), Fingerprint::default());
         let (files, skipped) = self.visit(d, ascii, "counting", &mut |piece, text| {
@@ -101,11 +102,17 @@ impl Corpus {
                 trained.update(text);
             }
             for c in text.chars() {
-                *counts.entry(c).or_insert(0) += 1;
+                match low.get_mut(c as usize) {
+                    Some(n) => *n += 1,
+                    None => *counts.entry(c).or_insert(0) += 1,
+                }
                 chars += 1;
             }
             Ok(())
         })?;
+        for (c, &n) in low.iter().enumerate().filter(|(_, &n)| n > 0) {
+            counts.insert(char::from(c as u8), n);
+        }
         let sha256 = raw.hex();
         Ok(Scan {
             name: self.name(files),

@@ -19,16 +19,31 @@ pub struct Vocab {
     pub unk: Option<u32>,
     #[serde(skip)]
     index: HashMap<char, u32>,
+    /// Ids of code points below 256 (u32::MAX: not in the vocabulary): most characters of
+    /// most corpora, looked up without hashing (a corpus pass looks up every character).
+    #[serde(skip)]
+    low: Vec<u32>,
 }
 
 impl Vocab {
     pub fn from_chars(chars: Vec<char>, unk: Option<u32>) -> Vocab {
-        let index = chars
+        let index: HashMap<char, u32> = chars
             .iter()
             .enumerate()
             .map(|(i, &c)| (c, i as u32))
             .collect();
-        Vocab { chars, unk, index }
+        let mut low = vec![u32::MAX; 256];
+        for (&c, &i) in &index {
+            if (c as u32) < 256 {
+                low[c as usize] = i;
+            }
+        }
+        Vocab {
+            chars,
+            unk,
+            index,
+            low,
+        }
     }
 
     /// The vocabulary of `text`: every character, or with `max_vocab` / `min_count` the most
@@ -78,8 +93,13 @@ impl Vocab {
         self.chars.is_empty()
     }
 
+    #[inline]
     pub fn id(&self, c: char) -> Option<u32> {
-        self.index.get(&c).copied()
+        match self.low.get(c as usize) {
+            Some(&i) if i != u32::MAX => Some(i),
+            Some(_) => None,
+            None => self.index.get(&c).copied(),
+        }
     }
 
     pub fn char(&self, id: u32) -> char {

@@ -1,7 +1,7 @@
 //! Auto-sizing: when `--hidden` is not given, pick the hidden size (and, when `--dropout` is
 //! not given, the dropout) that the run's budget buys the best model with.
 //!
-//! The rule, measured on tiny Shakespeare, the fairy tales and War and Peace (the README and
+//! The rule, measured on tiny Shakespeare, the fairy tales and War and Peace (docs/quality.md and
 //! bench/results/quality-*.md have the runs):
 //! - a time budget (`--minutes`): time a few real training steps of each candidate size
 //!   (2 layers by default, H = 128, 192, 256, 384, 512, 768, 1024) on this machine, with this

@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// Characters per timed batch-1 sampling round (5 rounds, median).
     #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
     pub sample_chars: usize,
+    /// The precision of the weights batch-1 sampling multiplies with.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: crate::sample::Precision,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -110,8 +113,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let gflops = cps * train_flops_per_char(&cfg) / 1e9;
     let peak = matmul_peak(512, thr);
 
-    // Batch-1 sampling: feed + pick per character.
-    let mut s = Sampler::new(&layout, &params, 1);
+    // Batch-1 sampling: feed + pick per character, in --precision on the crew of --threads.
+    let mut s = Sampler::with(&layout, &params, 1, a.precision, threads);
     let mut id = 0;
     let mut srng = Rng::new(2);
     for _ in 0..200 {
@@ -131,8 +134,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 
     if a.json {
         println!(
-            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1}}}",
-            a.cell.name(), a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps
+            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\"}}",
+            a.cell.name(), a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.precision.name()
         );
     } else {
         println!(
@@ -145,7 +148,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             a.steps
         );
         println!("train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ matmul)", 100.0 * gflops / peak);
-        println!("sample    {sample_cps:>10.0} chars/s  (batch 1)");
+        println!(
+            "sample    {sample_cps:>10.0} chars/s  (batch 1, {}, {} thread(s))",
+            a.precision.name(),
+            s.threads()
+        );
     }
     Ok(())
 }

@@ -34,6 +34,11 @@ pub trait Float:
     fn sqrt(self) -> Self;
     fn sigmoid(self) -> Self;
     fn tanh(self) -> Self;
+    /// `ys (N × n) += xs (N × k) · Wᵀ` in the fixed order of `linalg::matvecs_acc`; f32 runs
+    /// the vectorised kernels of `kernels`, which give the same bits.
+    fn matvecs(ys: &mut [Self], w: &[Self], xs: &[Self], k: usize) {
+        super::linalg::matvecs_acc(ys, w, xs, k)
+    }
     fn max(self, other: Self) -> Self {
         if other > self {
             other
@@ -69,6 +74,9 @@ impl Float for f64 {
 impl Float for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    fn matvecs(ys: &mut [f32], w: &[f32], xs: &[f32], k: usize) {
+        super::kernels::matvecs(ys, super::kernels::Rows::F32(w), xs, k)
+    }
     fn from_f64(x: f64) -> Self {
         x as f32
     }
@@ -103,7 +111,8 @@ pub fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // round to nearest without libm: add and subtract 1.5·2^23.
     const SHIFT: f32 = 12_582_912.0;
-    let n = (x * LOG2E + SHIFT) - SHIFT;
+    let shifted = x * LOG2E + SHIFT;
+    let n = shifted - SHIFT;
     let r = x - n * LN2_HI - n * LN2_LO;
     // e^r on |r| ≤ 0.35: Taylor coefficients to r^7 (truncation < 1e-8 relative).
     let p = 1.0 / 5040.0;
@@ -114,7 +123,11 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // n as an integer, read from the shifted sum's low mantissa bits (1.5·2^23 has bits
+    // 0x4B40_0000): the same value as `n as i32` for the clamped range, without a float-to-int
+    // conversion, whose saturating semantics keep the loop from vectorising.
+    let ni = shifted.to_bits().wrapping_sub(0x4B40_0000) as i32;
+    let bits = (ni.wrapping_add(127) as u32) << 23;
     p * f32::from_bits(bits)
 }
 

@@ -177,9 +177,10 @@ crate::multiversion! {
     }
 }
 
-/// `y (n) += W (n × k, row-major) · x (k)`: `matvecs_acc` for one vector.
+/// `y (n) += W (n × k, row-major) · x (k)`: `matvecs_acc` for one vector (in f32 on the
+/// vectorised kernels, which give the same bits).
 pub fn matvec_acc<F: Float>(y: &mut [F], w: &[F], x: &[F]) {
-    matvecs_acc(y, w, x, x.len())
+    F::matvecs(y, w, x, x.len())
 }
 
 /// A dot product in a fixed order: 16 lanes, folded to 8, then a fixed tree, plus the tail.

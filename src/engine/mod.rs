@@ -19,6 +19,7 @@
 
 pub mod cells;
 pub mod float;
+pub mod kernels;
 pub mod linalg;
 pub mod loss;
 pub mod recurrent;

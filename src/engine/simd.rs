@@ -29,9 +29,13 @@ pub fn level() -> Level {
 fn detect() -> Level {
     if std::env::var_os("CHARRNN_NO_SIMD").is_some() {
         Level::Base
-    } else if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+    } else if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("fma")
+    {
         Level::Avx512
-    } else if is_x86_feature_detected!("avx2") {
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         Level::Avx2
     } else {
         Level::Base

@@ -22,6 +22,10 @@ pub struct EvalArgs {
     /// The encoding of texts without a byte-order mark, e.g. windows-1252 [default: UTF-8].
     #[arg(long, value_name = "NAME")]
     pub encoding: Option<String>,
+    /// Score with the weights converted to this precision, as `sample --precision` uses them
+    /// [default: f32].
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: crate::sample::Precision,
     /// Worker threads [default: all cores].
     #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
@@ -33,7 +37,9 @@ pub struct EvalArgs {
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let threads = crate::engine::threads_from_flag(a.threads)?;
     let decoding = data::Decoding::new(a.lossy, a.encoding.as_deref())?;
-    let model = Model::load(&a.checkpoint)?;
+    let model = Model::load(&a.checkpoint)?
+        .with_precision(a.precision)
+        .with_threads(threads);
     for f in &a.files {
         let text = data::read_text(f, &decoding)?;
         let score = model

@@ -9,11 +9,10 @@
 use super::sampler::Sampler;
 use super::stream::{Step, Stream};
 use crate::data::Vocab;
-use crate::model::Layout;
 
 /// Streams keyed by `K` (a request id, a sample number), stepped together.
 pub struct Batch<'m, K> {
-    sampler: Sampler<'m>,
+    sampler: Sampler,
     vocab: &'m Vocab,
     /// Slot i of the sampler is `streams[i]`.
     streams: Vec<(K, Stream)>,
@@ -23,10 +22,12 @@ pub struct Batch<'m, K> {
 }
 
 impl<'m, K: Clone + PartialEq> Batch<'m, K> {
-    /// An empty batch over `params` (laid out by `layout`) and `vocab`.
-    pub fn new(layout: &'m Layout, params: &'m [f32], vocab: &'m Vocab) -> Self {
+    /// An empty batch stepping `sampler` (which must have no streams yet), with the
+    /// characters of `vocab`.
+    pub fn new(sampler: Sampler, vocab: &'m Vocab) -> Self {
+        assert_eq!(sampler.streams(), 0, "a batch starts empty");
         Batch {
-            sampler: Sampler::new(layout, params, 0),
+            sampler,
             vocab,
             streams: Vec::new(),
             ids: Vec::new(),
@@ -103,7 +104,7 @@ impl<'m, K: Clone + PartialEq> Batch<'m, K> {
 mod tests {
     use super::*;
     use crate::engine::init_params;
-    use crate::model::{Cell, ModelConfig};
+    use crate::model::{Cell, Layout, ModelConfig};
     use crate::rng::Rng;
     use crate::sample::Settings;
 
@@ -159,11 +160,14 @@ mod tests {
                 ..Settings::default()
             };
             let stream = |seed, prompt: &[u32]| Stream::new(prompt.to_vec(), &settings(seed));
-            let mut alone = Batch::new(&layout, &p, &vocab);
+            let mut alone = Batch::new(Sampler::new(&layout, &p, 0), &vocab);
             alone.add(1, stream(7, &[1, 2, 3]));
             let want = text_of(&mut alone, 1, &mut Vec::new(), &[]);
             assert!(!want.is_empty());
-            let mut crowd = Batch::new(&layout, &p, &vocab);
+            let threads = 1 + cell as usize % 2; // one or two threads: the same text
+            let crowd_sampler =
+                Sampler::with(&layout, &p, 0, crate::sample::Precision::F32, threads);
+            let mut crowd = Batch::new(crowd_sampler, &vocab);
             crowd.add(0, stream(1, &[4]));
             crowd.add(2, stream(2, &[5, 6, 7, 8, 9]));
             let mut joins = vec![

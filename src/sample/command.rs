@@ -54,6 +54,13 @@ pub struct SampleArgs {
     /// sampling).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub top_p: Option<f64>,
+    /// The precision of the weights: f32 (the texts of earlier seeds), bf16 or int8 (faster;
+    /// the same seed gives the same text within a precision on every machine) [default: f32].
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: crate::sample::Precision,
+    /// Worker threads (the text does not depend on them) [default: all cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
     /// Generate N samples stepped together as a batch; sample K is what --seed SEED+K-1 gives
     /// alone (sample 1 is written as it is generated, the others follow it).
     #[arg(
@@ -160,7 +167,10 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let model = Model::load(&a.checkpoint)?;
+    let threads = crate::engine::threads_from_flag(a.threads)?;
+    let model = Model::load(&a.checkpoint)?
+        .with_precision(a.precision)
+        .with_threads(threads);
     let (shown_prime, prime_ids) = prime(a, &model)?;
     let greedy = a.temperature <= 1e-6;
     let seed = a.seed.unwrap_or_else(|| {
@@ -173,7 +183,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         s
     });
     let n = a.num_samples;
-    let mut batch = Batch::new(model.layout(), model.params(), model.vocab());
+    let mut batch = Batch::new(model.sampler(0), model.vocab());
     for k in 0..n {
         let settings = Settings {
             seed: seed.wrapping_add(k as u64),

@@ -15,9 +15,11 @@ pub mod sampler;
 pub mod stop;
 pub mod stream;
 pub mod trained;
+pub mod weights;
 
 pub use batch::Batch;
 pub use pick::{pick, Pick};
 pub use sampler::Sampler;
 pub use stream::{Finish, Settings, Step, Stream};
 pub use trained::{Generation, Model, Score};
+pub use weights::Precision;

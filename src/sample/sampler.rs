@@ -1,51 +1,85 @@
-//! N streams (usually one) stepped together: a matvec per layer per character that reads each
-//! weight row once for all streams (no GEMM packing, no threads). The arithmetic has a fixed
-//! order and our own exp, so a stream gives the same logits on every machine and the same bits
-//! alone or in a batch.
+//! N streams (usually one) stepped together, one character each per `feed`, on a crew of
+//! threads split by hidden units: member k computes its units' gates for every stream from its
+//! share of the weights (resident in its core's cache; see `weights`), runs the cell for them,
+//! and the crew meets once per layer, when the layer's new state is complete; the head's rows
+//! are split the same way. Each row's dot product has a fixed order (`engine::kernels`) and the
+//! gate maths is lane by lane, so a stream gives the same logits on every machine, at any thread
+//! count, and alone or in a batch; in f32 the same bits as before the crew existed.
 //!
 //! Owns the streams' recurrent state and logits. Does not own the choice of the next character
-//! (`pick`) or the parameters.
+//! (`pick`) or the weights' conversion (`weights`).
 
 use super::pick::{pick, Pick};
+use super::weights::{Packed, Precision, Share};
 use crate::engine::cells::{cell_forward, gru_forward, rnn_forward};
-use crate::engine::linalg::matvecs_acc;
+use crate::engine::kernels::matvecs;
+use crate::engine::team::{Crew, Shared, SpinBarrier};
 use crate::model::{Cell, Layout};
 use crate::rng::Rng;
 
-/// N streams of one model stepped together, one character each per `feed`. Streams can join
-/// (`add_stream`, from a zero state) and leave (`remove_stream`) between feeds; a stream's
-/// logits do not depend on which others are in the batch.
-pub struct Sampler<'a> {
-    layout: &'a Layout,
-    params: &'a [f32],
-    n: usize,         // streams
-    h: Vec<Vec<f32>>, // per layer (N, H)
-    c: Vec<Vec<f32>>, // per layer (N, H), LSTM only
-    gates: Vec<f32>,  // (N, G·H)
-    hgates: Vec<f32>, // (N, G·H): the GRU's hidden side, kept apart for r ⊙ (W_hn h + b_hn)
-    c_new: Vec<f32>,  // (H)
-    logits: Vec<f32>, // (N, V)
-    probs: Vec<f32>,  // (V)
-    emb: Vec<f32>,    // (N, D): the streams' embedded inputs, with an embedding
+/// One member's working buffers.
+struct Scratch {
+    gates: Vec<f32>, // (N, G·w): input side plus biases (LSTM, RNN: the whole pre-activation)
+    hgates: Vec<f32>, // (N, G·w): the GRU's hidden side, kept apart for r ⊙ (W_hn h + b_hn)
+    c_new: Vec<f32>, // (w)
+    logits: Vec<f32>, // (N, v_k): its rows of the head
 }
 
-impl<'a> Sampler<'a> {
-    /// A batch of `streams` streams from a zero state over `params` (laid out by `layout`).
-    pub fn new(layout: &'a Layout, params: &'a [f32], streams: usize) -> Self {
+/// N streams of one model stepped together. Streams can join (`add_stream`, from a zero
+/// state) and leave (`remove_stream`) between feeds; a stream's logits do not depend on which
+/// others are in the batch.
+pub struct Sampler {
+    packed: Packed,
+    crew: Crew,
+    n: usize,              // streams
+    h: [Vec<Vec<f32>>; 2], // per layer (N, H), twice: h[cur] is h_{t-1}, the other gets h_t
+    cur: usize,            // which of `h` holds the current state
+    c: Vec<Vec<f32>>,      // per layer (N, H), LSTM only
+    emb: Vec<f32>,         // (N, D): the streams' embedded inputs, with an embedding
+    ids: Vec<u32>,         // (N): this feed's inputs
+    scratch: Vec<Scratch>, // per member
+    logits: Vec<f32>,      // (N, V)
+    probs: Vec<f32>,       // (V)
+}
+
+impl Sampler {
+    /// A batch of `streams` streams from a zero state over `params` (laid out by `layout`) in
+    /// f32, on one thread.
+    pub fn new(layout: &Layout, params: &[f32], streams: usize) -> Self {
+        Sampler::with(layout, params, streams, Precision::F32, 1)
+    }
+
+    /// A batch of `streams` streams over `params` converted to `precision`, split over a crew
+    /// of `threads` (at most one per hidden unit).
+    pub fn with(
+        layout: &Layout,
+        params: &[f32],
+        streams: usize,
+        precision: Precision,
+        threads: usize,
+    ) -> Self {
+        let packed = Packed::new(layout, params, precision, threads);
         let c = layout.config;
-        assert_eq!(params.len(), layout.total);
+        let members = packed.members();
         let mut s = Sampler {
-            layout,
-            params,
+            crew: Crew::new(members),
             n: 0,
-            h: vec![Vec::new(); c.layers],
+            h: [vec![Vec::new(); c.layers], vec![Vec::new(); c.layers]],
+            cur: 0,
             c: vec![Vec::new(); c.layers],
-            gates: Vec::new(),
-            hgates: Vec::new(),
-            c_new: vec![0.0; c.hidden],
+            emb: Vec::new(),
+            ids: Vec::new(),
+            scratch: (0..members)
+                .map(|_| Scratch {
+                    gates: Vec::new(),
+                    hgates: Vec::new(),
+                    c_new: Vec::new(),
+                    logits: Vec::new(),
+                })
+                .collect(),
             logits: Vec::new(),
             probs: vec![0.0; c.vocab],
-            emb: Vec::new(),
+            packed,
         };
         for _ in 0..streams {
             s.add_stream();
@@ -58,6 +92,16 @@ impl<'a> Sampler<'a> {
         self.n
     }
 
+    /// The precision of the weights.
+    pub fn precision(&self) -> Precision {
+        self.packed.precision
+    }
+
+    /// Threads the steps run on.
+    pub fn threads(&self) -> usize {
+        self.crew.size()
+    }
+
     /// Adds a stream with a zero state after the others; returns its index.
     pub fn add_stream(&mut self) -> usize {
         self.n += 1;
@@ -68,14 +112,14 @@ impl<'a> Sampler<'a> {
     /// Removes stream `s`; the last stream takes its index (a swap-remove).
     pub fn remove_stream(&mut self, s: usize) {
         assert!(s < self.n, "no stream {s}");
-        let h = self.layout.config.hidden;
+        let h = self.packed.layout.config.hidden;
         let last = self.n - 1;
-        for buf in self.h.iter_mut().chain(self.c.iter_mut()) {
-            if !buf.is_empty() {
-                buf.copy_within(last * h..(last + 1) * h, s * h); // c is empty but for the LSTM
-            }
+        let [h0, h1] = &mut self.h;
+        let bufs = h0.iter_mut().chain(h1.iter_mut()).chain(self.c.iter_mut());
+        for buf in bufs.filter(|b| !b.is_empty()) {
+            buf.copy_within(last * h..(last + 1) * h, s * h); // c is empty but for the LSTM
         }
-        let v = self.layout.config.vocab;
+        let v = self.packed.layout.config.vocab;
         self.logits.copy_within(last * v..(last + 1) * v, s * v);
         self.n -= 1;
         self.resize();
@@ -83,10 +127,10 @@ impl<'a> Sampler<'a> {
 
     /// Sizes every per-stream buffer for `n` streams; a new stream's state is zero.
     fn resize(&mut self) {
-        let c = self.layout.config;
+        let c = self.packed.layout.config;
         let (h, n) = (c.hidden, self.n);
-        let gh = c.cell.gates() * h;
-        for buf in self.h.iter_mut() {
+        let [h0, h1] = &mut self.h;
+        for buf in h0.iter_mut().chain(h1.iter_mut()) {
             buf.resize(n * h, 0.0);
         }
         if c.cell == Cell::Lstm {
@@ -94,108 +138,60 @@ impl<'a> Sampler<'a> {
                 buf.resize(n * h, 0.0);
             }
         }
-        self.gates.resize(n * gh, 0.0);
-        self.hgates
-            .resize(if c.cell == Cell::Gru { n * gh } else { 0 }, 0.0);
+        let g = c.cell.gates();
+        for (sc, share) in self.scratch.iter_mut().zip(&self.packed.shares) {
+            let w = share.units.len();
+            sc.gates.resize(n * g * w, 0.0);
+            sc.hgates
+                .resize(if c.cell == Cell::Gru { n * g * w } else { 0 }, 0.0);
+            sc.c_new.resize(w, 0.0);
+            sc.logits.resize(n * share.vocab.len(), 0.0);
+        }
         self.logits.resize(n * c.vocab, 0.0);
         self.emb.resize(n * c.embed, 0.0);
+        self.ids.resize(n, 0);
     }
 
     /// Runs one character per stream through the model (`ids.len()` = streams); the logits
     /// for each stream's next character are then in `logits(s)`.
     pub fn feed(&mut self, ids: &[u32]) {
-        let cfg = self.layout.config;
-        let (h, v, n) = (cfg.hidden, cfg.vocab, self.n);
-        let gh = cfg.cell.gates() * h; // G·H
-        let gru = cfg.cell == Cell::Gru;
-        assert_eq!(ids.len(), n, "one id per stream");
-        let p = self.params;
-        for (l, off) in self.layout.layers.iter().enumerate() {
-            for (s, g) in self.gates.chunks_exact_mut(gh).enumerate() {
-                for (j, ((x, &bi), &bh)) in g
-                    .iter_mut()
-                    .zip(&p[off.b_ih..][..gh])
-                    .zip(&p[off.b_hh..][..gh])
-                    .enumerate()
-                {
-                    // The GRU's b_hh goes with W_hh·h into `hgates`.
-                    *x = if gru { bi } else { bi + bh };
-                    if l == 0 && self.layout.embed.is_none() {
-                        // One-hot input: column `id` of W_ih (G·H, V).
-                        *x += p[off.w_ih + j * v + ids[s] as usize];
-                    }
-                }
-            }
-            let (below, this) = self.h.split_at_mut(l);
-            if l > 0 {
-                matvecs_acc(&mut self.gates, &p[off.w_ih..][..gh * h], &below[l - 1], h);
-            } else if let Some(e) = self.layout.embed {
-                // Embedded input: W_ih (4H, D) times each stream's row E[id].
-                let d = cfg.embed;
-                for (row, &id) in self.emb.chunks_exact_mut(d).zip(ids) {
-                    row.copy_from_slice(&p[e + id as usize * d..][..d]);
-                }
-                matvecs_acc(&mut self.gates, &p[off.w_ih..][..gh * d], &self.emb, d);
-            }
-            let h_l = &mut this[0]; // (N, H)
-            let w_hh = &p[off.w_hh..][..gh * h];
-            match cfg.cell {
-                Cell::Lstm => {
-                    matvecs_acc(&mut self.gates, w_hh, h_l, h);
-                    for (s, g) in self.gates.chunks_exact_mut(gh).enumerate() {
-                        let (gi, rest) = g.split_at_mut(h);
-                        let (gf, rest) = rest.split_at_mut(h);
-                        let (gg, go) = rest.split_at_mut(h);
-                        let c_s = &mut self.c[l][s * h..][..h];
-                        cell_forward(gi, gf, gg, go, c_s, &mut self.c_new, &mut h_l[s * h..][..h]);
-                        c_s.copy_from_slice(&self.c_new);
-                    }
-                }
-                Cell::Gru => {
-                    for row in self.hgates.chunks_exact_mut(gh) {
-                        row.copy_from_slice(&p[off.b_hh..][..gh]);
-                    }
-                    matvecs_acc(&mut self.hgates, w_hh, h_l, h);
-                    let rows = self
-                        .gates
-                        .chunks_exact_mut(gh)
-                        .zip(self.hgates.chunks_exact(gh));
-                    for (s, (g, hg)) in rows.enumerate() {
-                        for (x, &y) in g[..2 * h].iter_mut().zip(&hg[..2 * h]) {
-                            *x += y;
-                        }
-                        let (gr, rest) = g.split_at_mut(h);
-                        let (gz, gn) = rest.split_at_mut(h);
-                        let h_s = &mut h_l[s * h..][..h];
-                        self.c_new.copy_from_slice(h_s); // h_{t-1}
-                        gru_forward(gr, gz, gn, &hg[2 * h..], &self.c_new, h_s);
-                    }
-                }
-                Cell::Rnn => {
-                    matvecs_acc(&mut self.gates, w_hh, h_l, h);
-                    for (g, h_s) in self.gates.chunks_exact_mut(h).zip(h_l.chunks_exact_mut(h)) {
-                        rnn_forward(g, h_s);
-                    }
-                }
+        let cfg = self.packed.layout.config;
+        assert_eq!(ids.len(), self.n, "one id per stream");
+        self.ids.copy_from_slice(ids);
+        if !self.packed.embed.is_empty() {
+            let d = cfg.embed;
+            for (row, &id) in self.emb.chunks_exact_mut(d).zip(ids) {
+                row.copy_from_slice(&self.packed.embed[id as usize * d..][..d]);
             }
         }
-        for row in self.logits.chunks_exact_mut(v) {
-            row.copy_from_slice(&p[self.layout.head_b..][..v]);
-        }
-        let top = &self.h[cfg.layers - 1];
-        matvecs_acc(&mut self.logits, &p[self.layout.head_w..][..v * h], top, h);
+        let (cur, next) = (self.cur, 1 - self.cur);
+        let [h0, h1] = &mut self.h;
+        let (h_prev, h_next) = if cur == 0 { (h0, h1) } else { (h1, h0) };
+        let step = Step {
+            packed: &self.packed,
+            n: self.n,
+            ids: &self.ids,
+            emb: &self.emb,
+            h_prev: h_prev.iter_mut().map(|v| Shared::new(v)).collect(),
+            h_next: h_next.iter_mut().map(|v| Shared::new(v)).collect(),
+            c: self.c.iter_mut().map(|v| Shared::new(v)).collect(),
+            scratch: Shared::new(&mut self.scratch),
+            logits: Shared::new(&mut self.logits),
+        };
+        self.crew.run(&|k, barrier| step.member(k, barrier));
+        self.cur = next;
     }
 
     /// Stream `s`'s logits for its next character, from the last `feed`.
     pub fn logits(&self, s: usize) -> &[f32] {
-        let v = self.layout.config.vocab;
+        let v = self.packed.layout.config.vocab;
         &self.logits[s * v..][..v]
     }
 
     /// Picks the next character from the last logits: the argmax at temperature ≤ 1e-6,
     /// else a draw from softmax(logits / temperature), restricted to the `top_k` most likely.
     pub fn pick(&mut self, s: usize, how: &Pick, rng: &mut Rng) -> u32 {
-        let v = self.layout.config.vocab;
+        let v = self.packed.layout.config.vocab;
         pick(&self.logits[s * v..][..v], &mut self.probs, how, rng)
     }
 
@@ -210,6 +206,134 @@ impl<'a> Sampler<'a> {
                 .sum::<f64>()
                 .ln();
         logits[id as usize] as f64 - lse
+    }
+}
+
+/// One feed's view of the sampler, shared by the crew's members.
+struct Step<'a> {
+    packed: &'a Packed,
+    n: usize,
+    ids: &'a [u32],
+    emb: &'a [f32],
+    h_prev: Vec<Shared<f32>>, // per layer (N, H): h_{t-1}
+    h_next: Vec<Shared<f32>>, // per layer (N, H): h_t, written unit share by unit share
+    c: Vec<Shared<f32>>,      // per layer (N, H), LSTM
+    scratch: Shared<Scratch>,
+    logits: Shared<f32>, // (N, V)
+}
+
+impl Step<'_> {
+    /// Member k's part of a feed: its units of every layer (meeting the crew after each), then
+    /// its rows of the head.
+    fn member(&self, k: usize, barrier: &SpinBarrier) {
+        let cfg = self.packed.layout.config;
+        let (hd, n) = (cfg.hidden, self.n);
+        let share = &self.packed.shares[k];
+        // SAFETY (all `Shared` accesses): member k writes only its own scratch, its own units'
+        // columns of h_next and c, and its own columns of the logits; it reads h_prev (nobody
+        // writes it during a feed) and h_next of the layer below only after the barrier that
+        // follows every member's write of it.
+        let sc = &mut unsafe { self.scratch.slice_mut(k..k + 1) }[0];
+        for l in 0..share.layers.len() {
+            let h_prev = unsafe { self.h_prev[l].slice(0..n * hd) };
+            let below = (l > 0).then(|| unsafe { self.h_next[l - 1].slice(0..n * hd) });
+            self.gates(share, l, sc, h_prev, below);
+            self.cell(share, l, sc, h_prev);
+            barrier.wait();
+        }
+        // The head: this member's vocabulary rows for every stream.
+        let v = cfg.vocab;
+        let vk = share.vocab.len();
+        if vk > 0 {
+            let top = unsafe { self.h_next[cfg.layers - 1].slice(0..n * hd) };
+            for row in sc.logits.chunks_exact_mut(vk) {
+                row.copy_from_slice(&share.head_b);
+            }
+            matvecs(&mut sc.logits, share.head_w.rows(), top, hd);
+            for (s, row) in sc.logits.chunks_exact(vk).enumerate() {
+                let at = s * v + share.vocab.start;
+                unsafe { self.logits.slice_mut(at..at + vk) }.copy_from_slice(row);
+            }
+        }
+    }
+
+    /// The member's gate pre-activations of layer l for every stream, in the order the
+    /// single-threaded sampler had: biases, then the input, then the hidden side.
+    fn gates(
+        &self,
+        share: &Share,
+        l: usize,
+        sc: &mut Scratch,
+        h_prev: &[f32],
+        below: Option<&[f32]>,
+    ) {
+        let cfg = self.packed.layout.config;
+        let ls = &share.layers[l];
+        let gw = ls.b_ih.len(); // G·w
+        let gru = self.packed.gru();
+        for (s, row) in sc.gates.chunks_exact_mut(gw).enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                // The GRU's b_hh goes with W_hh·h into `hgates`.
+                *x = if gru {
+                    ls.b_ih[j]
+                } else {
+                    ls.b_ih[j] + ls.b_hh[j]
+                };
+            }
+            if !ls.onehot.is_empty() {
+                let col = &ls.onehot[self.ids[s] as usize * gw..][..gw];
+                for (x, &w) in row.iter_mut().zip(col) {
+                    *x += w;
+                }
+            }
+        }
+        match (&ls.w_ih, below) {
+            (Some(w), Some(x)) => matvecs(&mut sc.gates, w.rows(), x, cfg.hidden),
+            (Some(w), None) => matvecs(&mut sc.gates, w.rows(), self.emb, cfg.embed),
+            (None, _) => {}
+        }
+        if gru {
+            for row in sc.hgates.chunks_exact_mut(gw) {
+                row.copy_from_slice(&ls.b_hh);
+            }
+            matvecs(&mut sc.hgates, ls.w_hh.rows(), h_prev, cfg.hidden);
+        } else {
+            matvecs(&mut sc.gates, ls.w_hh.rows(), h_prev, cfg.hidden);
+        }
+    }
+
+    /// The cell on the member's units for every stream: h_t (and c_t) of its units.
+    fn cell(&self, share: &Share, l: usize, sc: &mut Scratch, h_prev: &[f32]) {
+        let cfg = self.packed.layout.config;
+        let (hd, n) = (cfg.hidden, self.n);
+        let u = share.units.clone();
+        let w = u.len();
+        let g = cfg.cell.gates();
+        for s in 0..n {
+            let r = s * hd + u.start..s * hd + u.end;
+            let h_out = unsafe { self.h_next[l].slice_mut(r.clone()) };
+            let row = &mut sc.gates[s * g * w..][..g * w];
+            match cfg.cell {
+                Cell::Lstm => {
+                    let (gi, rest) = row.split_at_mut(w);
+                    let (gf, rest) = rest.split_at_mut(w);
+                    let (gg, go) = rest.split_at_mut(w);
+                    let c_s = unsafe { self.c[l].slice_mut(r) };
+                    cell_forward(gi, gf, gg, go, c_s, &mut sc.c_new, h_out);
+                    c_s.copy_from_slice(&sc.c_new);
+                }
+                Cell::Gru => {
+                    let hg = &sc.hgates[s * g * w..][..g * w];
+                    for (x, &y) in row[..2 * w].iter_mut().zip(&hg[..2 * w]) {
+                        *x += y;
+                    }
+                    let (gr, rest) = row.split_at_mut(w);
+                    let (gz, gn) = rest.split_at_mut(w);
+                    gru_forward(gr, gz, gn, &hg[2 * w..], &h_prev[r], h_out);
+                }
+                Cell::Rnn => rnn_forward(row, h_out),
+            }
+        }
     }
 }
 
@@ -244,9 +368,11 @@ mod tests {
         ws.forward(&p, &layout, &x, &State::zeros(2, 2, 12));
         let mut s = Sampler::new(&layout, &p, 2);
         let mut alone = Sampler::new(&layout, &p, 1);
+        let mut crew = Sampler::with(&layout, &p, 2, Precision::F32, 3);
         for t in 0..5 {
             s.feed(&x[2 * t..2 * t + 2]);
             alone.feed(&x[2 * t..2 * t + 1]);
+            crew.feed(&x[2 * t..2 * t + 2]);
             for b in 0..2 {
                 for (a, w) in s
                     .logits(b)
@@ -258,6 +384,10 @@ mod tests {
                         "{cell:?} step {t} stream {b}: {a} vs {w}"
                     );
                 }
+                assert!(
+                    crew.logits(b) == s.logits(b),
+                    "three threads give the same bits"
+                );
             }
             assert!(
                 alone.logits(0) == s.logits(0),

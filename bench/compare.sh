@@ -10,6 +10,7 @@
 #   TEXT=data/tinyshakespeare.txt        the peer's text; charrnn is told its vocabulary size
 #   EMBED=0                              input embedding width for both (0 = one-hot)
 #   TRAIN_ONLY=1                         only the training table
+#   SAMPLE_HIDDENS="256 512 1024"        the batch-1 sampling table's sizes (every --precision)
 #
 # A large vocabulary: python3 bench/make_large_vocab.py large-vocab.txt
 #   TEXT=large-vocab.txt EMBED=128 HIDDENS=256 THREADS=2 TRAIN_ONLY=1 bench/compare.sh 3
@@ -74,31 +75,37 @@ done
 [ "${TRAIN_ONLY:-0}" = 1 ] && exit 0
 
 echo
-echo "Batch-1 sampling, H=256, 2 layers (chars/s):"
+echo "Batch-1 sampling, 2 layers, chars/s (the ratio to the peer in brackets; charrnn's weights in each --precision):"
 echo
-echo "| threads | PyTorch | charrnn | ratio |"
-echo "|---|---|---|---|"
-for TH in $THREADS; do
-  peer=(); ours=()
-  for ((r = 0; r < ROUNDS; r++)); do
-    if [ $have_torch = 1 ]; then
-      line=$(python3 "$PEER_DIR/charrnn_batched.py" --text "$TEXT" --hidden 256 --layers 2 --threads "$TH" \
-        --seconds 0 --no-eval --sample-chars 3000 --sample-len 0 | grep '^RESULT ' | cut -c8-)
-      peer+=("$(json_field "$line" sample_chars_per_s)")
-    fi
-    j=$($BIN bench --hidden 256 --threads "$TH" --steps 1 --warmup 0 --sample-chars 5000 --json)
-    ours+=("$(json_field "$j" sample_chars_per_s)")
+echo "| H | threads | PyTorch | charrnn f32 | charrnn bf16 | charrnn int8 |"
+echo "|---|---|---|---|---|---|"
+for H in ${SAMPLE_HIDDENS:-256 512 1024}; do
+  for TH in $THREADS; do
+    peer=(); s_f32=(); s_bf16=(); s_int8=()
+    for ((r = 0; r < ROUNDS; r++)); do
+      if [ $have_torch = 1 ]; then
+        line=$(python3 "$PEER_DIR/charrnn_batched.py" --text "$TEXT" --hidden "$H" --layers 2 --threads "$TH" \
+          --seconds 0 --no-eval --sample-chars 3000 --sample-len 0 | grep '^RESULT ' | cut -c8-)
+        peer+=("$(json_field "$line" sample_chars_per_s)")
+      fi
+      for P in f32 bf16 int8; do
+        j=$($BIN bench --hidden "$H" --vocab "$VOCAB" --threads "$TH" --steps 1 --warmup 0 --sample-chars 5000 \
+          --precision $P --json)
+        v=$(json_field "$j" sample_chars_per_s)
+        case $P in f32) s_f32+=("$v") ;; bf16) s_bf16+=("$v") ;; int8) s_int8+=("$v") ;; esac
+      done
+    done
+    p=""
+    [ $have_torch = 1 ] && p=$(median "${peer[@]}")
+    cell() {
+      local o; o=$(median "$@")
+      if [ -n "$p" ]; then printf '%.0f (%s)' "$o" "$(python3 -c "print(f'{$o/$p:.1f}x')")"; else printf '%.0f' "$o"; fi
+    }
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$H" "$TH" "$([ -n "$p" ] && printf '%.0f' "$p" || echo n/a)" \
+      "$(cell "${s_f32[@]}")" "$(cell "${s_bf16[@]}")" "$(cell "${s_int8[@]}")"
   done
-  o=$(median "${ours[@]}")
-  if [ $have_torch = 1 ]; then
-    p=$(median "${peer[@]}")
-    printf '| %s | %.0f | %.0f | %s |\n' "$TH" "$p" "$o" "$(python3 -c "print(f'{$o/$p:.1f}x')")"
-  else
-    printf '| %s | n/a | %.0f | n/a |\n' "$TH" "$o"
-  fi
 done
 
-echo
 echo "Memory and start-up (H=512, 2 layers, tiny Shakespeare; one run each):"
 echo
 tmp=$(mktemp -d)

@@ -48,29 +48,35 @@ impl Mat {
     /// Rows `rows` of the f32 matrix `w` (row length `k`) in `precision`.
     fn pack(w: &[f32], k: usize, rows: impl Iterator<Item = usize> + Clone, p: Precision) -> Mat {
         let row = |r: usize| &w[r * k..][..k];
+        let n = rows.clone().count();
         match p {
-            Precision::F32 => Mat::F32(rows.flat_map(|r| row(r).iter().copied()).collect()),
-            Precision::Bf16 => Mat::Bf16(
-                rows.flat_map(|r| row(r).iter().map(|&x| f32_to_bf16(x)))
-                    .collect(),
-            ),
+            Precision::F32 => {
+                let mut out = Vec::with_capacity(n * k);
+                for r in rows {
+                    out.extend_from_slice(row(r));
+                }
+                Mat::F32(out)
+            }
+            Precision::Bf16 => {
+                let mut out = Vec::with_capacity(n * k);
+                for r in rows {
+                    out.extend(row(r).iter().map(|&x| f32_to_bf16(x)));
+                }
+                Mat::Bf16(out)
+            }
             Precision::Int8 => {
-                let scales: Vec<f32> = rows
-                    .clone()
-                    .map(|r| row(r).iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0)
-                    .collect();
-                let q = rows
-                    .zip(&scales)
-                    .flat_map(|(r, &s)| {
-                        row(r).iter().map(move |&x| {
-                            if s > 0.0 {
-                                (x / s).round().clamp(-127.0, 127.0) as i8
-                            } else {
-                                0
-                            }
-                        })
-                    })
-                    .collect();
+                let (mut q, mut scales) = (Vec::with_capacity(n * k), Vec::with_capacity(n));
+                for r in rows {
+                    let s = row(r).iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0;
+                    let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+                    // Round to nearest even by adding 1.5·2^23 and reading the low bits: no
+                    // rounding instruction on baseline x86-64, so this keeps the loop vectorised.
+                    q.extend(row(r).iter().map(|&x| {
+                        let y = (x * inv).clamp(-127.0, 127.0) + 12_582_912.0;
+                        y.to_bits().wrapping_sub(0x4B40_0000) as i32 as i8
+                    }));
+                    scales.push(s);
+                }
                 Mat::I8(q, scales)
             }
         }
@@ -121,6 +127,18 @@ pub struct Share {
     pub head_b: Vec<f32>,
 }
 
+/// (V, R): the columns of `w` (row length `v`) for the rows `rows`, as rows.
+fn transposed_columns(w: &[f32], v: usize, rows: impl Iterator<Item = usize>) -> Vec<f32> {
+    let rows: Vec<usize> = rows.collect();
+    let mut out = vec![0.0f32; v * rows.len()];
+    for (j, &r) in rows.iter().enumerate() {
+        for (id, &x) in w[r * v..][..v].iter().enumerate() {
+            out[id * rows.len() + j] = x;
+        }
+    }
+    out
+}
+
 /// A model's weights packed for a crew of `members`.
 pub struct Packed {
     pub layout: Layout,
@@ -153,9 +171,7 @@ impl Packed {
                             w_ih: (!onehot_input)
                                 .then(|| Mat::pack(w_ih, input, rows(), precision)),
                             onehot: if onehot_input {
-                                (0..v)
-                                    .flat_map(|id| rows().map(move |r| w_ih[r * v + id]))
-                                    .collect()
+                                transposed_columns(w_ih, v, rows())
                             } else {
                                 Vec::new()
                             },

@@ -36,6 +36,10 @@ pub enum Command {
     Info(InfoArgs),
     /// Draw the loss curves of one or more runs (folders written by train --out) on one chart.
     Plot(PlotArgs),
+    /// Serve models over HTTP: the OpenAI Completions API (many users stepped as one batch)
+    /// and a page to try them at /.
+    #[command(after_help = crate::serve::EXAMPLES)]
+    Serve(crate::serve::ServeArgs),
     /// Download a text to train on into a cache folder and print its path.
     #[command(subcommand)]
     Fetch(FetchCommand),
@@ -69,6 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => crate::report::eval::eval(&a),
         Command::Info(a) => crate::report::info::info(&a),
         Command::Plot(a) => crate::report::plot::plot_runs(&a.runs, a.out.as_deref()),
+        Command::Serve(a) => crate::serve::run(&a),
         Command::Fetch(FetchCommand::Gutenberg(a)) => crate::data::fetch::run(&a),
     }
 }

@@ -6,7 +6,7 @@
 //! `error`, `rng`, `atomic` (foundations) → `data` (text, vocabulary, batches) → `model`
 //! (cells, parameter layout, init) → `engine` (forward, loss, backward) → `optim` (Adam, the
 //! training step) → `checkpoint` (the file format) → `sample` (generation) → `report` (eval,
-//! info, plot) → `train` (the run) → `bench` → `cli` (commands).
+//! info, plot) → `train` (the run) → `bench`, `serve` (HTTP) → `cli` (commands).
 //!
 //! # Using a trained model from Rust
 //!
@@ -44,6 +44,7 @@ pub mod optim;
 pub mod report;
 pub mod rng;
 pub mod sample;
+pub mod serve;
 pub mod train;
 
 pub use sample::{Finish, Generation, Model, Score, Settings};

@@ -1,0 +1,134 @@
+//! The OpenAI shapes the server speaks: the error object (`{"error": {"message", "type",
+//! "param", "code"}}`, all four keys, with the HTTP status that goes with it), the
+//! `text_completion` object (whole, or one chunk of a stream: the same shape), `usage`, and
+//! the model list. Field names and meanings follow the OpenAI Completions API
+//! (`design/SERVING.md` has the contract, with sources); `seed` in a response and the model's
+//! `charrnn` details are extensions that clients ignore.
+//!
+//! Owns the wire format. Does not validate requests (`validation`) or generate (`scheduler`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// An error as OpenAI returns it, with its HTTP status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// OpenAI's `type`: invalid_request_error, rate_limit_error, server_error, …
+    pub kind: &'static str,
+    /// The request field at fault, if one is.
+    pub param: Option<String>,
+    /// A machine-readable code: model_not_found, queue_full, …
+    pub code: Option<&'static str>,
+    /// Seconds to wait before retrying (429).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// 400: a field that is missing, of the wrong type or out of range.
+    pub fn bad(param: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: (!param.is_empty()).then(|| param.to_string()),
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    /// Replaces the status, type and code.
+    pub fn with(mut self, status: StatusCode, kind: &'static str, code: &'static str) -> ApiError {
+        self.status = status;
+        self.kind = kind;
+        self.code = Some(code);
+        self
+    }
+
+    /// The JSON error object.
+    pub fn body(&self) -> Value {
+        json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, json_body(&self.body())).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+/// A JSON body with its content type.
+pub fn json_body(v: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(v).expect("API values serialise");
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// One choice of a completion (or of one chunk of a stream).
+#[derive(Clone, Debug, Serialize)]
+pub struct Choice {
+    pub text: String,
+    pub index: u32,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+/// `usage`: characters are this model's tokens.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+}
+
+/// A `text_completion` object: a whole response, or one chunk of a stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct Completion<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<Choice>,
+    /// Whole responses have it; stream chunks carry null, and (with
+    /// `stream_options.include_usage`) a last chunk with no choices carries it.
+    pub usage: Option<Usage>,
+    /// Extension: the seed of choice 0 (choice k used seed + k), so a text can be reproduced.
+    pub seed: u64,
+}
+
+/// What a response says about the build that made it (OpenAI's `system_fingerprint`).
+pub const FINGERPRINT: &str = concat!(
+    "charrnn-",
+    env!("CARGO_PKG_VERSION"),
+    "-",
+    env!("CHARRNN_COMMIT")
+);
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,290 @@
+//! `charrnn serve`: trained models behind the OpenAI Completions API, with a page at `/`.
+//! Rooms, as in Hugging Face's text-generation-inference router: `server` (HTTP routes and
+//! framing), `validation` (a request's fields), `scheduler` (per model, a thread owning the
+//! batch that every active request's streams are stepped in), `api` (the OpenAI wire format),
+//! `metrics` (Prometheus). The HTTP side runs on `tokio` through `axum`; stepping runs on the
+//! schedulers' own threads.
+//!
+//! Owns the command: loading the models, starting the schedulers, binding, shutting down. Does
+//! not own generation (`sample`).
+
+pub mod api;
+pub mod metrics;
+pub mod scheduler;
+pub mod server;
+pub mod validation;
+
+use crate::error::{Error, Result};
+use crate::sample::{Model, Precision};
+use clap::Args;
+use metrics::Metrics;
+use server::{App, Served};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use validation::Limits;
+
+/// Examples at the end of `charrnn serve --help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  charrnn serve runs/fairy/best.safetensors runs/shakespeare/best.safetensors --port 8080
+  curl -N http://127.0.0.1:8080/v1/completions -d '{\"model\":\"fairy\",\"prompt\":\"The emperor\",\"max_tokens\":300,\"temperature\":0.8,\"seed\":7,\"stream\":true}'";
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Checkpoints to serve: PATH (named by its folder, e.g. runs/fairy/best.safetensors is
+    /// "fairy", or by its file stem) or NAME=PATH.
+    #[arg(required = true, num_args = 1.., value_name = "[NAME=]CHECKPOINT")]
+    pub models: Vec<String>,
+    /// The address to listen on; 127.0.0.1 keeps the server to this machine, 0.0.0.0 opens it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port; 0 picks a free one (printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The precision of the weights: f32 (the texts `charrnn sample` gives), bf16 or int8.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: Precision,
+    /// Threads each model's steps run on [default: all cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<usize>,
+    /// Streams stepped together per model at most; more requests wait in the queue.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 64,
+        allow_negative_numbers = true
+    )]
+    pub max_streams: usize,
+    /// Requests that may wait per model; beyond it a request gets 429 with Retry-After.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 256,
+        allow_negative_numbers = true
+    )]
+    pub queue: usize,
+    /// Characters one choice may generate (`max_tokens`) at most.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8192,
+        allow_negative_numbers = true
+    )]
+    pub max_tokens: usize,
+    /// Choices (prompts × n) one request may ask for at most.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16,
+        allow_negative_numbers = true
+    )]
+    pub max_choices: usize,
+    /// Characters of a prompt at most.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16384,
+        allow_negative_numbers = true
+    )]
+    pub max_prompt: usize,
+    /// Bytes of a request body at most (413 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, allow_negative_numbers = true)]
+    pub max_body: usize,
+    /// Seconds a request may take at most.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 300.0,
+        allow_negative_numbers = true
+    )]
+    pub timeout: f64,
+    /// On Ctrl-C or SIGTERM, open streams get this many seconds to finish.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub shutdown_grace: f64,
+}
+
+/// A model's name from `NAME=PATH`, or from its path: the parent folder, or the file stem.
+fn named(arg: &str) -> (String, PathBuf) {
+    if let Some((name, path)) = arg.split_once('=') {
+        if !name.is_empty() && !name.contains('/') {
+            return (name.to_string(), PathBuf::from(path));
+        }
+    }
+    let path = PathBuf::from(arg);
+    let folder = path
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned());
+    let name = folder.unwrap_or_else(|| {
+        path.file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+    });
+    (name, path)
+}
+
+fn check(a: &ServeArgs) -> Result<()> {
+    for (flag, v) in [
+        ("--max-streams", a.max_streams),
+        ("--queue", a.queue),
+        ("--max-tokens", a.max_tokens),
+        ("--max-choices", a.max_choices),
+        ("--max-prompt", a.max_prompt),
+        ("--max-body", a.max_body),
+    ] {
+        if v == 0 {
+            crate::bail!("{flag} must be at least 1");
+        }
+    }
+    if a.max_choices > a.max_streams {
+        crate::bail!(
+            "--max-choices ({}) cannot exceed --max-streams ({})",
+            a.max_choices,
+            a.max_streams
+        );
+    }
+    for (flag, v) in [
+        ("--timeout", a.timeout),
+        ("--shutdown-grace", a.shutdown_grace),
+    ] {
+        if !(v > 0.0 && v.is_finite()) {
+            crate::bail!("{flag} must be a positive number of seconds, got {v}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `charrnn serve` until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// Bad flags, a checkpoint that cannot be loaded, two models with one name, or an address
+/// that cannot be bound.
+pub fn run(a: &ServeArgs) -> Result<()> {
+    check(a)?;
+    let threads = crate::engine::threads_from_flag(a.threads)?;
+    let metrics = Arc::new(Metrics::new());
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let mut models: Vec<(String, Served)> = Vec::new();
+    let mut schedulers = Vec::new();
+    for arg in &a.models {
+        let (name, path) = named(arg);
+        if models.iter().any(|(n, _)| *n == name) {
+            crate::bail!("two models are named {name}; name them with NAME=PATH");
+        }
+        let model = Arc::new(
+            Model::load(&path)?
+                .with_precision(a.precision)
+                .with_threads(threads),
+        );
+        let created = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        // One more than the limit: the scheduler may hold one job back from the channel.
+        let (queue, rx) = std::sync::mpsc::sync_channel(a.queue + 1);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let settings = scheduler::Settings {
+            max_streams: a.max_streams,
+            grace: Duration::from_secs_f64(a.shutdown_grace),
+        };
+        let (n, m, w, s, mt) = (
+            name.clone(),
+            Arc::clone(&model),
+            Arc::clone(&waiting),
+            Arc::clone(&shutting_down),
+            Arc::clone(&metrics),
+        );
+        schedulers.push(std::thread::spawn(move || {
+            scheduler::run(&n, m, rx, w, s, mt, settings)
+        }));
+        models.push((
+            name,
+            Served {
+                model,
+                queue,
+                waiting,
+                queue_limit: a.queue,
+                created,
+                path: path.display().to_string(),
+            },
+        ));
+    }
+    let names: Vec<String> = models.iter().map(|(n, _)| n.clone()).collect();
+    let app = Arc::new(App {
+        models,
+        limits: Limits {
+            max_tokens: a.max_tokens,
+            default_max_tokens: 16.min(a.max_tokens),
+            max_choices: a.max_choices,
+            max_prompt_chars: a.max_prompt,
+        },
+        timeout: Duration::from_secs_f64(a.timeout),
+        metrics,
+        shutting_down: Arc::clone(&shutting_down),
+        next_id: AtomicU64::new(1),
+        max_body: a.max_body,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the server's runtime", e))?;
+    let result = rt.block_on(async {
+        let addr = format!("{}:{}", a.host, a.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the bound address", e))?;
+        eprintln!(
+            "charrnn: serving {} ({} weights) on http://{local}/ (OpenAI API at http://{local}/v1)",
+            names.join(", "),
+            a.precision.name()
+        );
+        let flag = Arc::clone(&shutting_down);
+        axum::serve(listener, server::router(app))
+            .with_graceful_shutdown(async move {
+                signal().await;
+                eprintln!("charrnn: shutting down: no new requests; open streams finish");
+                flag.store(true, Ordering::Release);
+            })
+            .await
+            .map_err(|e| Error::io("the server failed", e))
+    });
+    shutting_down.store(true, Ordering::Release);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    for s in schedulers {
+        let _ = s.join();
+    }
+    result
+}
+
+/// Ctrl-C or SIGTERM.
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,523 @@
+//! HTTP: the routes, each handler turning a request into a job for a model's scheduler and the
+//! scheduler's events into an OpenAI response (whole, or server-sent events). Handlers only
+//! check, queue and stream; the scheduler owns the batch.
+//!
+//! Owns the routes and the answers' framing. Does not generate (`scheduler`) or define the wire
+//! format (`api`) or the rules for a request's fields (`validation`).
+
+use super::api::{json_body, now, ApiError, Choice, Completion, Usage, FINGERPRINT};
+use super::metrics::Metrics;
+use super::scheduler::{shutting_down, Event, Job};
+use super::validation::{self, CompletionRequest, Limits};
+use crate::sample::{Model, Settings, Stream};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as Sse, KeepAlive};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+/// The page at `/`: one file, no build step, nothing from elsewhere.
+const PAGE: &str = include_str!("page.html");
+
+/// One served model.
+pub struct Served {
+    pub model: Arc<Model>,
+    pub queue: SyncSender<Job>,
+    /// Jobs sent and not yet admitted (the one the scheduler holds back included).
+    pub waiting: Arc<AtomicUsize>,
+    /// Jobs that may wait at most.
+    pub queue_limit: usize,
+    /// The checkpoint file's modification time (unix seconds), OpenAI's `created`.
+    pub created: u64,
+    /// Where it came from, for the page and the model list.
+    pub path: String,
+}
+
+/// What every handler shares.
+pub struct App {
+    pub models: Vec<(String, Served)>,
+    pub limits: Limits,
+    pub timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    pub shutting_down: Arc<AtomicBool>,
+    pub next_id: AtomicU64,
+    /// Bytes of a request body at most.
+    pub max_body: usize,
+}
+
+/// The server's routes.
+pub fn router(app: Arc<App>) -> Router {
+    let max_body = app.max_body;
+    Router::new()
+        .route("/", get(page))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn not_found() -> Response {
+    ApiError::bad(
+        "",
+        "no such route; the API is POST /v1/completions and GET /v1/models",
+    )
+    .with(StatusCode::NOT_FOUND, "invalid_request_error", "not_found")
+    .into_response()
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    if app.shutting_down.load(Ordering::Acquire) {
+        return shutting_down().into_response();
+    }
+    json_body(&json!({"status": "ok"}))
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.text(),
+    )
+        .into_response()
+}
+
+async fn models(State(app): State<Arc<App>>) -> Response {
+    let data: Vec<_> = app
+        .models
+        .iter()
+        .map(|(name, s)| {
+            let c = s.model.config();
+            json!({
+                "id": name,
+                "object": "model",
+                "created": s.created,
+                "owned_by": "charrnn",
+                "charrnn": {
+                    "cell": c.cell.name(),
+                    "layers": c.layers,
+                    "hidden": c.hidden,
+                    "vocabulary": s.model.vocab().len(),
+                    "precision": s.model.precision().name(),
+                    "checkpoint": s.path,
+                },
+            })
+        })
+        .collect();
+    json_body(&json!({"object": "list", "data": data}))
+}
+
+/// `POST /v1/completions`.
+async fn completions(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let response = match start(&app, body) {
+        Ok((req, rx, meta)) if req.stream => stream(app.clone(), req, rx, meta),
+        Ok((req, rx, meta)) => whole(&app, req, rx, meta).await,
+        Err(e) => e.into_response(),
+    };
+    app.metrics.answered(response.status().as_u16());
+    response
+}
+
+/// What a response repeats in every object.
+struct Meta {
+    id: String,
+    created: u64,
+    seed: u64,
+    arrived: Instant,
+    /// Characters of each prompt, and for each choice its prompt's text (for `echo`).
+    prompt_chars: usize,
+    echoes: Vec<String>,
+}
+
+/// Checks the request, builds its streams and queues the job.
+fn start(
+    app: &App,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(CompletionRequest, UnboundedReceiver<Event>, Meta), ApiError> {
+    let arrived = Instant::now();
+    if app.shutting_down.load(Ordering::Acquire) {
+        return Err(shutting_down());
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::bad(
+                "",
+                format!(
+                    "the request body is larger than this server's limit of {} bytes",
+                    app.max_body
+                ),
+            )
+            .with(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            )
+        } else {
+            ApiError::bad("", format!("cannot read the request body: {e}"))
+        }
+    })?;
+    let req = validation::parse(&body, &app.limits)?;
+    let Some((_, served)) = app.models.iter().find(|(n, _)| *n == req.model) else {
+        let known: Vec<&str> = app.models.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(ApiError::bad(
+            "model",
+            format!(
+                "the model `{}` does not exist; this server has: {}",
+                req.model,
+                known.join(", ")
+            ),
+        )
+        .with(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+        ));
+    };
+    let id = app.next_id.fetch_add(1, Ordering::Relaxed);
+    let seed = req.seed.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        crate::rng::Rng::new(nanos ^ id.rotate_left(32)).next_u64() >> 1
+    });
+    let (mut streams, mut echoes, mut prompt_chars) = (Vec::new(), Vec::new(), 0);
+    for prompt in &req.prompts {
+        let (text, ids) = encode(&served.model, prompt, req.skip_unknown)?;
+        prompt_chars += text.chars().count();
+        for _ in 0..req.n {
+            let settings = Settings {
+                seed: seed.wrapping_add(streams.len() as u64),
+                temperature: req.temperature,
+                top_k: req.top_k,
+                top_p: req.top_p,
+                stop: req.stop.clone(),
+                max_chars: Some(req.max_tokens),
+                log_prob: false,
+            };
+            streams.push(Stream::new(ids.clone(), &settings));
+            echoes.push(text.clone());
+        }
+    }
+    let (tx, rx) = unbounded_channel();
+    let job = Job {
+        id,
+        streams,
+        tx,
+        deadline: arrived + app.timeout,
+    };
+    let full = || {
+        let mut e = ApiError::bad(
+            "",
+            "the server is overloaded: its queue is full; retry after a second",
+        )
+        .with(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "queue_full",
+        );
+        e.retry_after = Some(1);
+        e
+    };
+    // The count, not the channel, is the limit: the scheduler may hold one job back from the
+    // channel while the batch is full.
+    if served.waiting.fetch_add(1, Ordering::AcqRel) >= served.queue_limit {
+        served.waiting.fetch_sub(1, Ordering::AcqRel);
+        return Err(full());
+    }
+    match served.queue.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            served.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(full());
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            served.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(shutting_down());
+        }
+    }
+    let meta = Meta {
+        id: format!("cmpl-{:x}{id:06x}", now()),
+        created: now(),
+        seed,
+        arrived,
+        prompt_chars,
+        echoes,
+    };
+    Ok((req, rx, meta))
+}
+
+/// A prompt's text (without the characters it skips) and ids: characters the model does not
+/// know are a 400 naming them, unless the request asks to skip them.
+fn encode(model: &Model, prompt: &str, skip_unknown: bool) -> Result<(String, Vec<u32>), ApiError> {
+    let vocab = model.vocab();
+    let mut unknown: Vec<char> = prompt.chars().filter(|&c| vocab.id(c).is_none()).collect();
+    if unknown.is_empty() || vocab.unk.is_some() {
+        let ids = model
+            .encode_prompt(prompt)
+            .map_err(|e| ApiError::bad("prompt", e.msg))?;
+        return Ok((prompt.to_string(), ids));
+    }
+    if skip_unknown {
+        let kept: String = prompt.chars().filter(|&c| vocab.id(c).is_some()).collect();
+        let ids = model
+            .encode_prompt(&kept)
+            .map_err(|e| ApiError::bad("prompt", e.msg))?;
+        return Ok((kept, ids));
+    }
+    unknown.sort_unstable();
+    unknown.dedup();
+    let shown: Vec<String> = unknown.iter().take(10).map(|c| format!("{c:?}")).collect();
+    let mut e = ApiError::bad(
+        "prompt",
+        format!(
+            "the prompt has characters the model does not know: {}{}; use characters of its training text, or send \"skip_unknown\": true to drop them",
+            shown.join(" "),
+            if unknown.len() > 10 { " …" } else { "" }
+        ),
+    );
+    e.code = Some("unknown_characters");
+    Err(e)
+}
+
+/// A whole response, once every choice has finished.
+async fn whole(
+    app: &App,
+    req: CompletionRequest,
+    mut rx: UnboundedReceiver<Event>,
+    meta: Meta,
+) -> Response {
+    let choices = meta.echoes.len();
+    let mut texts: Vec<String> = if req.echo {
+        meta.echoes.clone()
+    } else {
+        vec![String::new(); choices]
+    };
+    let mut finish = vec![None; choices];
+    let (mut generated, mut left, mut first) = (0, choices, true);
+    while left > 0 {
+        match rx.recv().await {
+            Some(Event::Text { index, text }) => {
+                if std::mem::take(&mut first) {
+                    app.metrics
+                        .first_character_seconds
+                        .observe(meta.arrived.elapsed().as_secs_f64());
+                }
+                texts[index as usize].push_str(&text);
+            }
+            Some(Event::Done {
+                index,
+                finish: f,
+                generated: g,
+            }) => {
+                finish[index as usize] = Some(f.as_str());
+                generated += g;
+                left -= 1;
+            }
+            Some(Event::Failed(e)) => return e.into_response(),
+            None => return shutting_down().into_response(),
+        }
+    }
+    let c = Completion {
+        id: &meta.id,
+        object: "text_completion",
+        created: meta.created,
+        model: &req.model,
+        system_fingerprint: FINGERPRINT,
+        choices: texts
+            .into_iter()
+            .zip(finish)
+            .enumerate()
+            .map(|(i, (text, f))| Choice {
+                text,
+                index: i as u32,
+                logprobs: None,
+                finish_reason: f,
+            })
+            .collect(),
+        usage: Some(usage(meta.prompt_chars, generated)),
+        seed: meta.seed,
+    };
+    json_body(&c)
+}
+
+fn usage(prompt: usize, completion: usize) -> Usage {
+    Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+    }
+}
+
+/// A streamed response: `data: {chunk}` events, then `data: [DONE]`. Text that arrives while
+/// the client is busy is sent together, one chunk per choice.
+fn stream(
+    app: Arc<App>,
+    req: CompletionRequest,
+    rx: UnboundedReceiver<Event>,
+    meta: Meta,
+) -> Response {
+    struct Feed {
+        app: Arc<App>,
+        req: CompletionRequest,
+        meta: Meta,
+        rx: UnboundedReceiver<Event>,
+        out: VecDeque<Sse>,
+        left: usize,
+        generated: usize,
+        first: bool,
+        ended: bool,
+    }
+    impl Feed {
+        fn chunk(&self, choices: Vec<Choice>, usage: Option<Usage>) -> Sse {
+            let c = Completion {
+                id: &self.meta.id,
+                object: "text_completion",
+                created: self.meta.created,
+                model: &self.req.model,
+                system_fingerprint: FINGERPRINT,
+                choices,
+                usage,
+                seed: self.meta.seed,
+            };
+            Sse::default().data(serde_json::to_string(&c).expect("chunks serialise"))
+        }
+        fn end(&mut self) {
+            if self.req.include_usage {
+                let u = usage(self.meta.prompt_chars, self.generated);
+                let c = self.chunk(Vec::new(), Some(u));
+                self.out.push_back(c);
+            }
+            self.out.push_back(Sse::default().data("[DONE]"));
+            self.ended = true;
+        }
+        /// Takes the next event and whatever else is ready, into chunks.
+        fn absorb(&mut self, first: Event) {
+            let mut texts: HashMap<u32, String> = HashMap::new();
+            let mut done: Vec<(u32, &'static str)> = Vec::new();
+            let mut next = Some(first);
+            while let Some(ev) = next.take() {
+                match ev {
+                    Event::Text { index, text } => {
+                        if std::mem::take(&mut self.first) {
+                            self.app
+                                .metrics
+                                .first_character_seconds
+                                .observe(self.meta.arrived.elapsed().as_secs_f64());
+                        }
+                        texts.entry(index).or_default().push_str(&text);
+                    }
+                    Event::Done {
+                        index,
+                        finish,
+                        generated,
+                    } => {
+                        self.generated += generated;
+                        done.push((index, finish.as_str()));
+                    }
+                    Event::Failed(e) => {
+                        self.out
+                            .push_back(Sse::default().data(e.body().to_string()));
+                        self.out.push_back(Sse::default().data("[DONE]"));
+                        self.ended = true;
+                        return;
+                    }
+                }
+                next = self.rx.try_recv().ok();
+            }
+            let mut idx: Vec<u32> = texts.keys().copied().collect();
+            idx.sort_unstable();
+            let choices: Vec<Choice> = idx
+                .into_iter()
+                .map(|index| Choice {
+                    text: texts.remove(&index).unwrap_or_default(),
+                    index,
+                    logprobs: None,
+                    finish_reason: None,
+                })
+                .collect();
+            if !choices.is_empty() {
+                let c = self.chunk(choices, None);
+                self.out.push_back(c);
+            }
+            for (index, f) in done {
+                let c = self.chunk(
+                    vec![Choice {
+                        text: String::new(),
+                        index,
+                        logprobs: None,
+                        finish_reason: Some(f),
+                    }],
+                    None,
+                );
+                self.out.push_back(c);
+                self.left -= 1;
+            }
+            if self.left == 0 {
+                self.end();
+            }
+        }
+    }
+    let mut feed = Feed {
+        left: meta.echoes.len(),
+        app,
+        req,
+        meta,
+        rx,
+        out: VecDeque::new(),
+        generated: 0,
+        first: true,
+        ended: false,
+    };
+    if feed.req.echo {
+        let choices = feed
+            .meta
+            .echoes
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(i, t)| Choice {
+                text: t.clone(),
+                index: i as u32,
+                logprobs: None,
+                finish_reason: None,
+            })
+            .collect::<Vec<_>>();
+        if !choices.is_empty() {
+            let c = feed.chunk(choices, None);
+            feed.out.push_back(c);
+        }
+    }
+    let events = futures_util::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(ev) = f.out.pop_front() {
+                return Some((Ok::<_, Infallible>(ev), f));
+            }
+            if f.ended {
+                return None;
+            }
+            match f.rx.recv().await {
+                Some(ev) => f.absorb(ev),
+                None => f.absorb(Event::Failed(shutting_down())),
+            }
+        }
+    });
+    axum::response::Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

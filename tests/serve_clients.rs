@@ -1,0 +1,191 @@
+//! Real clients of `charrnn serve`: the official `openai` Python package, unmodified
+//! (`examples/openai_client.py`), and the page in headless Chromium driven by playwright-core
+//! (`tests/browser/page.mjs`). Each skips with a message where its client is not installed, and
+//! fails instead when `CHARRNN_REQUIRE_CLIENTS=1` (CI installs them: see `.ci/run`).
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Whether a missing client is a failure (CI) or a skip (a developer's machine).
+fn required() -> bool {
+    std::env::var_os("CHARRNN_REQUIRE_CLIENTS").is_some_and(|v| v == "1")
+}
+
+fn skip(what: &str) {
+    assert!(!required(), "{what} (CHARRNN_REQUIRE_CLIENTS=1)");
+    eprintln!("skipped: {what}");
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A small trained model served on a free port.
+fn serve(d: &Dir) -> (Server, String) {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"),
+    )
+    .unwrap();
+    d.write("shake.txt", text.chars().take(200_000).collect::<String>());
+    d.run(&[
+        "train",
+        "shake.txt",
+        "--out",
+        "shake",
+        "--hidden",
+        "64",
+        "--steps",
+        "150",
+        "--batch",
+        "32",
+        "--seq",
+        "64",
+        "--lr",
+        "0.005",
+        "--threads",
+        "2",
+        "--eval-every",
+        "150",
+        "--sample-every",
+        "0",
+    ])
+    .ok();
+    let ck = d
+        .path("shake/last.safetensors")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut child = d
+        .cmd(&["serve", &ck, "--port", "0", "--threads", "2"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let url = line
+        .split("on http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (Server(child, format!("http://{url}")), ck)
+}
+
+fn sample(d: &Dir, ck: &str, length: &str) -> String {
+    let out = d
+        .run(&[
+            "sample",
+            ck,
+            "--prime",
+            "ROMEO:",
+            "--seed",
+            "7",
+            "--temperature",
+            "0.8",
+            "--length",
+            length,
+        ])
+        .ok()
+        .stdout();
+    out.strip_suffix('\n').unwrap().to_string()
+}
+
+#[test]
+fn the_openai_python_client_works_unchanged() {
+    let has = Command::new("python3")
+        .args(["-c", "import openai"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        return skip("the openai Python package is not installed (pip install openai)");
+    }
+    let d = Dir::new("openai-client");
+    let (s, ck) = serve(&d);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openai_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(format!("{}/v1", s.1))
+        .arg("shake")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = sample(&d, &ck, "200");
+    let completion = want.strip_prefix("ROMEO:").unwrap();
+    let repr = |s: &str| {
+        let o = Command::new("python3")
+            .args(["-c", "import sys; print(repr(sys.argv[1]))", s])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim_end().to_string()
+    };
+    let quoted = repr(completion);
+    assert!(
+        stdout.contains(&format!("WHOLE {quoted} length 200")),
+        "{stdout}\nwant {quoted}"
+    );
+    assert!(stdout.contains(&format!("STREAM {quoted} ")), "{stdout}");
+}
+
+#[test]
+fn the_page_streams_text_in_a_real_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHARRNN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return skip("no Chromium at /usr/bin/chromium (apt install chromium)");
+    }
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        return skip("playwright-core is not installed (cd tests/browser && npm install)");
+    }
+    let d = Dir::new("page");
+    let (s, ck) = serve(&d);
+    let shot = d.path("page.png");
+    let out = Command::new("node")
+        .arg(dir.join("page.mjs"))
+        .arg(format!("{}/", s.1))
+        .arg(&shot)
+        .arg(&chromium)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The page shows the prime and then exactly what `charrnn sample` gives for its settings.
+    assert_eq!(v["text"].as_str().unwrap(), sample(&d, &ck, "300"));
+    let cmd = v["cmd"].as_str().unwrap();
+    assert!(
+        cmd.starts_with("charrnn sample ")
+            && cmd.contains("--prime ROMEO: --temperature 0.8 --length 300 --seed 7"),
+        "{cmd}"
+    );
+    assert!(
+        v["stats"].as_str().unwrap().contains("chars/s, seed 7"),
+        "{v}"
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    if let Some(keep) = std::env::var_os("CHARRNN_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}

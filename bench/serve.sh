@@ -7,19 +7,21 @@
 # client), so the client shares the 2 cores with the server: figures are a floor.
 #
 #   bench/serve.sh [ROUNDS]        (default 2 rounds per client count; medians)
+#   PRECISION=f32                   the server's --precision (f32, bf16, int8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-2}
-cargo build --release --quiet --example serve_load
+PRECISION=${PRECISION:-f32}
+cargo build --release --quiet --bin charrnn --example serve_load
 BIN=$PWD/target/release/charrnn
 LOAD=$PWD/target/release/examples/serve_load
 source bench/common.sh
 tmp=$(mktemp -d)
 trap 'kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT
-out=bench/results/serve-$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD).md
+out=bench/results/serve-$PRECISION-$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD).md
 # A 2×256 model: a few steps on tiny Shakespeare (speed does not depend on training).
 $BIN train data/tinyshakespeare.txt --hidden 256 --steps 20 --eval-every 20 --out "$tmp/m" --sample-every 0 >/dev/null 2>&1
-$BIN serve "model=$tmp/m/last.safetensors" --port 0 2>"$tmp/serve.log" &
+$BIN serve "model=$tmp/m/last.safetensors" --port 0 --precision "$PRECISION" 2>"$tmp/serve.log" &
 srv=$!
 for _ in $(seq 100); do grep -q "serving" "$tmp/serve.log" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.* on \(http:\/\/[^/]*\)\/.*/\1/p' "$tmp/serve.log" | head -1)
@@ -27,7 +29,7 @@ rss() { awk -v k="$1" '$1 == k":" {print int($2 / 1024)}' /proc/$srv/status; }
 {
   header "charrnn serve under load" "$ROUNDS"
   echo
-  echo "model: 2×256 LSTM, V=65, f32, 2 threads; each client streams 500-character completions back to back"
+  echo "model: 2×256 LSTM, V=65, --precision $PRECISION, 2 threads; each client streams 500-character completions back to back"
   echo
   echo "| clients | requests | total chars/s | ratio to 1 client | TTFC p50 | TTFC p99 | gap p99 | chars per chunk | errors |"
   echo "|---|---|---|---|---|---|---|---|---|"

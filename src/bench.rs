@@ -50,7 +50,15 @@ pub struct BenchArgs {
     /// Characters per timed batch-1 sampling round (5 rounds, median).
     #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
     pub sample_chars: usize,
-    /// The precision of the weights batch-1 sampling multiplies with.
+    /// Streams sampled together (1: batch-1 sampling; more: what a busy server steps).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
+    pub streams: usize,
+    /// The precision of the weights sampling multiplies with.
     #[arg(long, value_enum, default_value_t)]
     pub precision: crate::sample::Precision,
     /// Print one JSON object instead of text.
@@ -97,6 +105,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if a.steps == 0 {
         crate::bail!("--steps must be at least 1");
     }
+    if a.streams == 0 {
+        crate::bail!("--streams must be at least 1");
+    }
     let cfg = ModelConfig {
         cell: a.cell,
         vocab: a.vocab,
@@ -113,28 +124,35 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let gflops = cps * train_flops_per_char(&cfg) / 1e9;
     let peak = matmul_peak(512, thr);
 
-    // Batch-1 sampling: feed + pick per character, in --precision on the crew of --threads.
-    let mut s = Sampler::with(&layout, &params, 1, a.precision, threads);
-    let mut id = 0;
+    // Sampling: --streams streams (1: batch-1) stepped together, feed + pick per character,
+    // in --precision on the crew of --threads; characters per second over all streams.
+    let n = a.streams;
+    let mut s = Sampler::with(&layout, &params, n, a.precision, threads);
+    let mut ids = vec![0u32; n];
     let mut srng = Rng::new(2);
+    let mut step = |s: &mut Sampler, ids: &mut [u32]| {
+        s.feed(ids);
+        for (k, id) in ids.iter_mut().enumerate() {
+            *id = s.pick(k, &Pick::temperature(1.0), &mut srng);
+        }
+    };
     for _ in 0..200 {
-        s.feed(&[id]);
-        id = s.pick(0, &Pick::temperature(1.0), &mut srng);
+        step(&mut s, &mut ids);
     }
     let mut rates = Vec::new();
+    let steps = a.sample_chars.div_ceil(n);
     for _ in 0..5 {
         let t0 = Instant::now();
-        for _ in 0..a.sample_chars {
-            s.feed(&[id]);
-            id = s.pick(0, &Pick::temperature(1.0), &mut srng);
+        for _ in 0..steps {
+            step(&mut s, &mut ids);
         }
-        rates.push(a.sample_chars as f64 / t0.elapsed().as_secs_f64());
+        rates.push((steps * n) as f64 / t0.elapsed().as_secs_f64());
     }
     let sample_cps = median(&mut rates);
 
     if a.json {
         println!(
-            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\"}}",
+            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"streams\":{n}}}",
             a.cell.name(), a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.precision.name()
         );
     } else {
@@ -149,7 +167,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         );
         println!("train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ matmul)", 100.0 * gflops / peak);
         println!(
-            "sample    {sample_cps:>10.0} chars/s  (batch 1, {}, {} thread(s))",
+            "sample    {sample_cps:>10.0} chars/s  ({n} stream(s), {}, {} thread(s))",
             a.precision.name(),
             s.threads()
         );

@@ -12,6 +12,9 @@
 #   TRAIN_ONLY=1                         only the training table
 #   SAMPLE_HIDDENS="256 512 1024"        the batch-1 sampling table's sizes (every --precision)
 #
+# Training is timed in both precisions: charrnn --precision f32 and bf16, the peer in f32 and
+# with its forward under torch.autocast("cpu", dtype=torch.bfloat16) (bench/peer_bf16.py).
+#
 # A large vocabulary: python3 bench/make_large_vocab.py large-vocab.txt
 #   TEXT=large-vocab.txt EMBED=128 HIDDENS=256 THREADS=2 TRAIN_ONLY=1 bench/compare.sh 3
 #
@@ -41,34 +44,38 @@ source bench/common.sh
 
 header "charrnn vs PyTorch peer" "$ROUNDS"
 echo "workload: 2-layer $CELL (peer: LSTM), $TEXT: V=$VOCAB, embedding $EMBED (0 = one-hot), B=50, T=50, training chars/s (forward, backward, clip, Adam)"
+echo "precisions: f32; bf16 = charrnn --precision bf16 (AMX: $(grep -q amx_bf16 /proc/cpuinfo && echo yes || echo no)) and the peer's forward under torch.autocast(cpu, bfloat16) (bench/peer_bf16.py)"
 echo
-echo "| H | threads | PyTorch chars/s | charrnn chars/s | ratio | charrnn GFLOP/s | share of matmul peak |"
-echo "|---|---|---|---|---|---|---|"
+echo "| H | threads | PyTorch f32 | PyTorch bf16 | charrnn f32 | charrnn bf16 | f32 / PyTorch f32 | bf16 / PyTorch f32 | bf16 / PyTorch bf16 | f32 share of f32 peak |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
 for H in $HIDDENS; do
   for TH in $THREADS; do
-    peer=(); ours=(); gf=(); share=()
+    peer=(); peer16=(); ours=(); ours16=(); share=()
     for ((r = 0; r < ROUNDS; r++)); do
       if [ $have_torch = 1 ]; then
-        line=$(python3 "$PEER_DIR/charrnn_batched.py" --text "$TEXT" --hidden "$H" --layers 2 --batch 50 --seq 50 \
-          --embed "$EMBED" --threads "$TH" --steps $((STEPS + 5)) --warmup 5 --no-eval --sample-len 0 | grep '^RESULT ' | cut -c8-)
+        flags=(--text "$TEXT" --hidden "$H" --layers 2 --batch 50 --seq 50 --embed "$EMBED" --threads "$TH"
+          --steps $((STEPS + 5)) --warmup 5 --no-eval --sample-len 0)
+        line=$(python3 "$PEER_DIR/charrnn_batched.py" "${flags[@]}" | grep '^RESULT ' | cut -c8-)
         peer+=("$(json_field "$line" steady_chars_per_s)")
+        line=$(python3 bench/peer_bf16.py "$PEER_DIR" "${flags[@]}" | grep '^RESULT ' | cut -c8-)
+        peer16+=("$(json_field "$line" steady_chars_per_s)")
       fi
-      j=$($BIN bench --cell "$CELL" --hidden "$H" --vocab "$VOCAB" --embed "$EMBED" --threads "$TH" \
-        --steps "$STEPS" --warmup 5 --sample-chars 200 --json)
-      ours+=("$(json_field "$j" train_chars_per_s)")
-      gf+=("$(json_field "$j" gflops)")
-      share+=("$(json_field "$j" share_of_peak)")
+      for P in f32 bf16; do
+        j=$($BIN bench --cell "$CELL" --hidden "$H" --vocab "$VOCAB" --embed "$EMBED" --threads "$TH" \
+          --steps "$STEPS" --warmup 5 --sample-chars 200 --precision $P --json)
+        if [ $P = f32 ]; then ours+=("$(json_field "$j" train_chars_per_s)"); share+=("$(json_field "$j" share_of_peak)")
+        else ours16+=("$(json_field "$j" train_chars_per_s)"); fi
+      done
     done
-    o=$(median "${ours[@]}")
+    o=$(median "${ours[@]}"); o16=$(median "${ours16[@]}")
     if [ $have_torch = 1 ]; then
-      p=$(median "${peer[@]}")
-      ratio=$(python3 -c "print(f'{$o/$p:.2f}x')")
-      p=$(printf '%.0f' "$p")
+      p=$(median "${peer[@]}"); p16=$(median "${peer16[@]}")
+      cols="$(printf '%.0f' "$p") | $(printf '%.0f' "$p16") | $(printf '%.0f' "$o") | $(printf '%.0f' "$o16") | $(ratio "$o" "$p") | $(ratio "$o16" "$p") | $(ratio "$o16" "$p16")"
     else
-      p="n/a"; ratio="n/a"
+      cols="n/a | n/a | $(printf '%.0f' "$o") | $(printf '%.0f' "$o16") | n/a | n/a | n/a"
     fi
-    printf '| %s | %s | %s | %.0f | %s | %.1f | %.0f%% |\n' "$H" "$TH" "$p" "$o" "$ratio" "$(median "${gf[@]}")" \
-      "$(python3 -c "print(100*$(median "${share[@]}"))")"
+    printf '| %s | %s | %s | %.0f%% |\n' "$H" "$TH" "$cols" "$(python3 -c "print(100*$(median "${share[@]}"))")"
   done
 done
 
@@ -110,7 +117,8 @@ echo "Memory and start-up (H=512, 2 layers, tiny Shakespeare; one run each):"
 echo
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-rss_ours=$(/usr/bin/time -f '%M' $BIN train "$TEXT" --hidden 512 --steps 20 --eval-every 1000 --threads 2 --out "$tmp/h512" 2>&1 >/dev/null | tail -1)
+rss_ours=$(/usr/bin/time -f '%M' $BIN train "$TEXT" --hidden 512 --steps 20 --eval-every 1000 --threads 2 --precision f32 --out "$tmp/h512" 2>&1 >/dev/null | tail -1)
+rss_ours16=$(/usr/bin/time -f '%M' $BIN train "$TEXT" --hidden 512 --steps 20 --eval-every 1000 --threads 2 --precision bf16 --out "$tmp/h512b" 2>&1 >/dev/null | tail -1)
 first_ours=$(python3 - "$BIN" "$tmp/h512/last.safetensors" <<'PY'
 import statistics, subprocess, sys, time
 ts = []
@@ -133,5 +141,5 @@ else
 fi
 echo "| measure | PyTorch | charrnn |"
 echo "|---|---|---|"
-echo "| peak RSS, 20 training steps + validation | $rss_peer | $((rss_ours / 1024)) MB |"
+echo "| peak RSS, 20 training steps + validation | $rss_peer | f32 $((rss_ours / 1024)) MB, bf16 $((rss_ours16 / 1024)) MB |"
 echo "| start to first sampled character | $import_peer | $first_ours ms |"

@@ -1,12 +1,15 @@
 //! `charrnn bench`: the engine's speed on random data, no corpus needed. Times full training
 //! steps (forward, loss, backward, clip, Adam) after a warm-up and reports the median, the
 //! GFLOP/s by the 72H²+6HV count (for 2 layers; `model::train_flops_per_char` in general), the
-//! share of a matmul peak measured in the same process, and batch-1 sampling speed.
+//! share of a matmul peak measured in the same process (in the training step's precision),
+//! and sampling speed.
 //!
 //! A benchmark, never a test: numbers from it are compared side by side with the PyTorch peer
 //! (`bench/compare.sh`), never against a fixed threshold.
 
+use crate::engine::amx::{self, Packs};
 use crate::engine::linalg::{matmul, MatRef, Threads};
+use crate::engine::MatmulPrecision;
 use crate::error::Result;
 use crate::model::{train_flops_per_char, Layout, ModelConfig};
 use crate::optim::step::{median, time_steps};
@@ -58,7 +61,8 @@ pub struct BenchArgs {
         allow_negative_numbers = true
     )]
     pub streams: usize,
-    /// The precision of the weights sampling multiplies with.
+    /// The precision of the weights sampling multiplies with, and of the training step's
+    /// products (bf16 trains with bf16 operands; f32 and int8 train in f32).
     #[arg(long, value_enum, default_value_t)]
     pub precision: crate::sample::Precision,
     /// Print one JSON object instead of text.
@@ -66,22 +70,29 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// Median GFLOP/s of an n×n×n f32 matmul on `threads` threads.
-fn matmul_peak(n: usize, threads: Threads) -> f64 {
+/// Median GFLOP/s of an n×n×n matmul on `threads` threads in `precision` (bf16: the
+/// packed-operand product alone, packing not counted).
+fn matmul_peak(n: usize, threads: Threads, precision: MatmulPrecision) -> f64 {
     let mut rng = Rng::new(9);
     let a: Vec<f32> = (0..n * n).map(|_| rng.uniform() as f32).collect();
     let b = a.clone();
     let mut c = vec![0.0f32; n * n];
+    let mut packs = Packs::default();
+    packs.a.pack(MatRef::new(&a, n, n));
+    packs.b.pack(MatRef::new(&b, n, n));
     let mut times = Vec::new();
     for i in 0..12 {
         let t0 = Instant::now();
-        matmul(
-            &mut c,
-            MatRef::new(&a, n, n),
-            MatRef::new(&b, n, n),
-            false,
-            threads,
-        );
+        match precision {
+            MatmulPrecision::F32 => matmul(
+                &mut c,
+                MatRef::new(&a, n, n),
+                MatRef::new(&b, n, n),
+                false,
+                threads,
+            ),
+            MatmulPrecision::Bf16 => amx::gemm(&mut c, packs.a.view(), &packs.b, false, threads),
+        }
         if i >= 2 {
             times.push(t0.elapsed().as_secs_f64());
         }
@@ -119,10 +130,20 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (b, t) = (a.batch, a.seq);
     let n = b * t;
     let thr = Threads(threads);
-    let (step_s, params) = time_steps(&layout, b, t, thr, a.warmup, (a.steps, 0.0));
+    let train_precision = match a.precision {
+        crate::sample::Precision::Bf16 => MatmulPrecision::Bf16,
+        _ => MatmulPrecision::F32,
+    };
+    let (step_s, params) = time_steps(
+        &layout,
+        (b, t),
+        (thr, train_precision),
+        a.warmup,
+        (a.steps, 0.0),
+    );
     let cps = n as f64 / step_s;
     let gflops = cps * train_flops_per_char(&cfg) / 1e9;
-    let peak = matmul_peak(512, thr);
+    let peak = matmul_peak(512, thr, train_precision);
 
     // Sampling: --streams streams (1: batch-1) stepped together, feed + pick per character,
     // in --precision on the crew of --threads; characters per second over all streams.
@@ -152,8 +173,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 
     if a.json {
         println!(
-            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"streams\":{n}}}",
-            a.cell.name(), a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.precision.name()
+            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n}}}",
+            a.cell.name(), a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.precision.name(), train_precision.name(), amx::available()
         );
     } else {
         println!(
@@ -165,7 +186,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             step_s * 1e3,
             a.steps
         );
-        println!("train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ matmul)", 100.0 * gflops / peak);
+        println!(
+            "train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ {} matmul{})",
+            100.0 * gflops / peak,
+            train_precision.name(),
+            match (train_precision, amx::available()) {
+                (MatmulPrecision::Bf16, true) => ", AMX",
+                (MatmulPrecision::Bf16, false) => ", no AMX: f32 products of rounded operands",
+                _ => "",
+            }
+        );
         println!(
             "sample    {sample_cps:>10.0} chars/s  ({n} stream(s), {}, {} thread(s))",
             a.precision.name(),

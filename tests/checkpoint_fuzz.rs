@@ -78,6 +78,7 @@ fn real_checkpoint(dir: &Path) -> PathBuf {
         dropout: 0.1,
         encoding: None,
         val_chars: Some(1_000_000),
+        precision: Default::default(),
     };
     let state = TrainState {
         step: 7,

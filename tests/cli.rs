@@ -113,75 +113,97 @@ fn samples_do_not_depend_on_the_cpus_vector_width() {
 
 #[test]
 fn resume_is_exact_and_same_seed_is_deterministic() {
-    let d = Dir::new("resume");
+    // In each precision of the products (bf16 runs on AMX tiles where the CPU has them).
+    for p in ["f32", "bf16"] {
+        resume_is_exact_in(p);
+    }
+}
+
+fn resume_is_exact_in(precision: &str) {
+    let d = Dir::new(&format!("resume-{precision}"));
     let f = repetitive(&d);
     // 40 steps in one go (an epoch is 63 steps: the resume falls mid-epoch, with carried state).
     // A constant rate: a cosine spans the planned steps, which differ between these runs.
-    train(
-        &d,
-        &f,
-        "one",
-        &[
+    let run = |out: &str, steps: &str, eval: &str| {
+        let flags = [
             "--steps",
-            "40",
+            steps,
             "--eval-every",
-            "15",
+            eval,
             "--amsgrad",
             "--lr-schedule",
             "constant",
-        ],
-    )
-    .ok();
-    train(
-        &d,
-        &f,
-        "again",
-        &[
-            "--steps",
-            "40",
-            "--eval-every",
-            "1000",
-            "--amsgrad",
-            "--lr-schedule",
-            "constant",
-        ],
-    )
-    .ok();
-    // 25 steps, then resume to 40.
-    train(
-        &d,
-        &f,
-        "two",
-        &[
-            "--steps",
-            "25",
-            "--eval-every",
-            "1000",
-            "--amsgrad",
-            "--lr-schedule",
-            "constant",
-        ],
-    )
-    .ok();
+            "--precision",
+            precision,
+        ];
+        train(&d, &f, out, &flags).ok();
+    };
+    run("one", "40", "15");
+    run("again", "40", "1000");
+    // 25 steps, then resume to 40 (the precision is the checkpoint's).
+    run("two", "25", "1000");
     std::fs::copy(d.path("two/last.safetensors"), d.path("mid.safetensors")).unwrap();
     let r = resume(&d, &f, "two/last.safetensors", "40").ok();
     assert!(r.stderr().contains("resuming at step 25"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains(&format!("{precision} products")),
+        "{}",
+        r.stderr()
+    );
 
     let one = tensors(&d.path("one/last.safetensors"));
     let again = tensors(&d.path("again/last.safetensors"));
     let two = tensors(&d.path("two/last.safetensors"));
     assert_eq!(two.train.as_ref().unwrap().state.step, 40);
     for other in [&again, &two] {
-        assert!(one.params == other.params, "weights differ");
+        assert!(one.params == other.params, "{precision}: weights differ");
         let (a, b) = (one.train.as_ref().unwrap(), other.train.as_ref().unwrap());
         let (a, b) = (a.resume.as_ref().unwrap(), b.resume.as_ref().unwrap());
-        assert!(a.adam == b.adam, "Adam state differs");
-        assert!(a.carry == b.carry, "carried state differs");
+        assert!(a.adam == b.adam, "{precision}: Adam state differs");
+        assert!(a.carry == b.carry, "{precision}: carried state differs");
     }
     let mid = tensors(&d.path("mid.safetensors"));
     assert!(
         mid.params != one.params,
         "the comparison must be able to fail"
+    );
+}
+
+#[test]
+fn a_run_resumes_in_the_other_precision_and_the_two_differ() {
+    let d = Dir::new("resume-precision");
+    let f = repetitive(&d);
+    let flags = |p: &'static str| ["--steps", "20", "--eval-every", "1000", "--precision", p];
+    train(&d, &f, "f32", &flags("f32")).ok();
+    train(&d, &f, "bf16", &flags("bf16")).ok();
+    let (a, b) = (
+        tensors(&d.path("f32/last.safetensors")),
+        tensors(&d.path("bf16/last.safetensors")),
+    );
+    assert!(
+        a.params != b.params,
+        "bf16 products must change the arithmetic"
+    );
+    let r = d
+        .run(&[
+            "train",
+            f.to_str().unwrap(),
+            "--resume",
+            "f32/last.safetensors",
+            "--steps",
+            "30",
+            "--precision",
+            "bf16",
+            "--threads",
+            "1",
+        ])
+        .ok();
+    assert!(r.stderr().contains("bf16 products"), "{}", r.stderr());
+    let resumed = tensors(&d.path("f32/last.safetensors"));
+    assert_eq!(resumed.train.as_ref().unwrap().state.step, 30);
+    assert_eq!(
+        resumed.train.as_ref().unwrap().config.precision.name(),
+        "bf16"
     );
 }
 
@@ -565,7 +587,11 @@ fn patience_stops_a_run_that_no_longer_improves() {
         ],
     )
     .ok();
-    assert!(r.stderr().contains("--patience"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("stopped early: no improvement"),
+        "{}",
+        r.stderr()
+    );
     assert_eq!(
         tensors(&d.path("run/last.safetensors"))
             .train
@@ -1405,16 +1431,16 @@ fn without_hidden_the_budget_chooses_the_size_and_the_dropout_and_says_why() {
     let f = repetitive(&d);
     let fs = f.to_str().unwrap();
     let base = ["--batch", "8", "--seq", "32", "--threads", "1"];
-    // A step budget on 14.6k training characters: even the smallest size has more parameters.
+    // A step budget on 15k training characters: even the smallest size has more parameters.
     let r = d
         .run(&[&["train", fs, "--out", "steps", "--steps", "3"][..], &base].concat())
         .ok();
     let line = sizing_line(&r);
-    assert!(line.contains("hidden 128: the smallest"), "{line}");
+    assert!(line.contains("hidden 32: the smallest"), "{line}");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path("steps/config.json")).unwrap())
             .unwrap();
-    assert_eq!(config["model"]["hidden"], 128);
+    assert_eq!(config["model"]["hidden"], 32);
     assert_eq!(
         config["train"]["dropout"], 0.0,
         "3 steps are far below one pass"

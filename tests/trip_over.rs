@@ -177,10 +177,12 @@ fn divergence_stops_the_run_with_exit_3_and_keeps_the_checkpoints_from_before() 
             .map(|i| format!("line {i}: the quick brown fox.\n"))
             .collect::<String>(),
     );
-    // From the first step: nothing is saved.
+    // From the first step, before the first validation: nothing is saved.
     let r = d.run(&[
         "train",
         "text.txt",
+        "--eval-every",
+        "500",
         "--lr",
         "100",
         "--clip",
@@ -226,6 +228,8 @@ fn divergence_stops_the_run_with_exit_3_and_keeps_the_checkpoints_from_before() 
         "later",
         "--eval-every",
         "2",
+        "--patience",
+        "1000",
         "--threads",
         "1",
         "--steps",

@@ -40,6 +40,10 @@ pub struct TrainConfig {
     /// checkpoints from before the slice existed).
     #[serde(default)]
     pub val_chars: Option<u64>,
+    /// The operands of the step's matrix products (f32 in checkpoints from before bf16 was).
+    /// Not part of what an exact resume keeps: a run may resume in either precision.
+    #[serde(default)]
+    pub precision: crate::engine::MatmulPrecision,
 }
 
 pub fn default_lr_decay() -> f64 {

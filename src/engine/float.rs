@@ -30,6 +30,16 @@ pub trait Float:
     const ONE: Self;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
+    /// The nearest f32 (exact for f32).
+    fn to_f32(self) -> f32;
+    /// The slice as f32 when `Self` is f32 (the bf16 products' output type), else None.
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
+    /// The slice as f32 when `Self` is f32, else None.
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
     fn exp(self) -> Self;
     fn sqrt(self) -> Self;
     fn sigmoid(self) -> Self;
@@ -57,6 +67,9 @@ impl Float for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
     fn exp(self) -> Self {
         f64::exp(self)
     }
@@ -82,6 +95,15 @@ impl Float for f32 {
     }
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn as_f32_mut(s: &mut [f32]) -> Option<&mut [f32]> {
+        Some(s)
+    }
+    fn as_f32(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
     }
     #[inline(always)]
     fn exp(self) -> Self {

@@ -30,6 +30,7 @@ pub fn bf16_to_f32(b: u16) -> f32 {
 }
 
 /// Rounds an f32 to bf16, to nearest even (NaN stays NaN).
+#[inline(always)]
 pub fn f32_to_bf16(x: f32) -> u16 {
     let b = x.to_bits();
     if x.is_nan() {

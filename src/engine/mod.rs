@@ -16,7 +16,10 @@
 //! - `cells`: the gate maths of each cell, forward beside backward
 //! - `loss`: softmax cross-entropy, its gradient, exact validation loss
 //! - `linalg`, `simd`, `team`, `float`: GEMM and matvec, vector width, threads, scalars
+//! - `amx`: the bf16 products of `MatmulPrecision::Bf16` (AMX tiles, or a correct fallback)
+//! - `kernels`: the sampler's matrix-vector kernels (f32, bf16, int8 weights)
 
+pub mod amx;
 pub mod cells;
 pub mod float;
 pub mod kernels;
@@ -28,6 +31,40 @@ pub mod team;
 pub mod workspace;
 
 pub use linalg::Threads;
+
+/// The operands of a training step's matrix products. Either way the products accumulate in
+/// f32, and the master weights, gradients, Adam moments, cell state and gate maths stay f32.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulPrecision {
+    /// f32 operands (the reference).
+    #[default]
+    F32,
+    /// Operands rounded to bf16 (8 significant bits) as they are packed, products exact:
+    /// AMX tiles where the CPU has them (`amx::available`), else the f32 GEMM on the rounded
+    /// operands (correct, slower).
+    Bf16,
+}
+
+impl MatmulPrecision {
+    /// "f32" or "bf16".
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulPrecision::F32 => "f32",
+            MatmulPrecision::Bf16 => "bf16",
+        }
+    }
+}
 pub use loss::{evaluate, Evaluator};
 pub use workspace::{State, Workspace};
 

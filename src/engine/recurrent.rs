@@ -3,16 +3,48 @@
 //! step; member k owns units `team::share(H, n, k)` and keeps its rows of W_hh hot in its
 //! core's cache; the team meets at a barrier once per step.
 //!
+//! With bf16 products (`RecurPacks`) member k packs its block of W_hh once per pass, and
+//! writes its units' columns of each step's left operand (h_t, or dgates_t) in bf16 into one
+//! of two shared packed buffers, alternating by step, before the barrier that precedes their
+//! use: the operand is converted once per step, not once per member (see `amx`).
+//!
 //! Owns the time loop and the team's work split. Does not own the gate equations (see
 //! `cells`) or the hoisted GEMMs (see `workspace`).
 
+use super::amx::{a_row_runs, convert, gemm_any, ARef, PackedA, PackedB};
 use super::cells::{
     cell_backward, cell_forward, gru_backward, gru_forward, rnn_backward, rnn_forward,
 };
 use super::float::Float;
 use super::linalg::{matmul, matvec_acc, MatRef, Threads};
-use super::team::{self, share, Shared};
+use super::team::{self, share, Crew, Shared};
 use crate::model::Cell;
+
+/// The recurrence's bf16 operands: each team member's packed block of W_hh, and two packed
+/// left operands (B rows) that the members fill column by column, step t using `steps[t % 2]`.
+#[derive(Default)]
+pub struct RecurPacks {
+    pub members: Vec<PackedB>,
+    pub steps: [PackedA; 2],
+}
+
+impl RecurPacks {
+    /// For a team of `n`.
+    pub fn new(n: usize) -> RecurPacks {
+        RecurPacks {
+            members: (0..n).map(|_| PackedB::default()).collect(),
+            steps: Default::default(),
+        }
+    }
+
+    /// Lays out both step operands as (B, k); returns their row length and the shared views.
+    fn steps_shared(&mut self, b: usize, k: usize) -> (usize, [Shared<u16>; 2]) {
+        let kp = self.steps[0].shape(b, k);
+        self.steps[1].shape(b, k);
+        let [s0, s1] = &mut self.steps;
+        (kp, [Shared::new(s0.data_mut()), Shared::new(s1.data_mut())])
+    }
+}
 
 /// The forward recurrence of one layer. The team splits the hidden units: member k owns
 /// `team::share(H, n, k)` (w units), computes their G gate columns from the whole h_{t-1}
@@ -28,6 +60,7 @@ pub(super) fn recur_forward<F: Float>(
     b_hn: &[F],      // GRU (H): the hidden side's bias of n; else empty
     pack: &mut [F],  // (G·H·H) scratch: per member (H, G·w)
     scratch: &mut [Vec<F>], // per member, ≥ B·G·w
+    (bf16, crew): (Option<&mut RecurPacks>, Option<&Crew>), // bf16 products (None: f32); the team's threads
     b: usize,
     h: usize,
     t_len: usize,
@@ -41,15 +74,43 @@ pub(super) fn recur_forward<F: Float>(
         Shared::new(scratch),
         Shared::new(pack),
     );
-    team::run(n, |k, barrier| {
+    // bf16: the members' W_hh blocks, and h_t packed (B, H) into steps[t % 2].
+    let bf16 = bf16.map(|p| {
+        let (kp, steps) = p.steps_shared(b, h);
+        (Shared::new(&mut p.members[..]), kp, steps)
+    });
+    team::run_on(crew, n, |k, barrier| {
         let u = share(h, n, k);
         let w = u.len();
         // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
-        // gates, h and c (or hn), its own scratch and its own block of the pack; it reads other
-        // members' columns of h only for the previous step, which the barrier has completed.
+        // gates, h and c (or hn), its own scratch, its own block of the pack and its own packs;
+        // it reads other members' columns of h only for the previous step, which the barrier
+        // has completed.
         let local = &mut unsafe { scratch_s.slice_mut(k..k + 1) }[0][..b * gn * w];
         let block = unsafe { pack_s.slice_mut(gn * u.start * h..gn * (u.start + w) * h) };
-        pack_rows(block, w_hh, h, gn, u.clone(), b > 1);
+        let my_b = match &bf16 {
+            Some((members, kp, steps)) => {
+                let my_b = &mut unsafe { members.slice_mut(k..k + 1) }[0];
+                // (H, G·w): column g·w + i is W_hh's row g·H + u.start + i.
+                my_b.pack_with(h, gn * w, |kk, j| {
+                    w_hh[((j / w) * h + u.start + j % w) * h + kk].to_f32()
+                });
+                // The carried-in h (block 0 of hs), my columns; the team meets before step 0.
+                for bi in 0..b {
+                    let src = unsafe { hs_s.slice(bi * h + u.start..bi * h + u.end) };
+                    for (at, off) in a_row_runs(*kp, bi, u.clone()) {
+                        let len = at.len();
+                        convert(unsafe { steps[0].slice_mut(at) }, &src[off..off + len]);
+                    }
+                }
+                barrier.wait();
+                Some(&*my_b)
+            }
+            None => {
+                pack_rows(block, w_hh, h, gn, u.clone(), b > 1);
+                None
+            }
+        };
         let block = &*block;
         let wk = MatRef::new(block, h, gn * w); // (H, G·w) when B > 1
         for t in 0..t_len {
@@ -66,7 +127,16 @@ pub(super) fn recur_forward<F: Float>(
                 }
             }
             let h_prev = unsafe { hs_s.slice(t * b * h..(t + 1) * b * h) };
-            if b == 1 {
+            if let (Some((_, kp, steps)), Some(my_b)) = (&bf16, my_b) {
+                let a = unsafe { steps[t % 2].slice(0..b.next_multiple_of(32) * kp) };
+                gemm_any(
+                    local,
+                    ARef::new(a, b, h),
+                    my_b,
+                    (true, None),
+                    (None, Threads(1)),
+                );
+            } else if b == 1 {
                 matvec_acc(local, block, h_prev);
             } else {
                 matmul(local, MatRef::new(h_prev, b, h), wk, true, Threads(1));
@@ -115,6 +185,17 @@ pub(super) fn recur_forward<F: Float>(
                 for g in 0..back {
                     let dst = unsafe { gates_s.slice_mut(seg(g)) };
                     dst.copy_from_slice(&lrow[g * w..][..w]);
+                }
+                if let Some((_, kp, steps)) = &bf16 {
+                    // h_t, my columns, for step t+1's product.
+                    let src = unsafe { hs_s.slice(r(t + 1)) };
+                    for (at, off) in a_row_runs(*kp, bi, u.clone()) {
+                        let len = at.len();
+                        convert(
+                            unsafe { steps[(t + 1) % 2].slice_mut(at) },
+                            &src[off..off + len],
+                        );
+                    }
                 }
             }
             barrier.wait();
@@ -176,6 +257,7 @@ pub(super) fn recur_backward<F: Float>(
     scratch: &mut [Vec<F>], // per member, ≥ 2·B·w
     dh0: &mut [F],   // (B, H) out
     dc0: &mut [F],   // (B, H) out
+    (bf16, crew): (Option<&mut RecurPacks>, Option<&Crew>), // as in `recur_forward`
     b: usize,
     h: usize,
     t_len: usize,
@@ -189,7 +271,12 @@ pub(super) fn recur_backward<F: Float>(
         Shared::new(dh0),
         Shared::new(dc0),
     );
-    team::run(n, |k, barrier| {
+    // bf16: the members' W_hh column blocks, and dgates_t packed (B, G·H) into steps[t % 2].
+    let bf16 = bf16.map(|p| {
+        let (kp, steps) = p.steps_shared(b, gn * h);
+        (Shared::new(&mut p.members[..]), kp, steps)
+    });
+    team::run_on(crew, n, |k, barrier| {
         let u = share(h, n, k);
         let w = u.len();
         // SAFETY (all `Shared` accesses below): member k writes only its own units' columns of
@@ -207,6 +294,11 @@ pub(super) fn recur_backward<F: Float>(
             rs: h,
             cs: 1,
         };
+        let my_b = bf16.as_ref().map(|(members, _, _)| {
+            let my_b = &mut unsafe { members.slice_mut(k..k + 1) }[0];
+            my_b.pack(w_cols);
+            &*my_b
+        });
         for t in (0..t_len).rev() {
             for bi in 0..b {
                 let rowg = (t * b + bi) * gn * h;
@@ -241,16 +333,36 @@ pub(super) fn recur_backward<F: Float>(
                     },
                 }
             }
+            if let Some((_, kp, steps)) = &bf16 {
+                // dgates_t, my units' columns of every gate, for this step's product.
+                for bi in 0..b {
+                    let rowg = (t * b + bi) * gn * h;
+                    for g in 0..gn {
+                        let src =
+                            unsafe { dgates_s.slice(rowg + g * h + u.start..rowg + g * h + u.end) };
+                        for (at, off) in a_row_runs(*kp, bi, g * h + u.start..g * h + u.end) {
+                            let len = at.len();
+                            convert(unsafe { steps[t % 2].slice_mut(at) }, &src[off..off + len]);
+                        }
+                    }
+                }
+            }
             barrier.wait();
             let dg_t = unsafe { dgates_s.slice(t * b * gn * h..(t + 1) * b * gn * h) };
             let direct = cell == Cell::Gru; // dhn already holds dh_t ⊙ z
-            matmul(
-                dhn,
-                MatRef::new(dg_t, b, gn * h),
-                w_cols,
-                direct,
-                Threads(1),
-            );
+            let dg_t = MatRef::new(dg_t, b, gn * h);
+            if let (Some((_, kp, steps)), Some(my_b)) = (&bf16, my_b) {
+                let a = unsafe { steps[t % 2].slice(0..b.next_multiple_of(32) * kp) };
+                gemm_any(
+                    dhn,
+                    ARef::new(a, b, gn * h),
+                    my_b,
+                    (direct, None),
+                    (None, Threads(1)),
+                );
+            } else {
+                matmul(dhn, dg_t, w_cols, direct, Threads(1));
+            }
         }
         for bi in 0..b {
             let r = bi * h + u.start..bi * h + u.end;

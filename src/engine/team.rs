@@ -74,6 +74,16 @@ pub fn run<F: Fn(usize, &SpinBarrier) + Sync>(n: usize, f: F) {
     });
 }
 
+/// `run` on `crew` when there is one (of `n` members), else on scoped threads. A crew's
+/// threads outlive the call: with AMX each new thread's first tile instruction costs about
+/// 100 µs (the kernel grants it the tile state), measured.
+pub fn run_on<F: Fn(usize, &SpinBarrier) + Sync>(crew: Option<&Crew>, n: usize, f: F) {
+    match crew {
+        Some(c) if c.size() == n => c.run(&f),
+        _ => run(n, f),
+    }
+}
+
 /// The job a crew runs: `f(member, barrier)` on every member.
 type Job<'a> = dyn Fn(usize, &SpinBarrier) + Sync + 'a;
 

@@ -7,9 +7,12 @@
 //! Owns the buffers (allocated once; a step allocates nothing) and the order of the passes.
 //! Does not own the gate equations (`cells`), the time loop (`recurrent`) or the loss (`loss`).
 
+use super::amx::{self, Packs};
 use super::float::Float;
 use super::linalg::{matmul, MatRef, Threads};
-use super::recurrent::{recur_backward, recur_forward};
+use super::recurrent::{recur_backward, recur_forward, RecurPacks};
+use super::team::Crew;
+use super::MatmulPrecision;
 use crate::model::{Cell, LayerOffsets, Layout};
 
 /// The recurrent state carried between batches: h and c of every layer, each (L, B, H).
@@ -55,6 +58,102 @@ pub struct Workspace<F> {
     scratch: Vec<Vec<F>>, // per team member: (B, G·w) gates forward; (B, w) dh and dc backward
     team: usize,      // members of the recurrent team (≤ threads, ≤ H)
     pub threads: Threads, // for the large hoisted GEMMs
+    products: Products<F>, // the hoisted GEMMs in the workspace's precision
+    recur_packs: Option<RecurPacks>, // bf16: the recurrence's packed operands
+}
+
+/// The hoisted GEMMs in one precision; in bf16 the packed operands are kept between calls.
+struct Products<F> {
+    precision: MatmulPrecision,
+    packs: Packs,
+    out: Vec<F>,        // bf16: (K, M) scratch of `matmul_tn`'s transposed product
+    crew: Option<Crew>, // bf16: the team's threads, kept for the whole run (see `team::run_on`)
+}
+
+impl<F: Float> Products<F> {
+    /// `c (m × n) = [c +] a (m × k) · b (k × n)` (see `linalg::matmul`), with bf16 operands in
+    /// `MatmulPrecision::Bf16`.
+    fn matmul(
+        &mut self,
+        c: &mut [F],
+        a: MatRef<F>,
+        b: MatRef<F>,
+        accumulate: bool,
+        threads: Threads,
+    ) {
+        match self.precision {
+            MatmulPrecision::F32 => matmul(c, a, b, accumulate, threads),
+            MatmulPrecision::Bf16 => {
+                self.packs.a.pack(a);
+                self.packs.b.pack(b);
+                let par = (self.crew.as_ref(), threads);
+                amx::gemm_any(
+                    c,
+                    self.packs.a.view(),
+                    &self.packs.b,
+                    (accumulate, None),
+                    par,
+                );
+            }
+        }
+    }
+
+    /// `c (m × n) = bias + a (m × k) · b (k × n)`, `bias` (n) in every row.
+    fn matmul_bias(
+        &mut self,
+        c: &mut [F],
+        a: MatRef<F>,
+        b: MatRef<F>,
+        bias: &[F],
+        threads: Threads,
+    ) {
+        let n = b.cols;
+        if self.precision == MatmulPrecision::F32 {
+            for row in c[..a.rows * n].chunks_exact_mut(n) {
+                row.copy_from_slice(bias);
+            }
+            return matmul(c, a, b, true, threads);
+        }
+        self.packs.a.pack(a);
+        self.packs.b.pack(b);
+        let par = (self.crew.as_ref(), threads);
+        amx::gemm_any(
+            c,
+            self.packs.a.view(),
+            &self.packs.b,
+            (false, Some(bias)),
+            par,
+        );
+    }
+
+    /// `c (M × K) += aᵀ · b` for `a` (N × M) and `b` (N × K): a weight gradient (a the gate
+    /// gradients, b the layer's input). The tiles want the left operand's rows along N, so
+    /// one operand is transposed while it is packed; in bf16, when M > K, the product is
+    /// computed as cᵀ = bᵀ · a into a scratch and added transposed, so that the narrower b is
+    /// the one transposed (at H=256 this packs a quarter of the values the other way would).
+    fn matmul_tn(&mut self, c: &mut [F], a: MatRef<F>, b: MatRef<F>, threads: Threads) {
+        let (m, k) = (a.cols, b.cols);
+        if self.precision == MatmulPrecision::F32 || m <= k {
+            return self.matmul(c, a.t(), b, true, threads);
+        }
+        self.packs.a.pack(b.t()); // (K, N)
+        self.packs.b.pack(a); // (N, M)
+        self.out.resize(k * m, F::ZERO);
+        let out = &mut self.out[..k * m];
+        let par = (self.crew.as_ref(), threads);
+        amx::gemm_any(out, self.packs.a.view(), &self.packs.b, (false, None), par);
+        // c += outᵀ in 16 × 16 blocks (both sides stay within a few cache lines).
+        for k0 in (0..k).step_by(16) {
+            for m0 in (0..m).step_by(16) {
+                for i in m0..(m0 + 16).min(m) {
+                    let row = &mut c[i * k..][..k];
+                    for kk in k0..(k0 + 16).min(k) {
+                        row[kk] += out[kk * m + i];
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Inverted dropout on the input of every layer above the first and on the head's input.
@@ -122,7 +221,30 @@ impl<F: Float> Workspace<F> {
                 .collect(),
             team,
             threads,
+            products: Products {
+                precision: MatmulPrecision::F32,
+                packs: Packs::default(),
+                out: Vec::new(),
+                crew: None,
+            },
+            recur_packs: None,
         }
+    }
+
+    /// Sets the operands' precision of every matrix product of the step (f32 by default).
+    pub fn set_precision(&mut self, p: MatmulPrecision) {
+        self.products.precision = p;
+        self.recur_packs = match p {
+            MatmulPrecision::F32 => None,
+            MatmulPrecision::Bf16 => Some(RecurPacks::new(self.team)),
+        };
+        self.products.crew =
+            (p == MatmulPrecision::Bf16 && self.team > 1).then(|| Crew::new(self.team));
+    }
+
+    /// The operands' precision of the step's matrix products.
+    pub fn precision(&self) -> MatmulPrecision {
+        self.products.precision
     }
 
     /// Draws new inverted-dropout masks with drop probability `p` for the input of every layer
@@ -261,15 +383,12 @@ impl<F: Float> Workspace<F> {
         };
 
         if l == 0 && d > 0 {
-            for row in gates.chunks_exact_mut(gh) {
-                row.copy_from_slice(&self.bias);
-            }
             let w_ih = MatRef::new(&params[off.w_ih..][..gh * d], gh, d);
-            matmul(
+            self.products.matmul_bias(
                 gates,
                 MatRef::new(&self.emb[..n * d], n, d),
                 w_ih.t(),
-                true,
+                &self.bias,
                 self.threads,
             );
         } else if l == 0 {
@@ -280,9 +399,6 @@ impl<F: Float> Workspace<F> {
                 }
             }
         } else {
-            for row in gates.chunks_exact_mut(gh) {
-                row.copy_from_slice(&self.bias);
-            }
             let mut input = &below[l - 1][b * h..(t_len + 1) * b * h];
             if let Some(d) = &mut self.dropout {
                 apply_mask(
@@ -293,11 +409,11 @@ impl<F: Float> Workspace<F> {
                 input = &d.dropped[l - 1][..n * h];
             }
             let w_ih = MatRef::new(&params[off.w_ih..][..gh * h], gh, h);
-            matmul(
+            self.products.matmul_bias(
                 gates,
                 MatRef::new(input, n, h),
                 w_ih.t(),
-                true,
+                &self.bias,
                 self.threads,
             );
         }
@@ -312,6 +428,7 @@ impl<F: Float> Workspace<F> {
             b_hn,
             &mut self.whh_pack,
             &mut self.scratch,
+            (self.recur_packs.as_mut(), self.products.crew.as_ref()),
             b,
             h,
             t_len,
@@ -333,11 +450,9 @@ impl<F: Float> Workspace<F> {
         let top = MatRef::new(top, n, h);
         let logits = &mut self.logits[..n * v];
         let hb = &params[layout.head_b..][..v];
-        for row in logits.chunks_exact_mut(v) {
-            row.copy_from_slice(hb);
-        }
         let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
-        matmul(logits, top, hw.t(), true, self.threads);
+        self.products
+            .matmul_bias(logits, top, hw.t(), hb, self.threads);
     }
 
     /// Backpropagates the dlogits left by `loss_and_grad` through the last forward;
@@ -372,11 +487,10 @@ impl<F: Float> Workspace<F> {
             None => &self.h[cfg.layers - 1][b * h..(t_len + 1) * b * h],
         };
         let top = MatRef::new(top, n, h);
-        matmul(
+        self.products.matmul_tn(
             &mut grads[layout.head_w..][..v * h],
-            dlogits.t(),
+            dlogits,
             top,
-            true,
             self.threads,
         ); // (V, H)
         let dhb = &mut grads[layout.head_b..][..v];
@@ -386,7 +500,8 @@ impl<F: Float> Workspace<F> {
             }
         }
         let hw = MatRef::new(&params[layout.head_w..][..v * h], v, h);
-        matmul(&mut gb.dh[..n * h], dlogits, hw, false, self.threads); // (N, H)
+        self.products
+            .matmul(&mut gb.dh[..n * h], dlogits, hw, false, self.threads); // (N, H)
         if let Some(d) = &self.dropout {
             mask_in_place(&mut gb.dh[..n * h], &d.masks[cfg.layers - 1][..n * h]);
         }
@@ -423,17 +538,17 @@ impl<F: Float> Workspace<F> {
             &mut self.scratch,
             &mut gb.dstate.h[l * b * h..][..b * h],
             &mut gb.dstate.c[l * b * h..][..b * h],
+            (self.recur_packs.as_mut(), self.products.crew.as_ref()),
             b,
             h,
             t_len,
             self.team,
         );
         let h_prev = MatRef::new(&hs[..n * h], n, h); // h_{t-1} for t = 0..T
-        matmul(
+        self.products.matmul_tn(
             &mut grads[off.w_hh..][..gh * h],
-            MatRef::new(&self.gates[l][..n * gh], n, gh).t(),
+            MatRef::new(&self.gates[l][..n * gh], n, gh),
             h_prev,
-            true,
             self.threads,
         );
         column_sums(&mut gb.dbias, &self.gates[l][..n * gh]);
@@ -473,15 +588,15 @@ impl<F: Float> Workspace<F> {
                 Some(d) => &d.dropped[l - 1][..n * h],
                 None => &self.h[l - 1][b * h..(t_len + 1) * b * h],
             };
-            matmul(
+            self.products.matmul_tn(
                 &mut grads[off.w_ih..][..gh * h],
-                dgates.t(),
+                dgates,
                 MatRef::new(input, n, h),
-                true,
                 threads,
             );
             let w_ih = MatRef::new(&params[off.w_ih..][..gh * h], gh, h);
-            matmul(&mut gb.dx[..n * h], dgates, w_ih, false, threads);
+            self.products
+                .matmul(&mut gb.dx[..n * h], dgates, w_ih, false, threads);
             if let Some(d) = &self.dropout {
                 mask_in_place(&mut gb.dx[..n * h], &d.masks[l - 1][..n * h]);
             }
@@ -490,15 +605,11 @@ impl<F: Float> Workspace<F> {
             // Embedded input: dW_ih = dgatesᵀ·E[x]; dE[x] += dgates·W_ih, a row scatter.
             let d = cfg.embed;
             let emb = MatRef::new(&self.emb[..n * d], n, d);
-            matmul(
-                &mut grads[off.w_ih..][..gh * d],
-                dgates.t(),
-                emb,
-                true,
-                threads,
-            );
+            self.products
+                .matmul_tn(&mut grads[off.w_ih..][..gh * d], dgates, emb, threads);
             let w_ih = MatRef::new(&params[off.w_ih..][..gh * d], gh, d);
-            matmul(&mut gb.demb[..n * d], dgates, w_ih, false, threads);
+            self.products
+                .matmul(&mut gb.demb[..n * d], dgates, w_ih, false, threads);
             for (row, &id) in gb.demb[..n * d].chunks_exact(d).zip(x) {
                 for (g, &r) in grads[e + id as usize * d..][..d].iter_mut().zip(row) {
                     *g += r;

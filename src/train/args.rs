@@ -136,15 +136,11 @@ pub struct TrainArgs {
     /// At the end of the run, also score the whole validation part (as `charrnn eval` does).
     #[arg(long, help_heading = VALID)]
     pub full_val: bool,
-    /// Measure validation loss, print a sample and write checkpoints every N steps.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 500,
-        allow_negative_numbers = true,
-        help_heading = VALID
-    )]
-    pub eval_every: u64,
+    /// Measure validation loss and write checkpoints every N steps [default: every 500 steps
+    /// or every pass over the text, whichever is sooner, and at least every minute of
+    /// training].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = VALID)]
+    pub eval_every: Option<u64>,
     /// Keep the N newest step checkpoints (step-NNNNNNN.safetensors) besides best and last; older
     /// ones are deleted.
     #[arg(
@@ -158,10 +154,16 @@ pub struct TrainArgs {
     /// Also save (last and a step checkpoint) every this many minutes of wall-clock time.
     #[arg(long, value_name = "MINUTES", allow_negative_numbers = true, help_heading = VALID)]
     pub save_every_minutes: Option<f64>,
-    /// Stop when validation loss has not improved for K validations in a row.
+    /// Stop when validation loss has not improved for K validations in a row [default: 10, with
+    /// a note on what it means].
     #[arg(long, value_name = "K", allow_negative_numbers = true, help_heading = VALID)]
     pub patience: Option<u64>,
 
+    /// The operands of the matrix products: bf16 (rounded, with f32 accumulation; weights,
+    /// gradients, optimiser and cell state stay f32) or f32. A run may resume in either
+    /// [default: bf16 where the CPU has a bf16 matrix unit (AMX), else f32].
+    #[arg(long, value_enum, help_heading = OUTPUT)]
+    pub precision: Option<crate::engine::MatmulPrecision>,
     /// Worker threads [default: all cores].
     #[arg(long, allow_negative_numbers = true, help_heading = OUTPUT)]
     pub threads: Option<usize>,

@@ -7,6 +7,7 @@
 use super::args::TrainArgs;
 use crate::bail;
 use crate::checkpoint::{default_lr_decay, Plan, TrainConfig, TrainState};
+use crate::engine::MatmulPrecision;
 use crate::error::Result;
 use crate::model::ModelConfig;
 use crate::optim::Schedule;
@@ -14,6 +15,16 @@ use std::path::Path;
 
 /// Validation during training scores this many characters of the validation part by default.
 pub const DEFAULT_VAL_CHARS: u64 = 1_000_000;
+
+/// The products' precision without `--precision`: bf16 where the CPU multiplies bf16 in
+/// hardware (AMX tiles), else f32 (see `engine::MatmulPrecision`).
+pub fn default_precision() -> MatmulPrecision {
+    if crate::engine::amx::available() {
+        MatmulPrecision::Bf16
+    } else {
+        MatmulPrecision::F32
+    }
+}
 
 /// The flags of a fresh run, checked, with defaults filled in; without --hidden the hidden
 /// size is 0 and without --dropout the dropout 0 until `size_fresh_model` chooses them.
@@ -39,6 +50,7 @@ pub(super) fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> 
         dropout: a.dropout.unwrap_or(0.0),
         encoding: a.encoding.clone(),
         val_chars: Some(a.val_chars.unwrap_or(DEFAULT_VAL_CHARS)),
+        precision: a.precision.unwrap_or_else(default_precision),
     };
     if !(cfg.dropout >= 0.0 && cfg.dropout < 1.0) {
         bail!("--dropout must be in [0, 1), got {}", cfg.dropout);
@@ -233,7 +245,7 @@ pub(super) fn plan(
 
 /// Checks the flags that do not depend on the text or the checkpoint.
 pub(super) fn check_run_flags(a: &TrainArgs) -> Result<()> {
-    if a.eval_every == 0 {
+    if a.eval_every == Some(0) {
         bail!("--eval-every must be at least 1");
     }
     if a.steps == Some(0) {

@@ -77,7 +77,14 @@ struct Loop {
     last_saved: Option<u64>,
     /// Steps taken in this invocation.
     steps: u64,
+    /// Training seconds since the last validation.
+    since_eval: f64,
 }
+
+/// Validations without improvement after which a run stops (without --patience).
+const DEFAULT_PATIENCE: u64 = 10;
+/// Training seconds between validations at most (without --eval-every).
+const EVAL_AT_LEAST_EVERY: f64 = 60.0;
 
 impl Run<'_> {
     /// Steps until a stop condition; returns why it stopped.
@@ -86,7 +93,11 @@ impl Run<'_> {
         let (b, t) = (self.config.batch, self.config.seq);
         let now = Instant::now();
         let mut lp = Loop {
-            ws: Workspace::<f32>::new(&self.layout, b, t, true, self.threads),
+            ws: {
+                let mut ws = Workspace::<f32>::new(&self.layout, b, t, true, self.threads);
+                ws.set_precision(self.config.precision);
+                ws
+            },
             grads: vec![0.0f32; self.layout.total],
             x: vec![0u32; b * t],
             y: vec![0u32; b * t],
@@ -100,6 +111,7 @@ impl Run<'_> {
             log: (0.0, 0, 0.0),
             last_saved: (self.st.step > 0).then_some(self.st.step),
             steps: 0,
+            since_eval: 0.0,
         };
         let reason = loop {
             if let Some(why) = self.stop_reason() {
@@ -132,12 +144,8 @@ impl Run<'_> {
             .is_some_and(|s| self.st.train_seconds >= s)
         {
             Some("time budget reached")
-        } else if self
-            .args
-            .patience
-            .is_some_and(|p| self.st.evals_since_best >= p)
-        {
-            Some("stopped early: no improvement (--patience)")
+        } else if self.args.patience.unwrap_or(DEFAULT_PATIENCE) <= self.st.evals_since_best {
+            Some("stopped early: no improvement")
         } else {
             None
         }
@@ -184,6 +192,7 @@ impl Run<'_> {
         let dt = t0.elapsed().as_secs_f64();
         self.st.train_seconds += dt;
         lp.steps += 1;
+        lp.since_eval += dt;
         Ok((loss, dt))
     }
 
@@ -250,10 +259,13 @@ impl Run<'_> {
     /// Validation and checkpoints every --eval-every steps, a save every
     /// --save-every-minutes, a short sample every --sample-every seconds.
     fn checkpoint_if_due(&mut self, lp: &mut Loop) -> Result<()> {
-        if self.st.step.is_multiple_of(self.args.eval_every) {
+        let every = self.eval_every();
+        let long_ago = lp.since_eval >= EVAL_AT_LEAST_EVERY && self.args.eval_every.is_none();
+        if self.st.step.is_multiple_of(every) || long_ago {
             self.validate(lp)?;
             lp.last_eval_step = Some(self.st.step);
             lp.last_save = Instant::now();
+            lp.since_eval = 0.0;
         } else if self
             .args
             .save_every_minutes
@@ -364,6 +376,12 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Steps between validations: --eval-every, else 500 or a pass over the text, whichever
+    /// is sooner (a small text is checked every epoch).
+    fn eval_every(&self) -> u64 {
+        self.args.eval_every.unwrap_or(self.spe.clamp(1, 500))
+    }
+
     /// How much of the run's budget is spent: the larger of steps / target steps and training
     /// seconds / the time budget.
     fn progress_fraction(&self) -> f64 {
@@ -462,6 +480,13 @@ impl Run<'_> {
                 ),
             });
         }
+        if reason == "stopped early: no improvement" {
+            eprintln!(
+                "charrnn: the validation loss has not improved for {} validations (best.safetensors holds the best, {:.4} nats/char): if the training loss still falls, the model is memorising the text (a smaller --hidden or more --dropout would generalise better); if it does not, a lower --lr may help (--patience sets how long to wait)",
+                self.st.evals_since_best,
+                self.st.best_val.unwrap_or(f64::NAN)
+            );
+        }
         let val = match self.full_val {
             Some(f) => format!(
                 "; validation loss {f:.4} nats/char on the whole validation part (best on its first {} characters: {:.4})",
@@ -498,10 +523,7 @@ impl Run<'_> {
             }
         };
         flag("threads", a.threads.map(|v| v.to_string()));
-        flag(
-            "eval-every",
-            (a.eval_every != 500).then(|| a.eval_every.to_string()),
-        );
+        flag("eval-every", a.eval_every.map(|v| v.to_string()));
         flag(
             "log-every",
             (a.log_every != 10).then(|| a.log_every.to_string()),

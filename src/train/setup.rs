@@ -14,7 +14,7 @@ use super::sizing::size_fresh_model;
 use crate::bail;
 use crate::checkpoint::{self, CorpusInfo, ResumeState, TrainConfig, TrainSnapshot, TrainState};
 use crate::data::{corpus::Scan, Batches, Corpus, Decoding, Vocab};
-use crate::engine::{init_params, State, Threads};
+use crate::engine::{init_params, MatmulPrecision, State, Threads};
 use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::{Adam, Schedule};
@@ -59,7 +59,11 @@ impl<'a> Run<'a> {
             None => Some(fresh_config(a)?),
         };
         let mut config = match (&resumed, &fresh) {
-            (Some(r), _) => r.snap.config.clone(),
+            (Some(r), _) => {
+                let mut c = r.snap.config.clone();
+                c.precision = a.precision.unwrap_or(c.precision);
+                c
+            }
             (None, Some((_, c))) => c.clone(),
             (None, None) => unreachable!("a run is either fresh or resumed"),
         };
@@ -374,7 +378,7 @@ fn write_run_config(
             "steps": a.steps,
             "epochs": a.epochs,
             "minutes": a.minutes,
-            "eval_every": a.eval_every,
+            "eval_every": a.eval_every.unwrap_or(spe.clamp(1, 500)),
             "log_every": a.log_every,
             "sample_every": a.sample_every,
             "keep": a.keep,
@@ -427,9 +431,12 @@ fn print_header(
     if let Some(line) = &start.sizing_line {
         progress.line(line);
     }
+    if config.precision == MatmulPrecision::Bf16 && !crate::engine::amx::available() {
+        progress.line("charrnn: this CPU has no bf16 matrix unit (AMX): bf16 products run as f32 products of the rounded operands, correct but no faster; --precision f32 is faster here");
+    }
     let model = start.model;
     progress.line(&format!(
-        "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} thread(s){}",
+        "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} products, {} thread(s){}",
         model.cell.label(),
         model.layers,
         model.hidden,
@@ -440,6 +447,7 @@ fn print_header(
         config.lr,
         config.clip,
         if config.amsgrad { ", AMSGrad" } else { "" },
+        config.precision.name(),
         threads,
         if start.st.step > 0 {
             format!(", resuming at step {}", start.st.step)

@@ -1,16 +1,20 @@
 //! Auto-sizing: when `--hidden` is not given, pick the hidden size (and, when `--dropout` is
 //! not given, the dropout) that the run's budget buys the best model with.
 //!
-//! The rule, measured on tiny Shakespeare, the fairy tales and War and Peace (docs/quality.md and
-//! bench/results/quality-*.md have the runs):
-//! - a time budget (`--minutes`): time a few real training steps of each candidate size
-//!   (2 layers by default, H = 128, 192, 256, 384, 512, 768, 1024) on this machine, with this
-//!   vocabulary, batch and thread count, and take the largest that still passes over the
-//!   training text at least `MIN_EPOCHS` times in the budget. Fewer passes than that and the
-//!   larger model is still under-trained when time runs out; if even the smallest falls short,
-//!   the smallest.
-//! - an epoch or step budget: the largest size whose parameter count stays within the
-//!   number of training characters (karpathy/char-rnn's rule of thumb); no probe needed.
+//! The rule, measured on tiny Shakespeare, the fairy tales and War and Peace
+//! (`bench/results/quality-*.md` has the runs; `docs/quality.md` the summary):
+//! - a time budget (`--minutes`): a probe times real training steps at two sizes on this
+//!   machine, with this vocabulary, batch and thread count (median of several steps each, the
+//!   spread printed), and fits seconds per character = a + b·FLOPs(H). The size chosen is the
+//!   largest (in steps of 16) whose budget still shows it `CHARS_PER_PARAM` characters per
+//!   parameter: a model seeing fewer is still under-trained when time runs out, one seeing many
+//!   more could have been larger. The size follows machine speed smoothly (half the speed,
+//!   about 1/√2 the parameters), and a probe off by 10 % moves it by about 5 %, not a step.
+//! - an epoch or step budget: the largest size with no more parameters than training
+//!   characters (karpathy/char-rnn's rule of thumb); no probe needed.
+//! - either way, never more than `MAX_PARAMS_PER_CHAR` parameters per training character (a
+//!   list of names gets a small model, not one with thousands of parameters per character),
+//!   and never below `MIN_HIDDEN`.
 //! - dropout from the expected passes over the text: more passes, more memorising, more
 //!   dropout; 0.4 for recurrent layers with more than 2.5 parameters per training character
 //!   that pass over it at least 10 times (`dropout_for`; measured: 2×512 on tiny Shakespeare
@@ -21,14 +25,22 @@
 
 use super::args::TrainArgs;
 use crate::checkpoint::TrainConfig;
-use crate::engine::Threads;
-use crate::model::{Layout, ModelConfig};
+use crate::engine::{MatmulPrecision, Threads};
+use crate::model::{train_flops_per_char, Layout, ModelConfig};
 
-/// Candidate hidden sizes, smallest first.
-pub const SIZES: [usize; 7] = [128, 192, 256, 384, 512, 768, 1024];
+/// The smallest and largest hidden sizes chosen, and the step between candidates.
+pub const MIN_HIDDEN: usize = 32;
+pub const MAX_HIDDEN: usize = 1024;
+pub const HIDDEN_STEP: usize = 16;
 
-/// Passes over the training text a time budget must buy for a size to be chosen.
-pub const MIN_EPOCHS: f64 = 8.0;
+/// Characters a time budget should show the model per parameter (see the module header).
+pub const CHARS_PER_PARAM: f64 = 20.0;
+
+/// Parameters per training character at most, whatever the budget.
+pub const MAX_PARAMS_PER_CHAR: f64 = 3.0;
+
+/// The sizes the probe times.
+pub const PROBE_SIZES: [usize; 2] = [128, 384];
 
 /// What the run's stop condition promises.
 #[derive(Clone, Copy, Debug)]
@@ -46,7 +58,7 @@ pub struct Sizing {
     pub dropout: f64,
     /// Passes over the training text the budget is expected to buy at this size.
     pub epochs: f64,
-    /// Measured training characters per second at this size (time budgets only).
+    /// Expected training characters per second at this size (time budgets only).
     pub chars_per_s: Option<f64>,
     /// One line for the user: what was chosen and why.
     pub reason: String,
@@ -81,93 +93,151 @@ fn recurrent_per_char(c: ModelConfig, chars: f64) -> f64 {
     n as f64 / chars
 }
 
+/// 1.5k, 230k, 1.80M: a count in sensible units.
+pub fn count(x: f64) -> String {
+    match x {
+        x if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        x if x >= 1e4 => format!("{:.0}k", x / 1e3),
+        x if x >= 1e3 => format!("{:.1}k", x / 1e3),
+        x => format!("{x:.0}"),
+    }
+}
+
+/// The measured speed of training steps: seconds per character = a + b·FLOPs per character,
+/// fitted through two timed sizes.
+#[derive(Clone, Debug)]
+pub struct Speed {
+    a: f64,
+    b: f64,
+    /// (hidden, chars/s, spread of the timed steps) at each timed size.
+    pub points: Vec<(usize, f64, f64)>,
+}
+
+impl Speed {
+    /// Times `PROBE_SIZES` of `base` (its hidden size replaced) with this batch, threads and
+    /// precision.
+    pub fn probe(
+        base: ModelConfig,
+        (batch, seq): (usize, usize),
+        (threads, precision): (Threads, MatmulPrecision),
+    ) -> Speed {
+        let points: Vec<(usize, f64, f64)> = PROBE_SIZES
+            .iter()
+            .map(|&h| {
+                let layout = Layout::new(ModelConfig { hidden: h, ..base });
+                // The first steps of a fresh process run cold (page faults, thread start-up):
+                // two untimed, then the median of at least five and a third of a second.
+                let (step_s, spread) = crate::optim::step::time_steps_spread(
+                    &layout,
+                    (batch, seq),
+                    (threads, precision),
+                    2,
+                    (5, 0.33),
+                );
+                (h, (batch * seq) as f64 / step_s, spread)
+            })
+            .collect();
+        Speed::fit(base, points)
+    }
+
+    /// The line through the points' seconds per character against FLOPs per character.
+    pub fn fit(base: ModelConfig, points: Vec<(usize, f64, f64)>) -> Speed {
+        let at = |h: usize| train_flops_per_char(&ModelConfig { hidden: h, ..base });
+        let (x0, y0) = (at(points[0].0), 1.0 / points[0].1);
+        let (x1, y1) = (at(points[1].0), 1.0 / points[1].1);
+        let mut b = (y1 - y0) / (x1 - x0);
+        let mut a = y0 - b * x0;
+        if b.is_nan() || b <= 0.0 || a < 0.0 {
+            // Noise made the line nonsense: no fixed cost, the larger size's cost per FLOP.
+            (a, b) = (0.0, y1 / x1);
+        }
+        Speed { a, b, points }
+    }
+
+    /// The speed of one size, measured (`chars_per_s` gives it for any size asked).
+    pub fn measured(h: usize, chars_per_s: f64, spread: f64) -> Speed {
+        Speed {
+            a: 1.0 / chars_per_s,
+            b: 0.0,
+            points: vec![(h, chars_per_s, spread)],
+        }
+    }
+
+    /// Expected training characters per second at hidden size `h`.
+    pub fn chars_per_s(&self, base: ModelConfig, h: usize) -> f64 {
+        1.0 / (self.a + self.b * train_flops_per_char(&ModelConfig { hidden: h, ..base }))
+    }
+
+    /// "41k chars/s at H=128 (±3 %), 9.8k at H=384 (±2 %)"
+    pub fn describe(&self) -> String {
+        let p: Vec<String> = self
+            .points
+            .iter()
+            .map(|(h, r, s)| format!("{} chars/s at H={h} (±{:.0} %)", count(*r), 50.0 * s))
+            .collect();
+        p.join(", ")
+    }
+}
+
 /// Picks the hidden size for `base` (its `hidden` is ignored) when `hidden` is `None`, and the
 /// dropout when `dropout` is `None`. `train_chars` is the length of the training part;
-/// `batch × seq` characters make one step.
+/// `batch × seq` characters make one step. With a time budget and no `hidden`, `speed` is the
+/// probe (`Speed::probe`); with one, its chars/s say how many passes the budget buys.
 pub fn choose(
     base: ModelConfig,
-    hidden: Option<usize>,
-    dropout: Option<f64>,
+    (hidden, dropout): (Option<usize>, Option<f64>),
     train_chars: usize,
     budget: Budget,
-    (batch, seq): (usize, usize),
-    threads: Threads,
+    speed: Option<&Speed>,
 ) -> Sizing {
     let chars = train_chars.max(1) as f64;
     let with = |h: usize| ModelConfig { hidden: h, ..base };
+    let params = |h: usize| Layout::new(with(h)).total as f64;
     let pick_dropout = |e: f64, h: usize| {
         dropout.unwrap_or_else(|| dropout_for(e, recurrent_per_char(with(h), chars)))
     };
-    let mb = |c: f64| format!("{:.2}M", c / 1e6);
-    match budget {
-        Budget::Epochs(e) => {
-            let h = hidden.unwrap_or_else(|| {
-                let fits = |h: &&usize| Layout::new(with(**h)).total as f64 <= chars;
-                *SIZES.iter().rev().find(fits).unwrap_or(&SIZES[0])
-            });
-            let params = Layout::new(with(h)).total as f64;
-            let why = match hidden {
-                Some(_) => format!("hidden {h} as given"),
-                None if params > chars => format!(
-                    "hidden {h}: the smallest; even it has more parameters ({}) than training characters ({})",
-                    mb(params),
-                    mb(chars)
-                ),
-                None => format!(
-                    "hidden {h}: the largest with no more parameters ({}) than training characters ({})",
-                    mb(params),
-                    mb(chars)
-                ),
-            };
-            Sizing {
-                hidden: h,
-                dropout: pick_dropout(e, h),
-                epochs: e,
-                chars_per_s: None,
-                reason: format!("{why}; {e:.1} passes over the text"),
-            }
+    let data_cap = MAX_PARAMS_PER_CHAR * chars;
+    let candidates: Vec<usize> = (MIN_HIDDEN..=MAX_HIDDEN).step_by(HIDDEN_STEP).collect();
+    // The largest candidate that `fits`, and whether the data's bound was what stopped it.
+    let largest = |fits: &dyn Fn(usize) -> bool| {
+        let h = candidates
+            .iter()
+            .rev()
+            .copied()
+            .find(|&h| fits(h) && params(h) <= data_cap);
+        let capped = candidates.iter().rev().copied().find(|&h| fits(h)) != h;
+        (h.unwrap_or(MIN_HIDDEN), capped)
+    };
+    let data_note = |h: usize, capped: bool| {
+        if capped {
+            format!(
+                "; limited by the text: {} parameters for {} training characters (at most {MAX_PARAMS_PER_CHAR} each)",
+                count(params(h)),
+                count(chars)
+            )
+        } else {
+            String::new()
         }
-        Budget::Seconds(secs) => {
-            let probe = |h: usize| {
-                let layout = Layout::new(with(h));
-                // The first steps of a fresh process run cold (page faults, thread start-up):
-                // two untimed, then at least three timed and a quarter of a second.
-                let (step_s, _) =
-                    crate::optim::step::time_steps(&layout, batch, seq, threads, 2, (3, 0.25));
-                (batch * seq) as f64 / step_s
-            };
-            let epochs_at = |rate: f64| rate * secs / chars;
-            let (h, rate, why) = match hidden {
-                Some(h) => (h, probe(h), format!("hidden {h} as given")),
+    };
+    match (budget, speed) {
+        (Budget::Seconds(secs), Some(sp)) => {
+            let seen = |h: usize| sp.chars_per_s(base, h) * secs;
+            let (h, why) = match hidden {
+                Some(h) => (h, format!("hidden {h} as given")),
                 None => {
-                    // Rates fall with size: stop probing at the first size that falls short.
-                    let mut best = (SIZES[0], probe(SIZES[0]));
-                    let mut short = None;
-                    if epochs_at(best.1) >= MIN_EPOCHS {
-                        for &h in &SIZES[1..] {
-                            let r = probe(h);
-                            if epochs_at(r) < MIN_EPOCHS {
-                                short = Some((h, r));
-                                break;
-                            }
-                            best = (h, r);
-                        }
-                    }
-                    let why = match short {
-                        Some((hs, rs)) => format!(
-                            "hidden {}: the largest that passes over the text at least {MIN_EPOCHS} times in the budget (measured {:.0} chars/s; {hs} would manage {:.1} at {:.0} chars/s)",
-                            best.0, best.1, epochs_at(rs), rs
-                        ),
-                        None if best.0 == SIZES[0] => format!(
-                            "hidden {}: the smallest; even it passes over the text only {:.1} times in the budget (measured {:.0} chars/s)",
-                            best.0, epochs_at(best.1), best.1
-                        ),
-                        None => format!("hidden {}: the largest candidate (measured {:.0} chars/s)", best.0, best.1),
-                    };
-                    (best.0, best.1, why)
+                    let (h, capped) = largest(&|h| seen(h) >= CHARS_PER_PARAM * params(h));
+                    let why = format!(
+                        "hidden {h}: the largest the budget shows about {CHARS_PER_PARAM} characters per parameter ({} characters, {} parameters){}; probe: {}",
+                        count(seen(h)),
+                        count(params(h)),
+                        data_note(h, capped),
+                        sp.describe()
+                    );
+                    (h, why)
                 }
             };
-            let e = epochs_at(rate);
+            let rate = sp.chars_per_s(base, h);
+            let e = seen(h) / chars;
             Sizing {
                 hidden: h,
                 dropout: pick_dropout(e, h),
@@ -175,8 +245,38 @@ pub fn choose(
                 chars_per_s: Some(rate),
                 reason: format!(
                     "{why}; about {e:.1} passes over {} training characters",
-                    mb(chars)
+                    count(chars)
                 ),
+            }
+        }
+        (Budget::Epochs(e), _) | (Budget::Seconds(e), None) => {
+            let (h, why) = match hidden {
+                Some(h) => (h, format!("hidden {h} as given")),
+                None => {
+                    let (h, capped) = largest(&|h| params(h) <= chars);
+                    let why = if params(h) > chars {
+                        format!(
+                            "hidden {h}: the smallest; even it has more parameters ({}) than training characters ({})",
+                            count(params(h)),
+                            count(chars)
+                        )
+                    } else {
+                        format!(
+                            "hidden {h}: the largest with no more parameters ({}) than training characters ({}){}",
+                            count(params(h)),
+                            count(chars),
+                            data_note(h, capped)
+                        )
+                    };
+                    (h, why)
+                }
+            };
+            Sizing {
+                hidden: h,
+                dropout: pick_dropout(e, h),
+                epochs: e,
+                chars_per_s: None,
+                reason: format!("{why}; {e:.1} passes over the text"),
             }
         }
     }
@@ -216,15 +316,35 @@ pub(super) fn size_fresh_model(
         (None, Some(s), e) => Budget::Epochs((s as f64 / spe as f64).min(e.unwrap_or(f64::MAX))),
         (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
     };
-    let s = choose(
-        *m,
-        a.hidden,
-        a.dropout,
-        train_len,
-        budget,
-        (config.batch, config.seq),
-        threads,
-    );
+    let speed = match budget {
+        Budget::Seconds(_) => {
+            if a.hidden.is_none() {
+                eprintln!(
+                    "charrnn: timing training steps at H={} and H={} on this machine to size the model (a few seconds, not counted in the budget)…",
+                    PROBE_SIZES[0], PROBE_SIZES[1]
+                );
+                Some(Speed::probe(
+                    *m,
+                    (config.batch, config.seq),
+                    (threads, config.precision),
+                ))
+            } else {
+                let h = a.hidden.unwrap_or(PROBE_SIZES[0]);
+                let layout = Layout::new(ModelConfig { hidden: h, ..*m });
+                let (step_s, spread) = crate::optim::step::time_steps_spread(
+                    &layout,
+                    (config.batch, config.seq),
+                    (threads, config.precision),
+                    2,
+                    (5, 0.33),
+                );
+                let r = (config.batch * config.seq) as f64 / step_s;
+                Some(Speed::measured(h, r, spread))
+            }
+        }
+        Budget::Epochs(_) => None,
+    };
+    let s = choose(*m, (a.hidden, a.dropout), train_len, budget, speed.as_ref());
     m.hidden = s.hidden;
     config.dropout = s.dropout;
     Some(format!(
@@ -254,33 +374,143 @@ mod tests {
         }
     }
 
-    #[test]
-    fn epoch_budgets_size_by_parameters_per_character() {
-        let s = |chars| {
-            choose(
-                base(),
-                None,
-                None,
-                chars,
-                Budget::Epochs(10.0),
-                (50, 50),
-                Threads(1),
+    fn params(h: usize) -> f64 {
+        Layout::new(ModelConfig {
+            hidden: h,
+            ..base()
+        })
+        .total as f64
+    }
+
+    /// A machine that steps `flops_per_s` FLOPs a second with no fixed cost.
+    fn machine(flops_per_s: f64) -> Speed {
+        let at = |h| {
+            (
+                h,
+                flops_per_s
+                    / train_flops_per_char(&ModelConfig {
+                        hidden: h,
+                        ..base()
+                    }),
+                0.02,
             )
         };
-        // 2×256 with V=65 has 0.83M parameters; 2×384, 1.83M.
-        assert_eq!(s(1_000_000).hidden, 256);
-        assert_eq!(s(2_000_000).hidden, 384);
-        assert_eq!(s(10_000).hidden, 128, "the smallest when nothing fits");
+        Speed::fit(base(), vec![at(128), at(384)])
+    }
+
+    #[test]
+    fn epoch_budgets_size_by_parameters_per_character() {
+        let s = |chars| choose(base(), (None, None), chars, Budget::Epochs(10.0), None);
+        for chars in [300_000usize, 1_000_000, 2_000_000] {
+            let h = s(chars).hidden;
+            assert!(
+                params(h) <= chars as f64 && params(h + HIDDEN_STEP) > chars as f64,
+                "{chars}: {h}"
+            );
+        }
+        assert_eq!(
+            s(10_000).hidden,
+            MIN_HIDDEN,
+            "the smallest when nothing fits"
+        );
         let given = choose(
             base(),
-            Some(64),
-            Some(0.5),
+            (Some(64), Some(0.5)),
             1_000_000,
             Budget::Epochs(3.0),
-            (50, 50),
-            Threads(1),
+            None,
         );
         assert_eq!((given.hidden, given.dropout), (64, 0.5));
+    }
+
+    #[test]
+    fn time_budgets_follow_machine_speed_smoothly_without_a_cliff() {
+        let pick = |speed: f64| {
+            let sp = machine(speed);
+            choose(
+                base(),
+                (None, None),
+                10_000_000,
+                Budget::Seconds(300.0),
+                Some(&sp),
+            )
+        };
+        let fast = pick(100e9);
+        // The budget shows it about CHARS_PER_PARAM characters per parameter.
+        let per_param = fast.chars_per_s.unwrap() * 300.0 / params(fast.hidden);
+        assert!(
+            (CHARS_PER_PARAM..CHARS_PER_PARAM * 1.3).contains(&per_param),
+            "{per_param}"
+        );
+        // Half the speed: about 1/√2 of the parameters, not a jump to a much smaller model.
+        let half = pick(50e9);
+        let ratio = params(half.hidden) / params(fast.hidden);
+        assert!(
+            (0.6..0.8).contains(&ratio),
+            "{} → {}: {ratio}",
+            fast.hidden,
+            half.hidden
+        );
+        // A probe 10 % off moves the size by at most a step or two.
+        for noisy in [90e9, 110e9] {
+            let h = pick(noisy).hidden as i64;
+            assert!(
+                (h - fast.hidden as i64).abs() <= 2 * HIDDEN_STEP as i64,
+                "{h} vs {}",
+                fast.hidden
+            );
+        }
+        // Along a sweep of speeds the size never falls by more than a step at once.
+        let sizes: Vec<usize> = (0..40)
+            .map(|i| pick(20e9 * 1.05f64.powi(i)).hidden)
+            .collect();
+        assert!(
+            sizes
+                .windows(2)
+                .all(|w| w[1] >= w[0] && w[1] - w[0] <= HIDDEN_STEP),
+            "{sizes:?}"
+        );
+    }
+
+    #[test]
+    fn a_small_text_gets_a_small_model_whatever_the_budget() {
+        // 300 made-up names: about 2,500 characters of 27 kinds.
+        let names = ModelConfig {
+            vocab: 27,
+            ..base()
+        };
+        let sp = Speed::fit(names, vec![(128, 1e6, 0.0), (384, 2e5, 0.0)]);
+        let s = choose(names, (None, None), 2_200, Budget::Seconds(30.0), Some(&sp));
+        assert_eq!(s.hidden, MIN_HIDDEN);
+        let per_char = Layout::new(ModelConfig {
+            hidden: s.hidden,
+            ..names
+        })
+        .total as f64
+            / 2_200.0;
+        assert!(per_char < 10.0, "{per_char} parameters per character");
+        // 20,000 characters: within the data's bound.
+        let s = choose(
+            names,
+            (None, None),
+            20_000,
+            Budget::Seconds(300.0),
+            Some(&sp),
+        );
+        let p = Layout::new(ModelConfig {
+            hidden: s.hidden,
+            ..names
+        })
+        .total as f64;
+        assert!(
+            p <= MAX_PARAMS_PER_CHAR * 20_000.0 && s.hidden > MIN_HIDDEN,
+            "{} {p}",
+            s.hidden
+        );
+        assert!(s.reason.contains("limited by the text"), "{}", s.reason);
+        assert!(
+            count(2_467.0) == "2.5k" && count(1_796_564.0) == "1.80M" && count(230_000.0) == "230k"
+        );
     }
 
     #[test]
@@ -309,30 +539,16 @@ mod tests {
     }
 
     #[test]
-    fn time_budgets_take_the_largest_size_with_enough_passes() {
-        // A tiny text and a generous budget: every candidate passes often enough, so the largest.
-        let big = choose(
-            base(),
-            None,
-            None,
-            100,
-            Budget::Seconds(1e9),
-            (2, 2),
-            Threads(1),
+    fn the_probe_measures_real_steps() {
+        let sp = Speed::probe(
+            ModelConfig {
+                vocab: 20,
+                ..base()
+            },
+            (4, 8),
+            (Threads(1), MatmulPrecision::F32),
         );
-        assert_eq!(big.hidden, *SIZES.last().unwrap());
-        // A budget no size can fill: the smallest, and it says so.
-        let small = choose(
-            base(),
-            None,
-            None,
-            1 << 30,
-            Budget::Seconds(1e-3),
-            (2, 2),
-            Threads(1),
-        );
-        assert_eq!(small.hidden, SIZES[0]);
-        assert!(small.reason.contains("the smallest"), "{}", small.reason);
-        assert!(small.chars_per_s.unwrap() > 0.0 && small.epochs < MIN_EPOCHS);
+        assert!(sp.points.iter().all(|&(_, r, s)| r > 0.0 && s >= 0.0));
+        assert!(sp.chars_per_s(base(), 128) > sp.chars_per_s(base(), 512));
     }
 }

@@ -34,7 +34,9 @@ pub const MAX_HIDDEN: usize = 1024;
 pub const HIDDEN_STEP: usize = 16;
 
 /// Characters a time budget should show the model per parameter (see the module header).
-pub const CHARS_PER_PARAM: f64 = 20.0;
+/// Measured on the fairy tales, 5 minutes, 2 threads, f32, seed 1, one sitting: 2×128 (130
+/// characters per parameter) 1.3580 nats/char, 2×192 (35) 1.3985, 2×256 (13) 1.3396.
+pub const CHARS_PER_PARAM: f64 = 12.0;
 
 /// Parameters per training character at most, whatever the budget.
 pub const MAX_PARAMS_PER_CHAR: f64 = 3.0;
@@ -436,12 +438,13 @@ mod tests {
             )
         };
         let fast = pick(100e9);
-        // The budget shows it about CHARS_PER_PARAM characters per parameter.
-        let per_param = fast.chars_per_s.unwrap() * 300.0 / params(fast.hidden);
-        assert!(
-            (CHARS_PER_PARAM..CHARS_PER_PARAM * 1.3).contains(&per_param),
-            "{per_param}"
-        );
+        // The budget shows it at least CHARS_PER_PARAM characters per parameter, and would
+        // show the next size up fewer.
+        let sp = machine(100e9);
+        let per_param =
+            |h: usize| sp.chars_per_s(base(), h) * 300.0 / params(h) / CHARS_PER_PARAM;
+        let (h, next) = (fast.hidden, fast.hidden + HIDDEN_STEP);
+        assert!(per_param(h) >= 1.0 && per_param(next) < 1.0, "{h}: {}", per_param(h));
         // Half the speed: about 1/√2 of the parameters, not a jump to a much smaller model.
         let half = pick(50e9);
         let ratio = params(half.hidden) / params(fast.hidden);

@@ -212,7 +212,7 @@ pub fn convert<F: Float>(dst: &mut [u16], src: &[F]) {
 }
 
 /// A (k × n) operand rounded to bf16 in the tiles' layout: panels of 32 columns, one after
-/// the other; in a panel, word p·32 + j holds the pair (b[2p][j], b[2p+1][j]) (low half the
+/// the other; in a panel, word p·32 + j holds the pair (`b[2p][j]`, `b[2p+1][j]`) (low half the
 /// first), so a row of pairs is 128 bytes; k padded to a multiple of 32 and n to one of 32
 /// with zeros. A tile of B (16 row pairs × 16 columns) is then 16 rows 128 bytes apart:
 /// row-major B with n in the thousands put them 4 KB apart, in one L1 set (measured: the B

@@ -350,13 +350,19 @@ pub(super) fn size_fresh_model(
     m.hidden = s.hidden;
     config.dropout = s.dropout;
     Some(format!(
-        "charrnn: sizing: {}; dropout {}{}{embed_note}",
+        "charrnn: sizing: {}; dropout {}{}{embed_note}; {} products{}",
         s.reason,
         s.dropout,
         if a.dropout.is_some() {
             " as given"
         } else {
             " for that many passes"
+        },
+        config.precision.name(),
+        match (a.precision, config.precision) {
+            (Some(_), _) => " as given",
+            (None, MatmulPrecision::Bf16) => " (the CPU has AMX; --precision f32 for f32)",
+            (None, MatmulPrecision::F32) => "",
         },
     ))
 }
@@ -441,10 +447,13 @@ mod tests {
         // The budget shows it at least CHARS_PER_PARAM characters per parameter, and would
         // show the next size up fewer.
         let sp = machine(100e9);
-        let per_param =
-            |h: usize| sp.chars_per_s(base(), h) * 300.0 / params(h) / CHARS_PER_PARAM;
+        let per_param = |h: usize| sp.chars_per_s(base(), h) * 300.0 / params(h) / CHARS_PER_PARAM;
         let (h, next) = (fast.hidden, fast.hidden + HIDDEN_STEP);
-        assert!(per_param(h) >= 1.0 && per_param(next) < 1.0, "{h}: {}", per_param(h));
+        assert!(
+            per_param(h) >= 1.0 && per_param(next) < 1.0,
+            "{h}: {}",
+            per_param(h)
+        );
         // Half the speed: about 1/√2 of the parameters, not a jump to a much smaller model.
         let half = pick(50e9);
         let ratio = params(half.hidden) / params(fast.hidden);

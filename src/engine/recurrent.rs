@@ -98,10 +98,7 @@ pub(super) fn recur_forward<F: Float>(
                 // The carried-in h (block 0 of hs), my columns; the team meets before step 0.
                 for bi in 0..b {
                     let src = unsafe { hs_s.slice(bi * h + u.start..bi * h + u.end) };
-                    for (at, off) in a_row_runs(*kp, bi, u.clone()) {
-                        let len = at.len();
-                        convert(unsafe { steps[0].slice_mut(at) }, &src[off..off + len]);
-                    }
+                    unsafe { write_packed(&steps[0], *kp, bi, u.clone(), src) };
                 }
                 barrier.wait();
                 Some(&*my_b)
@@ -189,18 +186,29 @@ pub(super) fn recur_forward<F: Float>(
                 if let Some((_, kp, steps)) = &bf16 {
                     // h_t, my columns, for step t+1's product.
                     let src = unsafe { hs_s.slice(r(t + 1)) };
-                    for (at, off) in a_row_runs(*kp, bi, u.clone()) {
-                        let len = at.len();
-                        convert(
-                            unsafe { steps[(t + 1) % 2].slice_mut(at) },
-                            &src[off..off + len],
-                        );
-                    }
+                    unsafe { write_packed(&steps[(t + 1) % 2], *kp, bi, u.clone(), src) };
                 }
             }
             barrier.wait();
         }
     });
+}
+
+/// Converts `src` into row i, columns `cols`, of a shared packed operand of depth kp.
+///
+/// # Safety
+/// No other thread reads or writes those columns of that row meanwhile.
+unsafe fn write_packed<F: Float>(
+    dst: &Shared<u16>,
+    kp: usize,
+    i: usize,
+    cols: std::ops::Range<usize>,
+    src: &[F],
+) {
+    for (at, off) in a_row_runs(kp, i, cols) {
+        let len = at.len();
+        convert(dst.slice_mut(at), &src[off..off + len]);
+    }
 }
 
 /// Member k's block of W_hh: its rows g·H + j (g over the G gates; j its units) as (G·w, H),
@@ -338,12 +346,9 @@ pub(super) fn recur_backward<F: Float>(
                 for bi in 0..b {
                     let rowg = (t * b + bi) * gn * h;
                     for g in 0..gn {
-                        let src =
-                            unsafe { dgates_s.slice(rowg + g * h + u.start..rowg + g * h + u.end) };
-                        for (at, off) in a_row_runs(*kp, bi, g * h + u.start..g * h + u.end) {
-                            let len = at.len();
-                            convert(unsafe { steps[t % 2].slice_mut(at) }, &src[off..off + len]);
-                        }
+                        let cols = g * h + u.start..g * h + u.end;
+                        let src = unsafe { dgates_s.slice(rowg + cols.start..rowg + cols.end) };
+                        unsafe { write_packed(&steps[t % 2], *kp, bi, cols, src) };
                     }
                 }
             }

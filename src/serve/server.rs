@@ -364,6 +364,110 @@ fn usage(prompt: usize, completion: usize) -> Usage {
     }
 }
 
+/// A streamed response's state: the events still to receive, the chunks made of them and not
+/// yet sent, and what the closing usage chunk counts.
+struct Feed {
+    app: Arc<App>,
+    req: CompletionRequest,
+    meta: Meta,
+    rx: UnboundedReceiver<Event>,
+    out: VecDeque<Sse>,
+    left: usize,
+    generated: usize,
+    first: bool,
+    ended: bool,
+}
+impl Feed {
+    fn chunk(&self, choices: Vec<Choice>, usage: Option<Usage>) -> Sse {
+        let c = Completion {
+            id: &self.meta.id,
+            object: "text_completion",
+            created: self.meta.created,
+            model: &self.req.model,
+            system_fingerprint: FINGERPRINT,
+            choices,
+            usage,
+            seed: self.meta.seed,
+        };
+        Sse::default().data(serde_json::to_string(&c).expect("chunks serialise"))
+    }
+    fn end(&mut self) {
+        if self.req.include_usage {
+            let u = usage(self.meta.prompt_chars, self.generated);
+            let c = self.chunk(Vec::new(), Some(u));
+            self.out.push_back(c);
+        }
+        self.out.push_back(Sse::default().data("[DONE]"));
+        self.ended = true;
+    }
+    /// Takes the next event and whatever else is ready, into chunks.
+    fn absorb(&mut self, first: Event) {
+        let mut texts: HashMap<u32, String> = HashMap::new();
+        let mut done: Vec<(u32, &'static str)> = Vec::new();
+        let mut next = Some(first);
+        while let Some(ev) = next.take() {
+            match ev {
+                Event::Text { index, text } => {
+                    if std::mem::take(&mut self.first) {
+                        self.app
+                            .metrics
+                            .first_character_seconds
+                            .observe(self.meta.arrived.elapsed().as_secs_f64());
+                    }
+                    texts.entry(index).or_default().push_str(&text);
+                }
+                Event::Done {
+                    index,
+                    finish,
+                    generated,
+                } => {
+                    self.generated += generated;
+                    done.push((index, finish.as_str()));
+                }
+                Event::Failed(e) => {
+                    self.out
+                        .push_back(Sse::default().data(e.body().to_string()));
+                    self.out.push_back(Sse::default().data("[DONE]"));
+                    self.ended = true;
+                    return;
+                }
+            }
+            next = self.rx.try_recv().ok();
+        }
+        let mut idx: Vec<u32> = texts.keys().copied().collect();
+        idx.sort_unstable();
+        let choices: Vec<Choice> = idx
+            .into_iter()
+            .map(|index| Choice {
+                text: texts.remove(&index).unwrap_or_default(),
+                index,
+                logprobs: None,
+                finish_reason: None,
+            })
+            .collect();
+        if !choices.is_empty() {
+            let c = self.chunk(choices, None);
+            self.out.push_back(c);
+        }
+        for (index, f) in done {
+            let c = self.chunk(
+                vec![Choice {
+                    text: String::new(),
+                    index,
+                    logprobs: None,
+                    finish_reason: Some(f),
+                }],
+                None,
+            );
+            self.out.push_back(c);
+            self.left -= 1;
+        }
+        if self.left == 0 {
+            self.end();
+        }
+    }
+}
+
 /// A streamed response: `data: {chunk}` events, then `data: [DONE]`. Text that arrives while
 /// the client is busy is sent together, one chunk per choice.
 fn stream(
@@ -372,107 +476,6 @@ fn stream(
     rx: UnboundedReceiver<Event>,
     meta: Meta,
 ) -> Response {
-    struct Feed {
-        app: Arc<App>,
-        req: CompletionRequest,
-        meta: Meta,
-        rx: UnboundedReceiver<Event>,
-        out: VecDeque<Sse>,
-        left: usize,
-        generated: usize,
-        first: bool,
-        ended: bool,
-    }
-    impl Feed {
-        fn chunk(&self, choices: Vec<Choice>, usage: Option<Usage>) -> Sse {
-            let c = Completion {
-                id: &self.meta.id,
-                object: "text_completion",
-                created: self.meta.created,
-                model: &self.req.model,
-                system_fingerprint: FINGERPRINT,
-                choices,
-                usage,
-                seed: self.meta.seed,
-            };
-            Sse::default().data(serde_json::to_string(&c).expect("chunks serialise"))
-        }
-        fn end(&mut self) {
-            if self.req.include_usage {
-                let u = usage(self.meta.prompt_chars, self.generated);
-                let c = self.chunk(Vec::new(), Some(u));
-                self.out.push_back(c);
-            }
-            self.out.push_back(Sse::default().data("[DONE]"));
-            self.ended = true;
-        }
-        /// Takes the next event and whatever else is ready, into chunks.
-        fn absorb(&mut self, first: Event) {
-            let mut texts: HashMap<u32, String> = HashMap::new();
-            let mut done: Vec<(u32, &'static str)> = Vec::new();
-            let mut next = Some(first);
-            while let Some(ev) = next.take() {
-                match ev {
-                    Event::Text { index, text } => {
-                        if std::mem::take(&mut self.first) {
-                            self.app
-                                .metrics
-                                .first_character_seconds
-                                .observe(self.meta.arrived.elapsed().as_secs_f64());
-                        }
-                        texts.entry(index).or_default().push_str(&text);
-                    }
-                    Event::Done {
-                        index,
-                        finish,
-                        generated,
-                    } => {
-                        self.generated += generated;
-                        done.push((index, finish.as_str()));
-                    }
-                    Event::Failed(e) => {
-                        self.out
-                            .push_back(Sse::default().data(e.body().to_string()));
-                        self.out.push_back(Sse::default().data("[DONE]"));
-                        self.ended = true;
-                        return;
-                    }
-                }
-                next = self.rx.try_recv().ok();
-            }
-            let mut idx: Vec<u32> = texts.keys().copied().collect();
-            idx.sort_unstable();
-            let choices: Vec<Choice> = idx
-                .into_iter()
-                .map(|index| Choice {
-                    text: texts.remove(&index).unwrap_or_default(),
-                    index,
-                    logprobs: None,
-                    finish_reason: None,
-                })
-                .collect();
-            if !choices.is_empty() {
-                let c = self.chunk(choices, None);
-                self.out.push_back(c);
-            }
-            for (index, f) in done {
-                let c = self.chunk(
-                    vec![Choice {
-                        text: String::new(),
-                        index,
-                        logprobs: None,
-                        finish_reason: Some(f),
-                    }],
-                    None,
-                );
-                self.out.push_back(c);
-                self.left -= 1;
-            }
-            if self.left == 0 {
-                self.end();
-            }
-        }
-    }
     let mut feed = Feed {
         left: meta.echoes.len(),
         app,

@@ -39,6 +39,15 @@ struct Start {
     sizing_line: Option<String>,
 }
 
+/// A resumed run's settings: the checkpoint's, but for what a run may change when it resumes
+/// (the products' precision).
+fn resumed_config(saved: &TrainConfig, a: &TrainArgs) -> TrainConfig {
+    TrainConfig {
+        precision: a.precision.unwrap_or(saved.precision),
+        ..saved.clone()
+    }
+}
+
 /// The split of the encoded text.
 struct Split {
     train: usize,
@@ -59,11 +68,7 @@ impl<'a> Run<'a> {
             None => Some(fresh_config(a)?),
         };
         let mut config = match (&resumed, &fresh) {
-            (Some(r), _) => {
-                let mut c = r.snap.config.clone();
-                c.precision = a.precision.unwrap_or(c.precision);
-                c
-            }
+            (Some(r), _) => resumed_config(&r.snap.config, a),
             (None, Some((_, c))) => c.clone(),
             (None, None) => unreachable!("a run is either fresh or resumed"),
         };

@@ -293,6 +293,62 @@ fn gradient_check(cell: Cell, threads: Threads, dropout: f64, embed: usize) {
 }
 
 #[test]
+fn gradients_at_training_sizes_match_the_f64_engine() {
+    // The gradient check above runs at H=4; the kernels' blocking and remainders, and a team of
+    // two splitting an odd number of 16-unit blocks, only show at sizes runs choose (H=240 and
+    // 272 are 15 and 17 blocks of 16). The f64 engine is checked against central differences
+    // above; here the f32 step must match it to f32 round-off, and bf16 products to bf16's.
+    for h in [240, 272] {
+        let (v, l, b, t) = (82, 2, 4, 6);
+        let layout = Layout::new(ModelConfig {
+            cell: Cell::Lstm,
+            vocab: v,
+            hidden: h,
+            layers: l,
+            embed: 0,
+        });
+        let mut rng = Rng::new(3);
+        let p: Vec<f64> = init_params(&layout, &mut rng);
+        let x = random_ids(&mut rng, b * t, v);
+        let y = random_ids(&mut rng, b * t, v);
+        let s0 = random_state(&mut rng, l, b, h);
+        let mut ws = Workspace::<f64>::new(&layout, b, t, true, Threads(1));
+        ws.forward(&p, &layout, &x, &s0);
+        ws.loss_and_grad(&y, v);
+        let mut want = vec![0.0; p.len()];
+        ws.backward(&p, &layout, &x, &mut want);
+
+        for (precision, tol) in [(MatmulPrecision::F32, 1e-5), (MatmulPrecision::Bf16, 1e-2)] {
+            let p32 = to_f32(&p);
+            let s32 = State {
+                h: to_f32(&s0.h),
+                c: to_f32(&s0.c),
+            };
+            let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(2));
+            ws.set_precision(precision);
+            ws.forward(&p32, &layout, &x, &s32);
+            ws.loss_and_grad(&y, v);
+            let mut got = vec![0.0f32; p.len()];
+            ws.backward(&p32, &layout, &x, &mut got);
+            for ti in &layout.tensors {
+                let r = ti.offset..ti.offset + ti.len;
+                let norm = want[r.clone()].iter().map(|w| w * w).sum::<f64>().sqrt();
+                let diff = (got[r.clone()].iter().zip(&want[r]))
+                    .map(|(&g, &w)| (g as f64 - w).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(
+                    diff <= tol * norm,
+                    "H={h} {precision:?} {}: off by {:.1e} of its norm",
+                    ti.name,
+                    diff / norm
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn dropout_zeroes_about_p_of_the_inputs_and_scales_the_rest() {
     let layout = Layout::new(ModelConfig {
         cell: Cell::Lstm,

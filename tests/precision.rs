@@ -19,38 +19,13 @@ fn nats(out: &str) -> f64 {
 #[test]
 fn precisions_are_deterministic_and_close_to_f32() {
     let d = Dir::new("precision");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"),
-    )
-    .unwrap();
-    let chars: Vec<char> = text.chars().collect();
+    let chars = shakespeare_chars();
     d.write("train.txt", chars[..300_000].iter().collect::<String>());
     d.write(
         "held-out.txt",
         chars[1_000_000..1_030_000].iter().collect::<String>(),
     );
-    d.run(&[
-        "train",
-        "train.txt",
-        "--out",
-        "run",
-        "--hidden",
-        "64",
-        "--steps",
-        "300",
-        "--batch",
-        "32",
-        "--seq",
-        "64",
-        "--lr",
-        "0.005",
-        "--threads",
-        "2",
-        "--eval-every",
-        "300",
-    ])
-    .ok();
-    let ck = "run/last.safetensors";
+    let ck = &train_small(&d, "train.txt", "run", "300");
     let mut texts = Vec::new();
     for p in ["f32", "bf16", "int8"] {
         let sample = |threads: &str, simd: bool| {
@@ -95,5 +70,3 @@ fn precisions_are_deterministic_and_close_to_f32() {
     assert!(int8 != f32, "int8 {int8} vs f32 {f32}");
     assert_ne!(texts[0], texts[1], "bf16 weights are not the f32 weights");
 }
-
-use std::path::Path;

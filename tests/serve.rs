@@ -160,38 +160,11 @@ fn sample(d: &Dir, ck: &str, prime: &str, seed: u64, length: usize, extra: &[&st
 
 /// A small model of tiny Shakespeare's first 200,000 characters.
 fn shakespeare(d: &Dir) -> String {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"),
-    )
-    .unwrap();
-    d.write("shake.txt", text.chars().take(200_000).collect::<String>());
-    d.run(&[
-        "train",
+    d.write(
         "shake.txt",
-        "--out",
-        "shake",
-        "--hidden",
-        "64",
-        "--steps",
-        "150",
-        "--batch",
-        "32",
-        "--seq",
-        "64",
-        "--lr",
-        "0.005",
-        "--threads",
-        "2",
-        "--eval-every",
-        "150",
-        "--sample-every",
-        "0",
-    ])
-    .ok();
-    d.path("shake/last.safetensors")
-        .to_str()
-        .unwrap()
-        .to_string()
+        shakespeare_chars()[..200_000].iter().collect::<String>(),
+    );
+    train_small(d, "shake.txt", "shake", "150")
 }
 
 #[test]

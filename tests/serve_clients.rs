@@ -30,39 +30,11 @@ impl Drop for Server {
 
 /// A small trained model served on a free port.
 fn serve(d: &Dir) -> (Server, String) {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"),
-    )
-    .unwrap();
-    d.write("shake.txt", text.chars().take(200_000).collect::<String>());
-    d.run(&[
-        "train",
+    d.write(
         "shake.txt",
-        "--out",
-        "shake",
-        "--hidden",
-        "64",
-        "--steps",
-        "150",
-        "--batch",
-        "32",
-        "--seq",
-        "64",
-        "--lr",
-        "0.005",
-        "--threads",
-        "2",
-        "--eval-every",
-        "150",
-        "--sample-every",
-        "0",
-    ])
-    .ok();
-    let ck = d
-        .path("shake/last.safetensors")
-        .to_str()
-        .unwrap()
-        .to_string();
+        shakespeare_chars()[..200_000].iter().collect::<String>(),
+    );
+    let ck = train_small(d, "shake.txt", "shake", "150");
     let mut child = d
         .cmd(&["serve", &ck, "--port", "0", "--threads", "2"])
         .stderr(Stdio::piped())

@@ -149,3 +149,44 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(name)
 }
+
+/// The shipped tiny Shakespeare (`data/tinyshakespeare.txt`), as characters.
+pub fn shakespeare_chars() -> Vec<char> {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"))
+        .unwrap()
+        .chars()
+        .collect()
+}
+
+/// A small model that writes recognisable text: a 2×64 LSTM trained on `text` (a file in `d`)
+/// for `steps` steps, batch 32 × seq 64, lr 0.005, 2 threads, into `out`. Returns the path of
+/// its last checkpoint.
+pub fn train_small(d: &Dir, text: &str, out: &str, steps: &str) -> String {
+    d.run(&[
+        "train",
+        text,
+        "--out",
+        out,
+        "--hidden",
+        "64",
+        "--steps",
+        steps,
+        "--batch",
+        "32",
+        "--seq",
+        "64",
+        "--lr",
+        "0.005",
+        "--threads",
+        "2",
+        "--eval-every",
+        steps,
+        "--sample-every",
+        "0",
+    ])
+    .ok();
+    d.path(&format!("{out}/last.safetensors"))
+        .to_str()
+        .unwrap()
+        .to_string()
+}

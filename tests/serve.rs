@@ -7,44 +7,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// A server child and its base URL; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `charrnn serve ARGS --port 0` and waits for the line with its address.
-fn serve(d: &Dir, args: &[&str]) -> Server {
-    let mut a = vec!["serve"];
-    a.extend_from_slice(args);
-    a.extend_from_slice(&["--port", "0", "--threads", "2"]);
-    let mut child = d.cmd(&a).stderr(Stdio::piped()).spawn().unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let url = line
-        .split("on http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .map(|a| format!("http://{a}"))
-        .unwrap_or_else(|| panic!("no address in: {line}"));
-    // Keep draining stderr so the server never blocks on it.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
-    Server { child, url }
-}
 
 /// POST JSON; (status, body as JSON, Retry-After).
 fn post(url: &str, body: &str) -> (u16, Value, Option<String>) {

@@ -5,9 +5,8 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// Whether a missing client is a failure (CI) or a skip (a developer's machine).
 fn required() -> bool {
@@ -19,41 +18,14 @@ fn skip(what: &str) {
     eprintln!("skipped: {what}");
 }
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A small trained model served on a free port.
-fn serve(d: &Dir) -> (Server, String) {
+fn served_model(d: &Dir) -> (Server, String) {
     d.write(
         "shake.txt",
         shakespeare_chars()[..200_000].iter().collect::<String>(),
     );
     let ck = train_small(d, "shake.txt", "shake", "150");
-    let mut child = d
-        .cmd(&["serve", &ck, "--port", "0", "--threads", "2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let url = line
-        .split("on http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap()
-        .to_string();
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
-    (Server(child, format!("http://{url}")), ck)
+    (serve(d, &[&ck]), ck)
 }
 
 fn sample(d: &Dir, ck: &str, length: &str) -> String {
@@ -85,11 +57,11 @@ fn the_openai_python_client_works_unchanged() {
         return skip("the openai Python package is not installed (pip install openai)");
     }
     let d = Dir::new("openai-client");
-    let (s, ck) = serve(&d);
+    let (s, ck) = served_model(&d);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openai_client.py");
     let out = Command::new("python3")
         .arg(&script)
-        .arg(format!("{}/v1", s.1))
+        .arg(format!("{}/v1", s.url))
         .arg("shake")
         .output()
         .unwrap();
@@ -127,11 +99,11 @@ fn the_page_streams_text_in_a_real_browser() {
         return skip("playwright-core is not installed (cd tests/browser && npm install)");
     }
     let d = Dir::new("page");
-    let (s, ck) = serve(&d);
+    let (s, ck) = served_model(&d);
     let shot = d.path("page.png");
     let out = Command::new("node")
         .arg(dir.join("page.mjs"))
-        .arg(format!("{}/", s.1))
+        .arg(format!("{}/", s.url))
         .arg(&shot)
         .arg(&chromium)
         .output()

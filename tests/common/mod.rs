@@ -2,8 +2,9 @@
 //! binary in it, and the small corpora and flags most tests use.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A temp folder that removes itself, with helpers to run charrnn inside it.
 pub struct Dir(pub PathBuf);
@@ -189,4 +190,40 @@ pub fn train_small(d: &Dir, text: &str, out: &str, steps: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
+}
+
+/// A server child and its base URL; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `charrnn serve ARGS --port 0` and waits for the line with its address.
+pub fn serve(d: &Dir, args: &[&str]) -> Server {
+    let mut a = vec!["serve"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["--port", "0", "--threads", "2"]);
+    let mut child = d.cmd(&a).stderr(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let url = line
+        .split("on http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_else(|| panic!("no address in: {line}"));
+    // Keep draining stderr so the server never blocks on it.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    Server { child, url }
 }

@@ -1460,6 +1460,41 @@ fn without_hidden_the_budget_chooses_the_size_and_the_dropout_and_says_why() {
     let line = sizing_line(&r);
     assert!(line.contains("chars/s"), "{line}");
     assert!(line.contains("passes over"), "{line}");
+    assert!(line.contains("stored for later runs"), "{line}");
+    assert!(d.cache().join("probes.json").exists());
+    // Another seed, the same shape: it probes again and, unless the machine's speed moved by
+    // more than the tolerance (then it says so), sizes with the stored probe: the same size.
+    let r = d
+        .run(
+            &[
+                &[
+                    "train",
+                    fs,
+                    "--out",
+                    "again",
+                    "--minutes",
+                    "0.02",
+                    "--seed",
+                    "9",
+                ][..],
+                &base,
+            ]
+            .concat(),
+        )
+        .ok();
+    let again = sizing_line(&r);
+    let hidden = |dir: &str| {
+        let c: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path(&format!("{dir}/config.json"))).unwrap(),
+        )
+        .unwrap();
+        c["model"]["hidden"].clone()
+    };
+    if again.contains("stored probe of") {
+        assert_eq!(hidden("again"), hidden("time"), "{line}\n{again}");
+    } else {
+        assert!(again.contains("which it replaces"), "{again}");
+    }
     // Given flags win; dropout still follows the passes over the text: a 1,800-character text
     // is 6 steps of 8 × 32 per epoch, so 66 steps are 11 passes (0.2 by passes alone), and 2×48
     // has about 18 recurrent parameters per training character: 0.4.

@@ -76,8 +76,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum, help_heading = MODEL)]
     pub cell: Option<crate::model::Cell>,
     /// Hidden size of each recurrent layer [default: chosen for the budget: with --minutes the
-    /// largest size (128 to 1024) that a measured probe says passes over the text at least 8
-    /// times; else the largest with no more parameters than training characters].
+    /// largest size (32 to 1024) that a measured probe says the budget shows about 12
+    /// characters per parameter; else the largest with no more parameters than training
+    /// characters; never more than 3 parameters per training character].
     #[arg(long, allow_negative_numbers = true, help_heading = MODEL)]
     pub hidden: Option<usize>,
     /// Number of stacked recurrent layers [default: 2].

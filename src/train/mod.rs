@@ -7,6 +7,7 @@
 //!
 //! - `args`: the flags; `config`: their defaults and checks, and when to stop
 //! - `sizing`: the model size and dropout a budget buys (the probe and the rule)
+//! - `probes`: the probe stored on this machine, so that runs of one shape choose one size
 //! - `setup`: text, model, output folder, config.json, the opening lines
 //! - `run`: the step loop, validation and saving, the closing line
 //! - `progress`, `runlog`, `interrupt`: the status line, metrics.jsonl and loss.svg, Ctrl-C
@@ -15,6 +16,7 @@ pub mod args;
 mod config;
 mod interrupt;
 mod lock;
+pub mod probes;
 mod progress;
 mod run;
 mod runlog;

@@ -113,6 +113,10 @@ pub struct Speed {
     b: f64,
     /// (hidden, chars/s, spread of the timed steps) at each timed size.
     pub points: Vec<(usize, f64, f64)>,
+    /// This run's own probe, when `points` are a stored one (see `probes`).
+    pub today: Option<Vec<(usize, f64, f64)>>,
+    /// Where `points` came from (see `probes::settle`), for the sizing line.
+    pub note: Option<String>,
 }
 
 impl Speed {
@@ -153,7 +157,13 @@ impl Speed {
             // Noise made the line nonsense: no fixed cost, the larger size's cost per FLOP.
             (a, b) = (0.0, y1 / x1);
         }
-        Speed { a, b, points }
+        Speed {
+            a,
+            b,
+            points,
+            today: None,
+            note: None,
+        }
     }
 
     /// The speed of one size, measured (`chars_per_s` gives it for any size asked).
@@ -162,6 +172,8 @@ impl Speed {
             a: 1.0 / chars_per_s,
             b: 0.0,
             points: vec![(h, chars_per_s, spread)],
+            today: None,
+            note: None,
         }
     }
 
@@ -170,14 +182,25 @@ impl Speed {
         1.0 / (self.a + self.b * train_flops_per_char(&ModelConfig { hidden: h, ..base }))
     }
 
-    /// "41k chars/s at H=128 (±3 %), 9.8k at H=384 (±2 %)"
+    /// "41k chars/s at H=128 (±3 %), 9.8k chars/s at H=384 (±2 %)", then where the points came
+    /// from and, when they are a stored probe, today's.
     pub fn describe(&self) -> String {
-        let p: Vec<String> = self
-            .points
-            .iter()
-            .map(|(h, r, s)| format!("{} chars/s at H={h} (±{:.0} %)", count(*r), 50.0 * s))
-            .collect();
-        p.join(", ")
+        let list = |pts: &[(usize, f64, f64)]| {
+            pts.iter()
+                .map(|(h, r, s)| format!("{} chars/s at H={h} (±{:.0} %)", count(*r), 50.0 * s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut d = list(&self.points);
+        if let Some(note) = &self.note {
+            d += &format!(", {note}");
+        }
+        if let Some(today) = &self.today {
+            if *today != self.points {
+                d += &format!("; today's: {}", list(today));
+            }
+        }
+        d
     }
 }
 
@@ -325,11 +348,17 @@ pub(super) fn size_fresh_model(
                     "charrnn: timing training steps at H={} and H={} on this machine to size the model (a few seconds, not counted in the budget)…",
                     PROBE_SIZES[0], PROBE_SIZES[1]
                 );
-                Some(Speed::probe(
-                    *m,
-                    (config.batch, config.seq),
-                    (threads, config.precision),
-                ))
+                let fresh =
+                    Speed::probe(*m, (config.batch, config.seq), (threads, config.precision));
+                let key =
+                    super::probes::key(*m, (config.batch, config.seq), (threads, config.precision));
+                let path =
+                    crate::data::fetch::cache_dir(a.source.cache.as_deref()).join("probes.json");
+                let (points, note) = super::probes::settle(&path, &key, fresh.points.clone());
+                let mut sp = Speed::fit(*m, points);
+                sp.note = Some(note);
+                sp.today = Some(fresh.points);
+                Some(sp)
             } else {
                 let h = a.hidden.unwrap_or(PROBE_SIZES[0]);
                 let layout = Layout::new(ModelConfig { hidden: h, ..*m });

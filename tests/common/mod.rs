@@ -16,6 +16,10 @@ impl Dir {
         std::fs::create_dir_all(&p).unwrap();
         Dir(p)
     }
+    /// The cache folder the binary is given (`CHARRNN_CACHE`), beside the temp folder.
+    pub fn cache(&self) -> PathBuf {
+        self.0.with_extension("cache")
+    }
     pub fn path(&self, rel: &str) -> PathBuf {
         self.0.join(rel)
     }
@@ -26,7 +30,12 @@ impl Dir {
     }
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_charrnn"));
-        c.args(args).current_dir(&self.0).stdin(Stdio::null());
+        // Its own cache folder (stored probes, books): never the user's, and not inside the
+        // folder a test may train on.
+        c.args(args)
+            .current_dir(&self.0)
+            .env("CHARRNN_CACHE", self.cache())
+            .stdin(Stdio::null());
         c
     }
     pub fn run(&self, args: &[&str]) -> Run {
@@ -37,6 +46,7 @@ impl Dir {
 impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(self.cache());
     }
 }
 

@@ -12,6 +12,7 @@
 #   PEERS=1                                     0: charrnn only
 #   CHARRNN_FLAGS="--precision f32"             extra flags for charrnn (default: none)
 #   BIN=path/to/charrnn  OUT=results.md         a built binary (no build), another results file
+#   KEEP=dir                                    keep each charrnn run's log and metrics.jsonl there
 #
 # Appends a table row to bench/results/quality-DATE-COMMIT.md (and prints it). Needs torch for
 # the peers (`pip install torch==2.15.0`), ../shared for them; nothing else heavy should run.
@@ -46,7 +47,12 @@ vals = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"val"' in l]
 print(min(v["loss"] for v in vals))
 PY
 )
-  ours+=("$v")
+  ours+=("$(printf '%.4f' "$v")")
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    cp "$tmp/c$seed.log" "$KEEP/${name%.txt}-${SECONDS_}s-t$THREADS-s$seed.log"
+    cp "$tmp/c$seed/metrics.jsonl" "$KEEP/${name%.txt}-${SECONDS_}s-t$THREADS-s$seed.metrics.jsonl"
+  fi
   c=$(sed -n 's/^charrnn: \(LSTM\|GRU\|RNN\) \([0-9]*×[0-9]*\).*/\2/p' "$tmp/c$seed.log" | head -1)
   d=$(python3 -c "import json; t=json.load(open('$tmp/c$seed/config.json'))['train']; print(t['dropout'], t['precision'])")
   chose="$chose ${c} dropout ${d% *} ${d#* }"

@@ -949,7 +949,8 @@ fn cosine_schedule_with_warmup_and_weight_decay_resume_exactly() {
         "interrupted at {cut_at} and resumed, the run differs from the one in one go"
     );
 
-    // The rate ramps up over 5 steps, then falls along the cosine towards a tenth of 2e-3.
+    // The rate ramps up over 5 steps, then falls along the cosine towards a tenth of 4e-3 (the
+    // LSTM's default rate).
     let lrs: Vec<f64> = charrnn::report::metrics::read_metrics(&d.path("one"))
         .unwrap()
         .iter()
@@ -960,11 +961,11 @@ fn cosine_schedule_with_warmup_and_weight_decay_resume_exactly() {
         .collect();
     assert_eq!(lrs.len(), 8);
     assert!(
-        (lrs[0] - 2e-3).abs() < 1e-12,
+        (lrs[0] - 4e-3).abs() < 1e-12,
         "step 5 is the first after warm-up: {lrs:?}"
     );
     assert!(lrs.windows(2).all(|w| w[1] < w[0]), "falls: {lrs:?}");
-    assert!(lrs[7] < 3e-4 && lrs[7] >= 2e-4, "ends near 2e-4: {lrs:?}");
+    assert!(lrs[7] < 6e-4 && lrs[7] >= 4e-4, "ends near 4e-4: {lrs:?}");
 
     // Weight decay shrinks the weight matrices, not the biases.
     train(

@@ -425,10 +425,11 @@ impl Run<'_> {
         Error {
             kind: Kind::Diverged,
             msg: format!(
-                "training diverged at step {}: {what} is {loss:.4} nats/char, far above a uniform guess over the {v} characters ({:.2}), so the weights blew up; lower --lr (it is {}; the default is 0.002) and {clip}; {kept}",
+                "training diverged at step {}: {what} is {loss:.4} nats/char, far above a uniform guess over the {v} characters ({:.2}), so the weights blew up; lower --lr (it is {}; the default for this cell is {}) and {clip}; {kept}",
                 self.st.step,
                 (v as f64).ln(),
-                self.config.lr
+                self.config.lr,
+                super::config::default_lr(self.model.cell)
             ),
         }
     }

@@ -37,7 +37,7 @@ out=${OUT:-bench/results/quality-$(date -u +%Y-%m-%d)-$(git rev-parse --short HE
 minutes=$(python3 -c "print($SECONDS_ / 60)")
 name=$(basename "$TEXT")
 
-ours=(); chose=""
+ours=(); chose=()
 for seed in $SEEDS; do
   $BIN train "$TEXT" --minutes "$minutes" --seed "$seed" --threads "$THREADS" --out "$tmp/c$seed" \
     --sample-every 0 $CHARRNN_FLAGS >"$tmp/c$seed.log" 2>&1
@@ -55,7 +55,7 @@ PY
   fi
   c=$(sed -n 's/^charrnn: \(LSTM\|GRU\|RNN\) \([0-9]*×[0-9]*\).*/\2/p' "$tmp/c$seed.log" | head -1)
   d=$(python3 -c "import json; t=json.load(open('$tmp/c$seed/config.json'))['train']; print(t['dropout'], t['precision'])")
-  chose="$chose ${c} dropout ${d% *} ${d#* }"
+  chose+=("${c} dropout ${d% *} ${d#* }")
   echo "charrnn seed $seed: $v ($c, dropout $d)" >&2
 done
 
@@ -81,6 +81,10 @@ if [ "$PEERS" = 1 ] && python3 -c "import torch" 2>/dev/null; then
 fi
 
 med=$(median "${ours[@]}")
+# One entry when every seed chose the same model, else each seed's choice in seed order.
+chosen=$(printf '%s\n' "${chose[@]}" | sort -u)
+if [ "$(printf '%s\n' "$chosen" | wc -l)" = 1 ]; then chosen="$chosen (every seed)"
+else chosen=$(printf '%s; ' "${chose[@]}"); chosen=${chosen%; }; fi
 margin=$(python3 -c "
 b=[x for x in ['$lstm','$nano'] if x!='n/a']
 print(f'{min(map(float,b))-$med:+.4f}' if b else 'n/a')")
@@ -96,5 +100,5 @@ if [ ! -f "$out" ]; then
     echo "|---|---|---|---|---|---|---|---|"
   } >"$out"
 fi
-row="| $name | ${SECONDS_} s | $THREADS | $(printf '%.4f' "$med") ($(echo "${ours[@]}" | sed 's/ /, /g')) |${chose} | $lstm | $nano | $margin |"
+row="| $name | ${SECONDS_} s | $THREADS | $(printf '%.4f' "$med") ($(echo "${ours[@]}" | sed 's/ /, /g')) | $chosen | $lstm | $nano | $margin |"
 echo "$row" | tee -a "$out"

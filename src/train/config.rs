@@ -21,8 +21,9 @@ pub const DEFAULT_VAL_CHARS: u64 = 1_000_000;
 /// to 3, 1,500 steps at a constant rate: 2e-3 ended at 1.643, 1.682, 1.618 nats/char; 4e-3 at
 /// 1.439, 1.483; 8e-3 (200 warm-up steps) at 1.426, 1.435; a 100-step warm-up at 2e-3 made
 /// it worse (1.728, 1.746, 1.709). With the default cosine over a five-minute budget (6,050
-/// steps, seed 1) 4e-3 ended at 1.2412, where five-minute runs at 2e-3 had ended between 1.26
-/// and 1.49 (`docs/quality.md`). The other cells were not measured, so they keep 2e-3.
+/// steps, seed 1) 4e-3 ended at 1.2412, where eleven five-minute runs at 2e-3 had ended
+/// between 1.25 and 1.53 (`bench/results/lr-2026-11-30-5683b90.md`). The other cells were not
+/// measured, so they keep 2e-3.
 pub fn default_lr(cell: crate::model::Cell) -> f64 {
     match cell {
         crate::model::Cell::Lstm => 4e-3,
@@ -47,7 +48,9 @@ pub(super) fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> 
     let cfg = TrainConfig {
         batch: a.batch.unwrap_or(50),
         seq: a.seq.unwrap_or(50),
-        lr: a.lr.unwrap_or_else(|| default_lr(a.cell.unwrap_or_default())),
+        lr: a
+            .lr
+            .unwrap_or_else(|| default_lr(a.cell.unwrap_or_default())),
         clip: a.clip.unwrap_or(5.0),
         amsgrad: a.amsgrad,
         seed: a.seed.unwrap_or(1),

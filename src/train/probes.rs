@@ -84,14 +84,24 @@ fn agrees(fresh: &[Point], stored: &[Point]) -> bool {
 }
 
 /// The points to size with for `key`, given this run's `fresh` probe and the store at `path`:
-/// the stored probe when `fresh` agrees with it (see `TOLERANCE`), else `fresh`, which is then
-/// stored. Also returns a note for the sizing line saying which it was.
-pub fn settle(path: &Path, key: &str, fresh: Vec<Point>) -> (Vec<Point>, String) {
+/// the stored probe when `fresh` agrees with it (see `TOLERANCE`) or is not `steady` (the
+/// machine's speed moved while it ran, see `sizing::Speed::probe`), else `fresh`, which is then
+/// stored (an unsteady one never is). Also returns a note for the sizing line saying which it
+/// was.
+pub fn settle(path: &Path, key: &str, fresh: Vec<Point>, steady: bool) -> (Vec<Point>, String) {
     let mut store: Store = std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     if let Some(s) = store.probes.get(key) {
+        if !steady {
+            let note = format!(
+                "this machine's stored probe of {} ago (today's was unsteady; {})",
+                ago(now_unix().saturating_sub(s.measured_unix)),
+                path.display()
+            );
+            return (s.points.clone(), note);
+        }
         if agrees(&fresh, &s.points) {
             let note = format!(
                 "this machine's stored probe of {} ago (today's is within {:.0} %; {})",
@@ -101,6 +111,9 @@ pub fn settle(path: &Path, key: &str, fresh: Vec<Point>) -> (Vec<Point>, String)
             );
             return (s.points.clone(), note);
         }
+    }
+    if !steady {
+        return (fresh, "today's probe (unsteady, so not stored)".to_string());
     }
     let replaced = store.probes.contains_key(key);
     store.probes.insert(
@@ -146,23 +159,23 @@ mod tests {
     fn a_probe_within_the_tolerance_reuses_the_stored_one_and_a_changed_machine_replaces_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/probes.json");
-        let (p, note) = settle(&path, "k", pts(100e3, 25e3));
+        let (p, note) = settle(&path, "k", pts(100e3, 25e3), true);
         assert_eq!(p, pts(100e3, 25e3));
         assert!(note.contains("stored for later runs"), "{note}");
         // 12 % and 20 % off: the stored probe, so the size does not move.
-        let (p, note) = settle(&path, "k", pts(112e3, 20e3));
+        let (p, note) = settle(&path, "k", pts(112e3, 20e3), true);
         assert_eq!(p, pts(100e3, 25e3), "{note}");
         assert!(note.contains("stored probe of"), "{note}");
         // Another shape has its own entry.
-        let (p, _) = settle(&path, "other", pts(50e3, 10e3));
+        let (p, _) = settle(&path, "other", pts(50e3, 10e3), true);
         assert_eq!(p, pts(50e3, 10e3));
         // Half the speed: a different machine; today's probe replaces the stored one.
-        let (p, note) = settle(&path, "k", pts(50e3, 12e3));
+        let (p, note) = settle(&path, "k", pts(50e3, 12e3), true);
         assert_eq!(p, pts(50e3, 12e3));
         assert!(note.contains("replaces"), "{note}");
-        let (p, _) = settle(&path, "k", pts(55e3, 13e3));
+        let (p, _) = settle(&path, "k", pts(55e3, 13e3), true);
         assert_eq!(p, pts(50e3, 12e3));
-        let (p, _) = settle(&path, "other", pts(52e3, 11e3));
+        let (p, _) = settle(&path, "other", pts(52e3, 11e3), true);
         assert_eq!(p, pts(50e3, 10e3), "the other shape's entry survived");
     }
 
@@ -171,15 +184,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("probes.json");
         std::fs::write(&path, b"{ not json").unwrap();
-        let (p, note) = settle(&path, "k", pts(100e3, 25e3));
+        let (p, note) = settle(&path, "k", pts(100e3, 25e3), true);
         assert_eq!(p, pts(100e3, 25e3));
         assert!(note.contains("stored for later runs"), "{note}");
-        let (p, _) = settle(&path, "k", pts(101e3, 25e3));
+        let (p, _) = settle(&path, "k", pts(101e3, 25e3), true);
         assert_eq!(p, pts(100e3, 25e3));
         // A file where the folder should be: nothing can be stored; the fresh probe is used.
         let blocked = dir.path().join("probes.json/x/probes.json");
-        let (p, note) = settle(&blocked, "k", pts(90e3, 20e3));
+        let (p, note) = settle(&blocked, "k", pts(90e3, 20e3), true);
         assert_eq!(p, pts(90e3, 20e3));
         assert!(note.contains("not stored"), "{note}");
+    }
+
+    #[test]
+    fn an_unsteady_probe_is_never_stored_and_never_trusted_over_a_stored_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probes.json");
+        // Nothing stored: the unsteady probe is used but not kept.
+        let (p, note) = settle(&path, "k", pts(73e3, 17e3), false);
+        assert_eq!(p, pts(73e3, 17e3));
+        assert!(note.contains("not stored"), "{note}");
+        assert!(!path.exists(), "an unsteady probe was written");
+        let (p, _) = settle(&path, "k", pts(130e3, 29e3), true);
+        assert_eq!(p, pts(130e3, 29e3));
+        // Far outside the tolerance but unsteady: the stored probe stays and is used.
+        let (p, note) = settle(&path, "k", pts(73e3, 17e3), false);
+        assert_eq!(p, pts(130e3, 29e3), "{note}");
+        assert!(note.contains("unsteady"), "{note}");
+        let (p, _) = settle(&path, "k", pts(125e3, 28e3), true);
+        assert_eq!(p, pts(130e3, 29e3), "the stored probe survived");
     }
 }

@@ -214,7 +214,8 @@ impl Speed {
             b,
             points,
             today: None,
-            note: None,            steady: true,
+            note: None,
+            steady: true,
         }
     }
 
@@ -225,7 +226,8 @@ impl Speed {
             b: 0.0,
             points: vec![(h, chars_per_s, spread)],
             today: None,
-            note: None,            steady: true,
+            note: None,
+            steady: true,
         }
     }
 

@@ -95,7 +95,7 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true, help_heading = MODEL)]
     pub dropout: Option<f64>,
 
-    /// Number of parallel streams per step (B) [default: 50].
+    /// Number of parallel streams per step (B) [default: 32].
     #[arg(long, allow_negative_numbers = true, help_heading = OPTIM)]
     pub batch: Option<usize>,
     /// Characters per stream per step, the truncated-BPTT length (T) [default: 50].

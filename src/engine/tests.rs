@@ -298,8 +298,8 @@ fn gradients_at_training_sizes_match_the_f64_engine() {
     // two splitting an odd number of 16-unit blocks, only show at sizes runs choose (H=240 and
     // 272 are 15 and 17 blocks of 16). The f64 engine is checked against central differences
     // above; here the f32 step must match it to f32 round-off, and bf16 products to bf16's.
-    // A batch of 50 streams (3 tiles of 16 and 2 left over, the PyTorch peer's batch) and a sequence with a
-    // remainder past 16 steps exercise the row remainders too.
+    // A batch of 50 streams (3 tiles of 16 and 2 left over; the PyTorch peer's batch) and a
+    // sequence with a remainder past 16 steps exercise the row remainders too.
     for (h, b, t) in [(240, 4, 6), (272, 4, 6), (272, 50, 19)] {
         let (v, l) = (82, 2);
         let layout = Layout::new(ModelConfig {

@@ -94,19 +94,17 @@ pub fn settle(path: &Path, key: &str, fresh: Vec<Point>, steady: bool) -> (Vec<P
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     if let Some(s) = store.probes.get(key) {
-        if !steady {
+        let why = if !steady {
+            Some("today's was unsteady".to_string())
+        } else if agrees(&fresh, &s.points) {
+            Some(format!("today's is within {:.0} %", 100.0 * TOLERANCE))
+        } else {
+            None
+        };
+        if let Some(why) = why {
             let note = format!(
-                "this machine's stored probe of {} ago (today's was unsteady; {})",
+                "this machine's stored probe of {} ago ({why}; {})",
                 ago(now_unix().saturating_sub(s.measured_unix)),
-                path.display()
-            );
-            return (s.points.clone(), note);
-        }
-        if agrees(&fresh, &s.points) {
-            let note = format!(
-                "this machine's stored probe of {} ago (today's is within {:.0} %; {})",
-                ago(now_unix().saturating_sub(s.measured_unix)),
-                100.0 * TOLERANCE,
                 path.display()
             );
             return (s.points.clone(), note);

@@ -262,15 +262,24 @@ impl<F: Float> Workspace<F> {
             dropped: (0..layers).map(|_| vec![F::ZERO; len]).collect(),
         });
         let keep = F::from_f64(1.0 / (1.0 - p));
-        // 24-bit uniforms, two per draw of the generator.
-        let threshold = (p * (1u64 << 24) as f64) as u64;
+        // 16-bit uniforms, four per draw of the generator, chosen without a branch: drawing
+        // the masks was 2.6 ms of a 31 ms step (2×288, B=32, T=50) with 24-bit uniforms, two
+        // per draw, and a branch that mispredicts about as often as it drops. p is kept to
+        // 1/65,536 (0.1 drops 0.09999 of the inputs).
+        let threshold = (p * 65_536.0).round() as u64;
+        let pick = [F::ZERO, keep];
         for m in &mut d.masks {
-            for pair in m.chunks_mut(2) {
+            let mut quads = m.chunks_exact_mut(4);
+            for quad in &mut quads {
                 let r = rng.next_u64();
-                for (k, v) in pair.iter_mut().enumerate() {
-                    let u = (r >> (8 + 32 * k)) & 0xFF_FFFF;
-                    *v = if u >= threshold { keep } else { F::ZERO };
+                for (k, v) in quad.iter_mut().enumerate() {
+                    *v = pick[usize::from((r >> (16 * k)) & 0xFFFF >= threshold)];
                 }
+            }
+            let rest = quads.into_remainder();
+            let r = if rest.is_empty() { 0 } else { rng.next_u64() };
+            for (k, v) in rest.iter_mut().enumerate() {
+                *v = pick[usize::from((r >> (16 * k)) & 0xFFFF >= threshold)];
             }
         }
     }

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Worker threads [default: all cores].
     #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
+    /// Drop probability of the training step's dropout (new masks every step, as a run
+    /// draws them); 0 is none.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub dropout: f64,
     /// Timed training steps (the median is reported).
     #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub steps: usize,
@@ -113,6 +117,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             crate::bail!("{name} must be at least 1");
         }
     }
+    if !(0.0..1.0).contains(&a.dropout) {
+        crate::bail!(
+            "--dropout must be at least 0 and below 1, got {}",
+            a.dropout
+        );
+    }
     if a.steps == 0 {
         crate::bail!("--steps must be at least 1");
     }
@@ -138,7 +148,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         &layout,
         (b, t),
         (thr, train_precision),
-        a.warmup,
+        (a.warmup, a.dropout),
         (a.steps, 0.0),
     );
     let cps = n as f64 / step_s;
@@ -173,16 +183,17 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 
     if a.json {
         println!(
-            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n}}}",
-            a.cell.name(), a.hidden, a.layers, a.vocab, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.precision.name(), train_precision.name(), amx::available()
+            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"dropout\":{},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n}}}",
+            a.cell.name(), a.hidden, a.layers, a.vocab, a.dropout, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.precision.name(), train_precision.name(), amx::available()
         );
     } else {
         println!(
-            "{} {}×{} V={} B={b} T={t} threads={threads}: median step {:.2} ms over {} steps",
+            "{} {}×{} V={} B={b} T={t} threads={threads} dropout={}: median step {:.2} ms over {} steps",
             a.cell.label(),
             a.layers,
             a.hidden,
             a.vocab,
+            a.dropout,
             step_s * 1e3,
             a.steps
         );

@@ -56,14 +56,14 @@ pub fn time_steps_spread(
     layout: &Layout,
     (b, t): (usize, usize),
     (threads, precision): (Threads, MatmulPrecision),
-    warmup: usize,
+    (warmup, dropout): (usize, f64),
     (steps, min_seconds): (usize, f64),
 ) -> (f64, f64) {
     let (median, times, _) = timed_steps(
         layout,
         (b, t),
         (threads, precision),
-        warmup,
+        (warmup, dropout),
         (steps, min_seconds),
     );
     let (lo, hi) = times
@@ -72,21 +72,22 @@ pub fn time_steps_spread(
     (median, (hi - lo) / median)
 }
 
-/// Median seconds of one training step (`step`, the whole of it) on random ids, after
-/// `warmup` untimed steps: `steps` timed steps, or more until `min_seconds` have passed; also
-/// returns the parameters it ended with.
+/// Median seconds of one training step (`step`, the whole of it, with new dropout masks of
+/// drop probability `dropout` each step, as a run draws them) on random ids, after `warmup`
+/// untimed steps: `steps` timed steps, or more until `min_seconds` have passed; also returns
+/// the parameters it ended with.
 pub fn time_steps(
     layout: &Layout,
     (b, t): (usize, usize),
     (threads, precision): (Threads, MatmulPrecision),
-    warmup: usize,
+    (warmup, dropout): (usize, f64),
     (steps, min_seconds): (usize, f64),
 ) -> (f64, Vec<f32>) {
     let (median, _, params) = timed_steps(
         layout,
         (b, t),
         (threads, precision),
-        warmup,
+        (warmup, dropout),
         (steps, min_seconds),
     );
     (median, params)
@@ -97,7 +98,7 @@ fn timed_steps(
     layout: &Layout,
     (b, t): (usize, usize),
     (threads, precision): (Threads, MatmulPrecision),
-    warmup: usize,
+    (warmup, dropout): (usize, f64),
     (steps, min_seconds): (usize, f64),
 ) -> (f64, Vec<f64>, Vec<f32>) {
     let cfg = layout.config;
@@ -127,7 +128,7 @@ fn timed_steps(
             &mut carry,
             (&x, &y),
             5.0,
-            (0.0, &mut drop_rng),
+            (dropout, &mut drop_rng),
         );
         if i > warmup {
             times.push(t0.elapsed().as_secs_f64());

@@ -41,18 +41,21 @@ struct Stored {
 }
 
 /// What decides a step's speed apart from the hidden size: the cell, layers, vocabulary,
-/// embedding, batch × seq, threads and precision.
+/// embedding, batch × seq, whether the steps draw dropout masks, threads and precision. A
+/// probe stored by a build that did not say (its steps drew none) has another key, so it is
+/// not reused.
 pub fn key(
     m: ModelConfig,
-    (batch, seq): (usize, usize),
+    (batch, seq, masks): (usize, usize, bool),
     (threads, precision): (Threads, MatmulPrecision),
 ) -> String {
     format!(
-        "{} layers={} vocab={} embed={} batch={batch} seq={seq} threads={} {}",
+        "{} layers={} vocab={} embed={} batch={batch} seq={seq} {} threads={} {}",
         m.cell.name(),
         m.layers,
         m.vocab,
         m.embed,
+        if masks { "masks" } else { "no-masks" },
         threads.0,
         precision.name()
     )

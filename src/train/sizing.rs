@@ -4,8 +4,8 @@
 //! The rule, measured on tiny Shakespeare, the fairy tales and War and Peace
 //! (`bench/results/quality-*.md` has the runs; `docs/quality.md` the summary):
 //! - a time budget (`--minutes`): a probe times real training steps at two sizes on this
-//!   machine, with this vocabulary, batch and thread count (median of several steps each, the
-//!   spread printed), and fits seconds per character = a + b·FLOPs(H). The size chosen is the
+//!   machine, with this vocabulary, batch and thread count, drawing dropout masks as the run
+//!   will (`PROBE_DROPOUT`; median of several steps each, the spread printed), and fits seconds per character = a + b·FLOPs(H). The size chosen is the
 //!   largest (in steps of 16) whose budget still shows it `CHARS_PER_PARAM` characters per
 //!   parameter: a model seeing fewer is still under-trained when time runs out, one seeing many
 //!   more could have been larger. The size follows machine speed smoothly (half the speed,
@@ -44,6 +44,15 @@ pub const MAX_PARAMS_PER_CHAR: f64 = 3.0;
 
 /// The sizes the probe times.
 pub const PROBE_SIZES: [usize; 2] = [128, 384];
+
+/// The drop probability the probe's steps draw masks with when the run's dropout is left to
+/// the rule: a run of five passes or more gets dropout, and its masks are part of every step
+/// (measured at 27912a1: 2×288, B=32, T=50, bf16, 2 threads, `charrnn bench --dropout 0.25`
+/// 14 % slower than without, and the probe, timed without, overestimated five-minute runs by
+/// 11–22 %). Drawing a mask costs the same for any p > 0. A run the rule leaves without
+/// dropout (under five passes: a large text) is then timed about 5 % slow, which moves its
+/// size by about 2 %.
+pub const PROBE_DROPOUT: f64 = 0.1;
 
 /// Rounds of the probe at most, and what makes one steady (see `Speed::probe`): the first size
 /// timed before and after the others within 15 %, and each size's timed steps within ±50 % of
@@ -151,9 +160,11 @@ impl Speed {
     /// `PROBE_MAX_SPREAD`. Up to `PROBE_ROUNDS` rounds; the first steady one is used, else the
     /// last, marked unsteady (`Speed::steady`), so it is neither trusted over a stored probe nor
     /// stored (see `probes::settle`).
+    ///
+    /// Each step draws dropout masks of drop probability `dropout` (0: none), as the run will.
     pub fn probe(
         base: ModelConfig,
-        (batch, seq): (usize, usize),
+        (batch, seq, dropout): (usize, usize, f64),
         (threads, precision): (Threads, MatmulPrecision),
     ) -> Speed {
         let time = |h: usize| {
@@ -164,7 +175,7 @@ impl Speed {
                 &layout,
                 (batch, seq),
                 (threads, precision),
-                2,
+                (2, dropout),
                 (5, 0.33),
             );
             (h, (batch * seq) as f64 / step_s, spread)
@@ -402,10 +413,17 @@ pub(super) fn size_fresh_model(
                     "charrnn: timing training steps at H={} and H={} on this machine to size the model (a few seconds, not counted in the budget)…",
                     PROBE_SIZES[0], PROBE_SIZES[1]
                 );
-                let fresh =
-                    Speed::probe(*m, (config.batch, config.seq), (threads, config.precision));
-                let key =
-                    super::probes::key(*m, (config.batch, config.seq), (threads, config.precision));
+                let dropout = a.dropout.unwrap_or(PROBE_DROPOUT);
+                let fresh = Speed::probe(
+                    *m,
+                    (config.batch, config.seq, dropout),
+                    (threads, config.precision),
+                );
+                let key = super::probes::key(
+                    *m,
+                    (config.batch, config.seq, dropout > 0.0),
+                    (threads, config.precision),
+                );
                 let path =
                     crate::data::fetch::cache_dir(a.source.cache.as_deref()).join("probes.json");
                 let (points, note) =
@@ -424,7 +442,7 @@ pub(super) fn size_fresh_model(
                     &layout,
                     (config.batch, config.seq),
                     (threads, config.precision),
-                    2,
+                    (2, a.dropout.unwrap_or(PROBE_DROPOUT)),
                     (5, 0.33),
                 );
                 let r = (config.batch * config.seq) as f64 / step_s;
@@ -657,7 +675,7 @@ mod tests {
                 vocab: 20,
                 ..base()
             },
-            (4, 8),
+            (4, 8, PROBE_DROPOUT),
             (Threads(1), MatmulPrecision::F32),
         );
         assert!(sp.points.iter().all(|&(_, r, s)| r > 0.0 && s >= 0.0));

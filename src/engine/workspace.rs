@@ -265,7 +265,7 @@ impl<F: Float> Workspace<F> {
         // 16-bit uniforms, four per draw of the generator, chosen without a branch: drawing
         // the masks was 2.6 ms of a 31 ms step (2×288, B=32, T=50) with 24-bit uniforms, two
         // per draw, and a branch that mispredicts about as often as it drops. p is kept to
-        // 1/65,536 (0.1 drops 0.09999 of the inputs).
+        // 1/65,536 (0.1 drops 0.100006 of the inputs).
         let threshold = (p * 65_536.0).round() as u64;
         let pick = [F::ZERO, keep];
         for m in &mut d.masks {

@@ -5,7 +5,8 @@
 //! (`bench/results/quality-*.md` has the runs; `docs/quality.md` the summary):
 //! - a time budget (`--minutes`): a probe times real training steps at two sizes on this
 //!   machine, with this vocabulary, batch and thread count, drawing dropout masks as the run
-//!   will (`PROBE_DROPOUT`; median of several steps each, the spread printed), and fits seconds per character = a + b·FLOPs(H). The size chosen is the
+//!   will (`PROBE_DROPOUT`; median of several steps each, the spread printed), and fits
+//!   seconds per character = a + b·FLOPs(H). The size chosen is the
 //!   largest (in steps of 16) whose budget still shows it `CHARS_PER_PARAM` characters per
 //!   parameter: a model seeing fewer is still under-trained when time runs out, one seeing many
 //!   more could have been larger. The size follows machine speed smoothly (half the speed,

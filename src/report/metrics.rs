@@ -1,4 +1,5 @@
-//! A run's metrics.jsonl: one JSON object per logged training stretch and per validation, the
+//! A run's metrics.jsonl: one JSON object per logged training stretch, per validation and per
+//! rollback after a blow-up, the
 //! format `train` writes and `charrnn plot` reads; and the loss curves drawn from it.
 //!
 //! Owns the record format. Does not decide when to log (see `train`).
@@ -32,13 +33,24 @@ pub enum Record {
         bits_per_char: f64,
         best: bool,
     },
+    /// The guard's rollback after a blow-up (see `train::guard`): at `step` the fast average of
+    /// the training loss (`fast`, nats/char) stood far above the slow one (`slow`), and the run
+    /// went on from the weights of `to_step`.
+    Rollback {
+        step: u64,
+        to_step: u64,
+        fast: f64,
+        slow: f64,
+    },
 }
 
 impl Record {
     /// The optimiser step the record was written at.
     pub fn step(&self) -> u64 {
         match self {
-            Record::Train { step, .. } | Record::Val { step, .. } => *step,
+            Record::Train { step, .. }
+            | Record::Val { step, .. }
+            | Record::Rollback { step, .. } => *step,
         }
     }
 }
@@ -63,6 +75,7 @@ pub fn series(name: &str, records: &[Record], colour: usize) -> Vec<Series> {
         match r {
             Record::Train { chars, loss, .. } => train.push((*chars as f64, *loss)),
             Record::Val { chars, loss, .. } => val.push((*chars as f64, *loss)),
+            Record::Rollback { .. } => {}
         }
     }
     vec![

@@ -10,10 +10,12 @@
 //! - `probes`: the probe stored on this machine, so that runs of one shape choose one size
 //! - `setup`: text, model, output folder, config.json, the opening lines
 //! - `run`: the step loop, validation and saving, the closing line
+//! - `guard`: the rollback after a training blow-up
 //! - `progress`, `runlog`, `interrupt`: the status line, metrics.jsonl and loss.svg, Ctrl-C
 
 pub mod args;
 mod config;
+pub mod guard;
 mod interrupt;
 mod lock;
 pub mod probes;

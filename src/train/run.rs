@@ -6,6 +6,7 @@
 //! (`setup`), the step's maths (`optim::step`) or the file format (`checkpoint`).
 
 use super::args::TrainArgs;
+use super::guard::{Guard, MAX_ROLLBACKS};
 use super::interrupt;
 use super::lock::RunLock;
 use super::progress::{hms, rss_mb, Progress, Status};
@@ -54,6 +55,8 @@ pub(super) struct Run<'a> {
     pub(super) full_val: Option<f64>,
     /// Seconds from the first step to the end, validation and saving included.
     pub(super) wall_seconds: f64,
+    /// Rollbacks the guard made in this invocation.
+    pub(super) rollbacks: u32,
 }
 
 /// The step loop's buffers and clocks (this invocation only; nothing here is saved).
@@ -79,6 +82,8 @@ struct Loop {
     steps: u64,
     /// Training seconds since the last validation.
     since_eval: f64,
+    /// Rolls the run back after a blow-up.
+    guard: Guard,
 }
 
 /// Validations without improvement after which a run stops (without --patience).
@@ -112,6 +117,7 @@ impl Run<'_> {
             last_saved: (self.st.step > 0).then_some(self.st.step),
             steps: 0,
             since_eval: 0.0,
+            guard: Guard::new(),
         };
         let reason = loop {
             if let Some(why) = self.stop_reason() {
@@ -129,6 +135,7 @@ impl Run<'_> {
             self.full_validation();
         }
         self.wall_seconds = lp.started.elapsed().as_secs_f64();
+        self.rollbacks = lp.guard.rollbacks();
         Ok(reason)
     }
 
@@ -188,6 +195,27 @@ impl Run<'_> {
         st.cursor = st.step % spe;
         if !loss.is_finite() {
             return Err(self.diverged("the training loss", loss, lp.last_saved));
+        }
+        if let Some(r) = lp
+            .guard
+            .after_step(self.st.step, loss, &mut self.params, &mut self.adam)
+        {
+            self.carry.reset(); // the streams go on from a later batch than the weights saw
+            self.st.adam_steps = self.adam.t;
+            self.progress.line(&format!(
+                "step {}: the training loss jumped (its 10-step average {:.3} nats/char against {:.3} over 100 steps), a blow-up: rolled back to the weights of step {} and skipped the batches in between (rollback {} of at most {MAX_ROLLBACKS})",
+                r.step,
+                r.fast,
+                r.slow,
+                r.to_step,
+                lp.guard.rollbacks()
+            ));
+            self.log.push(Record::Rollback {
+                step: r.step,
+                to_step: r.to_step,
+                fast: r.fast,
+                slow: r.slow,
+            })?;
         }
         let dt = t0.elapsed().as_secs_f64();
         self.st.train_seconds += dt;
@@ -499,8 +527,13 @@ impl Run<'_> {
                 self.st.best_val.unwrap_or(f64::NAN)
             ),
         };
+        let rolled = match self.rollbacks {
+            0 => String::new(),
+            1 => "; 1 rollback after a blow-up (metrics.jsonl has it)".to_string(),
+            n => format!("; {n} rollbacks after blow-ups (metrics.jsonl has them)"),
+        };
         eprintln!(
-            "charrnn: {reason} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}; checkpoints in {}",
+            "charrnn: {reason} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}{rolled}; checkpoints in {}",
             self.st.step,
             self.st.step as f64 / self.spe as f64,
             hms(self.st.train_seconds),

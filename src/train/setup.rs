@@ -205,6 +205,7 @@ impl<'a> Run<'a> {
             _lock: run_lock,
             full_val: None,
             wall_seconds: 0.0,
+            rollbacks: 0,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! A run's metrics.jsonl: one JSON object per logged training stretch, per validation and per
-//! rollback after a blow-up, the
-//! format `train` writes and `charrnn plot` reads; and the loss curves drawn from it.
+//! rollback after a blow-up, the format `train` writes and `charrnn plot` reads; and the loss
+//! curves drawn from it.
 //!
 //! Owns the record format. Does not decide when to log (see `train`).
 

@@ -202,6 +202,7 @@ impl Run<'_> {
         {
             self.carry.reset(); // the streams go on from a later batch than the weights saw
             self.st.adam_steps = self.adam.t;
+            lp.loss_avg = None; // the jump's losses would fail the divergence check after it
             self.progress.line(&format!(
                 "step {}: the training loss jumped (its 10-step average {:.3} nats/char against {:.3} over 100 steps), a blow-up: rolled back to the weights of step {} and skipped the batches in between (rollback {} of at most {MAX_ROLLBACKS})",
                 r.step,

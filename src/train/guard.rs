@@ -21,14 +21,14 @@
 //! at least 100 steps before it is seen (so 100–200 steps back), drops newer ones (they may
 //! already hold the start of the jump), and the run goes on from the current batch (the ones
 //! in between are skipped) with the carried state reset, as at an epoch's start. Without such
-//! a copy (in the first 200 steps of an invocation) it does not roll back. The cost is two copies of the weights and the moments:
-//! 24 bytes per parameter (32 with AMSGrad), e.g. 42 MB for 1.75M parameters, and one copy
-//! every 100 steps (under 0.1 % of a step's time).
+//! a copy (in the first 200–300 steps of an invocation) it does not roll back. The cost is two
+//! copies of the weights and the moments: 24 bytes per parameter (32 with AMSGrad), e.g. 42 MB
+//! for 1.75M parameters, and one copy every 100 steps (under 0.1 % of a step's time).
 //!
 //! Owns the averages and the kept copies (this invocation only, not in checkpoints: a resumed
 //! run keeps its first copy once its averages have settled again, `WARM_STEPS` steps in, so a
-//! resumed run and an uninterrupted one agree exactly unless one of them rolls back). Does not own the step
-//! (`optim::step`), the carried state or what the run prints and logs (`run`).
+//! resumed run and an uninterrupted one agree exactly unless one of them rolls back). Does not
+//! own the step (`optim::step`), the carried state or what the run prints and logs (`run`).
 
 use crate::optim::Adam;
 
@@ -111,8 +111,8 @@ impl Guard {
     /// After the optimiser step that made `step` steps in all, with training loss `loss`
     /// (nats/char, finite): a jump rolls `params` and `adam` back to the newest kept copy from
     /// at least `KEEP_EVERY` steps before and returns what it did (the caller resets the
-    /// carried state); otherwise, every
-    /// `KEEP_EVERY` steps while the loss shows no rise, keeps a copy of them.
+    /// carried state); otherwise, every `KEEP_EVERY` steps while the loss shows no rise, keeps
+    /// a copy of them.
     pub fn after_step(
         &mut self,
         step: u64,

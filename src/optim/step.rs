@@ -138,34 +138,48 @@ fn timed_steps(
     (m, times, params)
 }
 
+/// A 2×64 LSTM over a vocabulary of 20, for tests that train one (here and in `train`).
+#[cfg(test)]
+pub(crate) fn small_lstm() -> Layout {
+    use crate::model::{Cell, ModelConfig};
+    Layout::new(ModelConfig {
+        cell: Cell::Lstm,
+        vocab: 20,
+        hidden: 64,
+        layers: 2,
+        embed: 0,
+    })
+}
+
+/// `len` ids of a text with structure over 20 characters: each follows from the two before it
+/// nine times in ten, else is random (one fixed generator, so every call gives the same text).
+#[cfg(test)]
+pub(crate) fn structured_text(len: usize) -> Vec<u32> {
+    let v = 20u32;
+    let mut rng = Rng::new(7);
+    let mut text = vec![0u32, 1];
+    while text.len() < len {
+        let (p, q) = (text[text.len() - 2], text[text.len() - 1]);
+        let next = if rng.uniform() < 0.9 {
+            (3 * p + 5 * q + 1) % v
+        } else {
+            (rng.next_u64() % v as u64) as u32
+        };
+        text.push(next);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Cell, ModelConfig};
 
     /// Losses of `steps` training steps on a text with structure (each character follows
     /// from the two before it nine times in ten), in `precision`, from the same seed.
     fn losses(precision: MatmulPrecision, steps: usize, threads: usize) -> Vec<f64> {
-        let v = 20u32;
-        let layout = Layout::new(ModelConfig {
-            cell: Cell::Lstm,
-            vocab: v as usize,
-            hidden: 64,
-            layers: 2,
-            embed: 0,
-        });
+        let layout = small_lstm();
         let (b, t) = (16, 32);
-        let mut rng = Rng::new(7);
-        let mut text = vec![0u32, 1];
-        while text.len() < 60_000 {
-            let (p, q) = (text[text.len() - 2], text[text.len() - 1]);
-            let next = if rng.uniform() < 0.9 {
-                (3 * p + 5 * q + 1) % v
-            } else {
-                (rng.next_u64() % v as u64) as u32
-            };
-            text.push(next);
-        }
+        let text = structured_text(60_000);
         let mut params: Vec<f32> = init_params(&layout, &mut Rng::new(1));
         let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(threads));
         ws.set_precision(precision);

@@ -206,8 +206,7 @@ fn copy_adam(to: &mut Adam<f32>, from: &Adam<f32>) {
 mod tests {
     use super::*;
     use crate::engine::{init_params, State, Threads, Workspace};
-    use crate::model::{Cell, Layout, ModelConfig};
-    use crate::optim::step::step;
+    use crate::optim::step::{small_lstm, step, structured_text};
     use crate::rng::Rng;
 
     /// Feeds `losses` to a guard over a one-parameter model; returns the steps (1-based) at
@@ -321,26 +320,9 @@ mod tests {
     /// steps 250–254 are taken at learning rate `spike_lr` (a blow-up provoked the way they
     /// come: a few updates far too large), with or without the guard. Also the rollbacks.
     fn provoked(spike_lr: f64, guarded: bool, steps: u64) -> (f64, Vec<Rollback>) {
-        let v = 20u32;
-        let layout = Layout::new(ModelConfig {
-            cell: Cell::Lstm,
-            vocab: v as usize,
-            hidden: 64,
-            layers: 2,
-            embed: 0,
-        });
+        let layout = small_lstm();
         let (b, t) = (16, 32);
-        let mut rng = Rng::new(7);
-        let mut text = vec![0u32, 1];
-        while text.len() < 16 * 30_000 {
-            let (p, q) = (text[text.len() - 2], text[text.len() - 1]);
-            let next = if rng.uniform() < 0.9 {
-                (3 * p + 5 * q + 1) % v
-            } else {
-                (rng.next_u64() % v as u64) as u32
-            };
-            text.push(next);
-        }
+        let text = structured_text(16 * 30_000);
         let mut params: Vec<f32> = init_params(&layout, &mut Rng::new(1));
         let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(1));
         let mut grads = vec![0.0f32; layout.total];

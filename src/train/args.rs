@@ -98,7 +98,7 @@ pub struct TrainArgs {
     /// Number of parallel streams per step (B) [default: 32].
     #[arg(long, allow_negative_numbers = true, help_heading = OPTIM)]
     pub batch: Option<usize>,
-    /// Characters per stream per step, the truncated-BPTT length (T) [default: 50].
+    /// Characters per stream per step, the truncated-BPTT length (T) [default: 32].
     #[arg(long, allow_negative_numbers = true, help_heading = OPTIM)]
     pub seq: Option<usize>,
     /// Adam learning rate [default: 0.004 for the LSTM, 0.002 for the GRU and RNN].
@@ -137,9 +137,9 @@ pub struct TrainArgs {
     /// At the end of the run, also score the whole validation part (as `charrnn eval` does).
     #[arg(long, help_heading = VALID)]
     pub full_val: bool,
-    /// Measure validation loss and write checkpoints every N steps [default: every 500 steps
-    /// or every pass over the text, whichever is sooner, and at least every minute of
-    /// training].
+    /// Measure validation loss and write checkpoints every N steps [default: every 800,000
+    /// characters of training (500 steps of 32 × 50) or every pass over the text, whichever is
+    /// sooner, and at least every minute of training].
     #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = VALID)]
     pub eval_every: Option<u64>,
     /// Keep the N newest step checkpoints (step-NNNNNNN.safetensors) besides best and last; older

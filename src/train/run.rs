@@ -405,10 +405,12 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Steps between validations: --eval-every, else 500 or a pass over the text, whichever
-    /// is sooner (a small text is checked every epoch).
+    /// Steps between validations: --eval-every, else 800,000 characters or a pass over the
+    /// text, whichever is sooner (`config::default_eval_every`).
     fn eval_every(&self) -> u64 {
-        self.args.eval_every.unwrap_or(self.spe.clamp(1, 500))
+        self.args.eval_every.unwrap_or_else(|| {
+            super::config::default_eval_every(self.spe, self.config.batch, self.config.seq)
+        })
     }
 
     /// How much of the run's budget is spent: the larger of steps / target steps and training

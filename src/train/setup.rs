@@ -384,7 +384,9 @@ fn write_run_config(
             "steps": a.steps,
             "epochs": a.epochs,
             "minutes": a.minutes,
-            "eval_every": a.eval_every.unwrap_or(spe.clamp(1, 500)),
+            "eval_every": a.eval_every.unwrap_or_else(|| {
+                super::config::default_eval_every(spe, config.batch, config.seq)
+            }),
             "log_every": a.log_every,
             "sample_every": a.sample_every,
             "keep": a.keep,

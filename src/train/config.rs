@@ -39,17 +39,19 @@ pub fn default_lr(cell: crate::model::Cell) -> f64 {
 /// and 1.4772 → 1.4601; fairy tales f32 seed 1, 1.2537 → 1.2302.
 pub const DEFAULT_BATCH: usize = 32;
 
-/// Characters per stream per step without `--seq`: 32 (karpathy/char-rnn's was 50). A step
-/// of 32 × 32 characters is 1.6 times as many updates in the same minutes for about 5–10 %
-/// fewer characters a second; the state still carries across steps, only the gradient is cut
-/// sooner. Measured at 5 minutes, defaults otherwise, 2 threads, one sitting, alternating
-/// (`bench/results/recipe-2026-12-01-b5716f4.md`), seq 50 → 32, nats/char: fairy tales seeds
-/// 1 and 2, 1.2421 → 1.2117 and 1.2880 → 1.2008; tiny Shakespeare 1.4678 → 1.4725 and
-/// 1.4830 → 1.4779.
+/// Characters per stream per step without `--seq`: 32 (karpathy/char-rnn's was 50). Steps of
+/// 32 × 32 characters give 1.56 times the updates per character, about 1.4 times per minute,
+/// for about 10 % fewer characters a second (9–13 % in `charrnn bench`); the state still
+/// carries across steps, only the gradient is cut sooner. Measured at 5 minutes, defaults
+/// otherwise, 2 threads, one sitting, alternating (`bench/results/recipe-2026-12-01-b5716f4.md`),
+/// seq 50 → 32, nats/char: fairy tales seeds 1 and 2, 1.2421 → 1.2117 (both 2×256) and
+/// 1.2880 → 1.2008 (2×224 and 2×240: the sizing's probe moved with the machine); tiny
+/// Shakespeare 1.4678 → 1.4725 and 1.4830 → 1.4779 (2×256 against 2×240 and 2×288).
 pub const DEFAULT_SEQ: usize = 32;
 
 /// Characters of training between validations without `--eval-every`: 800,000 (500 steps of
-/// 32 × 50), so that the share of the time spent validating does not grow when steps shrink.
+/// 32 × 50, the cadence before the default became 32 × 32; 781 steps of it now), so that
+/// smaller steps do not validate more often.
 pub const EVAL_EVERY_CHARS: usize = 800_000;
 
 /// Steps between validations without `--eval-every`: [`EVAL_EVERY_CHARS`] in steps of

@@ -138,8 +138,8 @@ pub struct TrainArgs {
     #[arg(long, help_heading = VALID)]
     pub full_val: bool,
     /// Measure validation loss and write checkpoints every N steps [default: every 800,000
-    /// characters of training (781 steps of the default 32 × 32) or every pass over the text, whichever is
-    /// sooner, and at least every minute of training].
+    /// characters of training (781 steps of the default 32 × 32) or every pass over the text,
+    /// whichever is sooner, and at least every minute of training].
     #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = VALID)]
     pub eval_every: Option<u64>,
     /// Keep the N newest step checkpoints (step-NNNNNNN.safetensors) besides best and last; older

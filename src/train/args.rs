@@ -137,9 +137,10 @@ pub struct TrainArgs {
     /// At the end of the run, also score the whole validation part (as `charrnn eval` does).
     #[arg(long, help_heading = VALID)]
     pub full_val: bool,
-    /// Measure validation loss and write checkpoints every N steps [default: every 800,000
-    /// characters of training (781 steps of the default 32 × 32) or every pass over the text,
-    /// whichever is sooner, and at least every minute of training].
+    /// Measure validation loss and write checkpoints every N steps [default: after 800,000
+    /// characters of training (781 steps of the default 32 × 32), a pass over the text or a
+    /// minute of training since the last validation, whichever comes first; short of a pass,
+    /// not before four times the last validation's seconds].
     #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = VALID)]
     pub eval_every: Option<u64>,
     /// Keep the N newest step checkpoints (step-NNNNNNN.safetensors) besides best and last; older

@@ -80,16 +80,57 @@ struct Loop {
     last_saved: Option<u64>,
     /// Steps taken in this invocation.
     steps: u64,
-    /// Training seconds since the last validation.
+    /// Training seconds since the last validation (or this invocation's start).
     since_eval: f64,
+    /// Steps since the last validation (or this invocation's start).
+    steps_since_eval: u64,
+    /// Seconds the last validation took (0 before the first).
+    eval_seconds: f64,
     /// Rolls the run back after a blow-up.
     guard: Guard,
 }
 
 /// Validations without improvement after which a run stops (without --patience).
 const DEFAULT_PATIENCE: u64 = 10;
-/// Training seconds between validations at most (without --eval-every).
+/// Training seconds between validations at most (without --eval-every), unless validation
+/// itself is slower (`EVAL_MAX_SHARE`).
 const EVAL_AT_LEAST_EVERY: f64 = 60.0;
+
+/// The largest share of a run's time that validation takes without --eval-every: the next
+/// validation waits for at least (1 − share) / share times the last one's seconds of training
+/// (four times). Validation scores one stream, character after character, about as fast as
+/// training (2×304 on War and Peace: 320k characters in 15 s, training at 19k chars/s), so on a
+/// large validation part 800,000 characters of training came every 40 s after 15 s of it:
+/// 5:52 of a 15-minute run's 20:53.
+const EVAL_MAX_SHARE: f64 = 0.2;
+
+/// Whether a validation is due after `step`, with `since` = (steps, training seconds) since
+/// the last validation, which took `last` seconds, and `spe` steps per epoch. With
+/// `--eval-every N` (`flag`): at every multiple of N, so step checkpoints line up with the
+/// flag. Without: once `every` steps (`default_eval_every`) or [`EVAL_AT_LEAST_EVERY`] seconds
+/// have passed since the last validation, whichever is first, and not before
+/// [`EVAL_MAX_SHARE`] allows; but a pass over the text is never put off (a small text, such as
+/// a list of names, is checked every epoch however slow its validation). Both counts
+/// restart at each validation, so the minute's clock and the characters' count never fire one
+/// just after the other (they did when the count was of steps since the start: a 15-minute
+/// run on tiny Shakespeare validated 25 times, mostly in pairs 55–258 steps apart, and spent
+/// 6:11 of its 21:11 on validation and saving).
+fn validation_due(
+    flag: Option<u64>,
+    (every, spe): (u64, u64),
+    step: u64,
+    since: (u64, f64),
+    last: f64,
+) -> bool {
+    match flag {
+        Some(n) => step.is_multiple_of(n),
+        None => {
+            since.0 >= spe
+                || ((since.0 >= every || since.1 >= EVAL_AT_LEAST_EVERY)
+                    && since.1 >= last * (1.0 - EVAL_MAX_SHARE) / EVAL_MAX_SHARE)
+        }
+    }
+}
 
 impl Run<'_> {
     /// Steps until a stop condition; returns why it stopped.
@@ -117,6 +158,8 @@ impl Run<'_> {
             last_saved: (self.st.step > 0).then_some(self.st.step),
             steps: 0,
             since_eval: 0.0,
+            steps_since_eval: 0,
+            eval_seconds: 0.0,
             guard: Guard::new(),
         };
         let reason = loop {
@@ -222,6 +265,7 @@ impl Run<'_> {
         self.st.train_seconds += dt;
         lp.steps += 1;
         lp.since_eval += dt;
+        lp.steps_since_eval += 1;
         Ok((loss, dt))
     }
 
@@ -288,13 +332,22 @@ impl Run<'_> {
     /// Validation and checkpoints every --eval-every steps, a save every
     /// --save-every-minutes, a short sample every --sample-every seconds.
     fn checkpoint_if_due(&mut self, lp: &mut Loop) -> Result<()> {
+        let since = (lp.steps_since_eval, lp.since_eval);
         let every = self.eval_every();
-        let long_ago = lp.since_eval >= EVAL_AT_LEAST_EVERY && self.args.eval_every.is_none();
-        if self.st.step.is_multiple_of(every) || long_ago {
+        if validation_due(
+            self.args.eval_every,
+            (every, self.spe),
+            self.st.step,
+            since,
+            lp.eval_seconds,
+        ) {
+            let t0 = Instant::now();
             self.validate(lp)?;
+            lp.eval_seconds = t0.elapsed().as_secs_f64();
             lp.last_eval_step = Some(self.st.step);
             lp.last_save = Instant::now();
             lp.since_eval = 0.0;
+            lp.steps_since_eval = 0;
         } else if self
             .args
             .save_every_minutes
@@ -594,4 +647,80 @@ fn preview(layout: &Layout, params: &[f32], vocab: &Vocab, seed: u64, len: usize
         out.push(vocab.char(id));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{validation_due, EVAL_AT_LEAST_EVERY};
+
+    /// The steps a run of `steps` steps of `dt` seconds validates at, each validation taking
+    /// `cost` seconds.
+    fn validations(flag: Option<u64>, every: u64, steps: u64, (dt, cost): (f64, f64)) -> Vec<u64> {
+        validations_of(flag, (every, 10_000), steps, (dt, cost))
+    }
+
+    /// `validations` of a text of `spe` steps per epoch.
+    fn validations_of(
+        flag: Option<u64>,
+        (every, spe): (u64, u64),
+        steps: u64,
+        (dt, cost): (f64, f64),
+    ) -> Vec<u64> {
+        let (mut since, mut out) = ((0u64, 0.0f64), Vec::new());
+        for step in 1..=steps {
+            since = (since.0 + 1, since.1 + dt);
+            let last = if out.is_empty() { 0.0 } else { cost };
+            if validation_due(flag, (every, spe), step, since, last) {
+                out.push(step);
+                since = (0, 0.0);
+            }
+        }
+        out
+    }
+
+    fn gaps(v: &[u64]) -> Vec<u64> {
+        v.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    #[test]
+    fn the_minute_and_the_step_count_do_not_fire_in_pairs() {
+        // A minute is 480 steps of 0.125 s (exact in binary), fewer than the 781 of the
+        // count: every minute, evenly (a count from the start fired at 781, 1562, … too).
+        let per_minute = (EVAL_AT_LEAST_EVERY / 0.125) as u64;
+        let v = validations(None, 781, 9_600, (0.125, 1.0));
+        assert_eq!(v.len() as u64, 9_600 / per_minute, "{v:?}");
+        assert!(gaps(&v).iter().all(|&g| g == per_minute), "{v:?}");
+        // Fast steps: the count comes first, every 781 steps.
+        let v = validations(None, 781, 9_600, (0.01, 1.0));
+        assert_eq!(v, (1..=12).map(|k| 781 * k).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_slow_validation_waits_for_four_times_its_seconds_of_training() {
+        // Steps of 1/16 s (exact in binary): the count's 781 steps are 48.8 s of training.
+        // A validation of 10 s asks for 40 s after it: the count still decides.
+        let v = validations(None, 781, 12_000, (0.0625, 10.0));
+        assert!(gaps(&v).iter().all(|&g| g == 781), "{v:?}");
+        // One of 15 s (a large validation part) asks for 60 s: 960 steps, not 781.
+        let v = validations(None, 781, 12_000, (0.0625, 15.0));
+        assert_eq!(v[0], 781, "the first comes at the count");
+        assert!(gaps(&v).iter().all(|&g| g == 960), "{v:?}");
+        // One of 30 s asks for 120 s, longer than the minute: 1,920 steps.
+        let v = validations(None, 781, 12_000, (0.0625, 30.0));
+        assert!(gaps(&v).iter().all(|&g| g == 1_920), "{v:?}");
+        // A pass over the text is never put off: a text of 7 steps an epoch whose validation
+        // and save take far longer than its steps is still checked every epoch.
+        let v = validations_of(None, (7, 7), 700, (0.001, 0.5));
+        assert_eq!(v, (1..=100).map(|k| 7 * k).collect::<Vec<_>>());
+        // A pass also comes before the share's wait on a large text (2,000 steps of 0.0625 s
+        // is 125 s; a 40 s validation asks for 160 s).
+        let v = validations_of(None, (781, 2_000), 12_000, (0.0625, 40.0));
+        assert!(gaps(&v).iter().all(|&g| g == 2_000), "{v:?}");
+    }
+
+    #[test]
+    fn an_explicit_eval_every_validates_at_its_multiples_whatever_the_clock() {
+        let v = validations(Some(500), 781, 3_000, (1.0, 100.0));
+        assert_eq!(v, vec![500, 1000, 1500, 2000, 2500, 3000]);
+    }
 }

@@ -84,7 +84,7 @@ struct Loop {
     since_eval: f64,
     /// Steps since the last validation (or this invocation's start).
     steps_since_eval: u64,
-    /// Seconds the last validation took (0 before the first).
+    /// Seconds the last validation took with its checkpoint writes (0 before the first).
     eval_seconds: f64,
     /// Rolls the run back after a blow-up.
     guard: Guard,

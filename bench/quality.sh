@@ -17,8 +17,10 @@
 # Appends a table row to bench/results/quality-DATE-COMMIT.md (and prints it). Needs torch for
 # the peers (`pip install torch==2.15.0`), ../shared for them; nothing else heavy should run.
 set -euo pipefail
+# The text as an absolute path: the script runs from the repository's root and nanoGPT's
+# peer from its own folder.
+TEXT=$(realpath "$1")
 cd "$(dirname "$0")/.."
-TEXT=$1
 SECONDS_=${2:-300}
 SEEDS=${3:-1 2 3}
 THREADS=${THREADS:-2}
@@ -63,7 +65,7 @@ lstm="n/a"; nano="n/a"
 if [ "$PEERS" = 1 ] && python3 -c "import torch" 2>/dev/null; then
   l=(); g=()
   # nanoGPT's schedule length: the steps its budget allows on this machine (a 15 s timing).
-  cal=$(cd "$SHARED/peers/nanogpt" && python3 run_nanogpt_peer.py --text "$OLDPWD/$TEXT" --n-layer 4 --n-head 4 \
+  cal=$(cd "$SHARED/peers/nanogpt" && python3 run_nanogpt_peer.py --text "$TEXT" --n-layer 4 --n-head 4 \
     --n-embd 128 --block-size 64 --batch-size 12 --lr 2e-3 --min-lr 2e-4 --max-iters 1000 --threads "$THREADS" \
     --seconds 15 --no-eval --sample-len 0 | grep '^RESULT ' | cut -c8-)
   iters=$(python3 -c "print(int($(json_field "$cal" steps) * $SECONDS_ / 15))")
@@ -71,7 +73,7 @@ if [ "$PEERS" = 1 ] && python3 -c "import torch" 2>/dev/null; then
     r=$(python3 "$SHARED/peers/pytorch/charrnn_batched.py" --text "$TEXT" --hidden 256 --layers 2 --threads "$THREADS" \
       --seconds "$SECONDS_" --seed "$seed" --sample-len 0 | grep '^RESULT ' | cut -c8-)
     l+=("$(json_field "$r" val_loss_nats)")
-    r=$(cd "$SHARED/peers/nanogpt" && python3 run_nanogpt_peer.py --text "$OLDPWD/$TEXT" --n-layer 4 --n-head 4 --n-embd 128 \
+    r=$(cd "$SHARED/peers/nanogpt" && python3 run_nanogpt_peer.py --text "$TEXT" --n-layer 4 --n-head 4 --n-embd 128 \
       --block-size 64 --batch-size 12 --lr 2e-3 --min-lr 2e-4 --max-iters "$iters" --threads "$THREADS" \
       --seconds "$SECONDS_" --seed "$seed" --eval-every 0 --sample-len 0 | grep '^RESULT ' | cut -c8-)
     g+=("$(json_field "$r" val_loss_nats)")

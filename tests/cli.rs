@@ -1497,7 +1497,7 @@ fn without_hidden_the_budget_chooses_the_size_and_the_dropout_and_says_why() {
         assert!(again.contains("which it replaces"), "{again}");
     }
     // Given flags win; dropout still follows the passes over the text: a 1,800-character text
-    // is 6 steps of 8 × 32 per epoch, so 66 steps are 11 passes (0.2 by passes alone), and 2×48
+    // is 6 steps of 8 × 32 per epoch, so 66 steps are 11 passes (0.25 by passes alone), and 2×48
     // has about 18 recurrent parameters per training character: 0.4.
     let short = d.write("short.txt", LINE.repeat(40));
     let r = train(

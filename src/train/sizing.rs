@@ -24,12 +24,13 @@
 //!   and never below `MIN_HIDDEN`.
 //! - dropout from the expected passes over the text, rising smoothly: more passes, more
 //!   memorising, more dropout (`dropout_for`). Measured at a pinned size: the fairy tales at
-//!   4.6 passes (2×240), 0.1 ahead of 0.25 by 0.010 nats/char, and at 5.2–5.7, 0.1 ahead of 0.2
-//!   by 0.010; tiny Shakespeare at 9 passes (2×240), 0.25 ahead of 0.1 by 0.003 and 0.014
-//!   (`bench/results/dropout-*.md`). From 8 to 10 passes on, it rises further with the
-//!   recurrent parameters per training character, to 0.4 at 1.8 (tiny Shakespeare: 2×304 for
-//!   5 minutes, 1.2 per character, 0.25 better than 0.35; 2×384, 1.9, with 0.4 above; 2×512 for
-//!   15 minutes, 3.3 per character, ends at 1.4709 with 0.25 and 1.4494 with 0.4).
+//!   4.6 passes (2×240), 0.1 ahead of 0.25 by 0.010 nats/char, and at 4.5–5.7, 0.1 ahead of 0.2
+//!   by 0.010 and 0.031; tiny Shakespeare at 9 passes (2×240), 0.25 ahead of 0.1 by 0.003 and
+//!   0.014 (`bench/results/dropout-*.md`). From 8 passes, and fully from 10, it rises further
+//!   with the recurrent parameters per training character, to 0.4 at 1.8 (tiny Shakespeare:
+//!   2×304 for 5 minutes, 1.2 per character, 0.25 better than 0.35; 2×384, 1.9, with 0.4
+//!   above; 2×512 for 15 minutes, 3.3 per character, ends at 1.4709 with 0.25 and 1.4494 with
+//!   0.4).
 //!
 //! Owns the rule and the probe. Does not own training (see `run`) or the timing loop (see
 //! `optim::step::time_steps`).

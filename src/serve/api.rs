@@ -2,11 +2,15 @@
 //! "param", "code"}}`, all four keys, with the HTTP status that goes with it), the
 //! `text_completion` object (whole, or one chunk of a stream: the same shape), `usage`, and
 //! the model list. Field names and meanings follow the OpenAI Completions API
-//! (`design/SERVING.md` has the contract, with sources); `seed` in a response and the model's
-//! `charrnn` details are extensions that clients ignore.
+//! (<https://platform.openai.com/docs/api-reference/completions>; docs/serving.md says where
+//! this server differs); `seed` in a response and the model's `charrnn` details are
+//! extensions that clients ignore.
 //!
-//! Owns the wire format. Does not validate requests (`validation`) or generate (`scheduler`).
+//! Owns the wire format and every error's status, type and code: the other rooms name what
+//! went wrong (a constructor here, or a typed error this file maps). Does not validate
+//! requests (`validation`) or generate (`scheduler`).
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -40,8 +44,93 @@ impl ApiError {
         }
     }
 
+    /// 400 with a machine-readable `code` (e.g. unknown_characters).
+    pub fn bad_code(param: &str, message: impl Into<String>, code: &'static str) -> ApiError {
+        let mut e = ApiError::bad(param, message);
+        e.code = Some(code);
+        e
+    }
+
+    /// 404: the request names a model this server does not have.
+    pub fn model_not_found(model: &str, known: &[&str]) -> ApiError {
+        ApiError::bad(
+            "model",
+            format!(
+                "the model `{model}` does not exist; this server has: {}",
+                known.join(", ")
+            ),
+        )
+        .with(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+        )
+    }
+
+    /// 404: no such route.
+    pub fn no_route() -> ApiError {
+        ApiError::bad(
+            "",
+            "no such route; the API is POST /v1/completions and GET /v1/models",
+        )
+        .with(StatusCode::NOT_FOUND, "invalid_request_error", "not_found")
+    }
+
+    /// 413 for a body over `max_body` bytes, 400 for one that cannot be read.
+    pub fn unreadable(e: &BytesRejection, max_body: usize) -> ApiError {
+        if e.status() != StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::bad("", format!("cannot read the request body: {e}"));
+        }
+        ApiError::bad(
+            "",
+            format!("the request body is larger than this server's limit of {max_body} bytes"),
+        )
+        .with(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+        )
+    }
+
+    /// 429 with Retry-After: the model's queue is full.
+    pub fn queue_full() -> ApiError {
+        let mut e = ApiError::bad(
+            "",
+            "the server is overloaded: its queue is full; retry after a second",
+        )
+        .with(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "queue_full",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 503: the server is shutting down.
+    pub fn shutting_down() -> ApiError {
+        ApiError::bad(
+            "",
+            "the server is shutting down; try again elsewhere or later",
+        )
+        .with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "shutting_down",
+        )
+    }
+
+    /// 504: the request ran past `--timeout`.
+    pub fn timeout() -> ApiError {
+        ApiError::bad(
+            "",
+            "the request ran past the server's time limit (--timeout); ask for fewer characters",
+        )
+        .with(StatusCode::GATEWAY_TIMEOUT, "server_error", "timeout")
+    }
+
     /// Replaces the status, type and code.
-    pub fn with(mut self, status: StatusCode, kind: &'static str, code: &'static str) -> ApiError {
+    fn with(mut self, status: StatusCode, kind: &'static str, code: &'static str) -> ApiError {
         self.status = status;
         self.kind = kind;
         self.code = Some(code);

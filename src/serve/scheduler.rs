@@ -11,7 +11,6 @@
 use super::api::ApiError;
 use super::metrics::Metrics;
 use crate::sample::{Batch, Finish, Model, Step, Stream};
-use axum::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -94,7 +93,7 @@ pub fn run(
             refuse_queued(&queue, &mut pending, &waiting);
             if at.elapsed() >= s.grace {
                 for (_, r) in running.drain() {
-                    let _ = r.tx.send(Event::Failed(shutting_down()));
+                    let _ = r.tx.send(Event::Failed(ApiError::shutting_down()));
                 }
                 return;
             }
@@ -216,10 +215,7 @@ fn drop_gone_or_late(batch: &mut Batch<(u64, u32)>, running: &mut HashMap<u64, R
             batch.remove(&(id, index));
         }
         if late && !gone {
-            let _ = r.tx.send(Event::Failed(
-                ApiError::bad("", "the request ran past the server's time limit (--timeout); ask for fewer characters")
-                    .with(StatusCode::GATEWAY_TIMEOUT, "server_error", "timeout"),
-            ));
+            let _ = r.tx.send(Event::Failed(ApiError::timeout()));
         }
         false
     });
@@ -229,7 +225,7 @@ fn drop_gone_or_late(batch: &mut Batch<(u64, u32)>, running: &mut HashMap<u64, R
 fn refuse_queued(queue: &Receiver<Job>, pending: &mut Option<Job>, waiting: &AtomicUsize) {
     let refuse = |job: Job| {
         waiting.fetch_sub(1, Ordering::AcqRel);
-        let _ = job.tx.send(Event::Failed(shutting_down()));
+        let _ = job.tx.send(Event::Failed(ApiError::shutting_down()));
     };
     if let Some(j) = pending.take() {
         refuse(j);
@@ -237,17 +233,4 @@ fn refuse_queued(queue: &Receiver<Job>, pending: &mut Option<Job>, waiting: &Ato
     while let Ok(j) = queue.try_recv() {
         refuse(j);
     }
-}
-
-/// 503: the server is shutting down.
-pub fn shutting_down() -> ApiError {
-    ApiError::bad(
-        "",
-        "the server is shutting down; try again elsewhere or later",
-    )
-    .with(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "server_error",
-        "shutting_down",
-    )
 }

@@ -7,13 +7,12 @@
 
 use super::api::{json_body, now, ApiError, Choice, Completion, Usage, FINGERPRINT};
 use super::metrics::Metrics;
-use super::scheduler::{shutting_down, Event, Job};
+use super::scheduler::{Event, Job};
 use super::validation::{self, CompletionRequest, Limits};
 use crate::sample::{Model, Settings, Stream};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -75,17 +74,12 @@ async fn page() -> Html<&'static str> {
 }
 
 async fn not_found() -> Response {
-    ApiError::bad(
-        "",
-        "no such route; the API is POST /v1/completions and GET /v1/models",
-    )
-    .with(StatusCode::NOT_FOUND, "invalid_request_error", "not_found")
-    .into_response()
+    ApiError::no_route().into_response()
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
     if app.shutting_down.load(Ordering::Acquire) {
-        return shutting_down().into_response();
+        return ApiError::shutting_down().into_response();
     }
     json_body(&json!({"status": "ok"}))
 }
@@ -152,42 +146,13 @@ fn start(
 ) -> Result<(CompletionRequest, UnboundedReceiver<Event>, Meta), ApiError> {
     let arrived = Instant::now();
     if app.shutting_down.load(Ordering::Acquire) {
-        return Err(shutting_down());
+        return Err(ApiError::shutting_down());
     }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::bad(
-                "",
-                format!(
-                    "the request body is larger than this server's limit of {} bytes",
-                    app.max_body
-                ),
-            )
-            .with(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-            )
-        } else {
-            ApiError::bad("", format!("cannot read the request body: {e}"))
-        }
-    })?;
+    let body = body.map_err(|e| ApiError::unreadable(&e, app.max_body))?;
     let req = validation::parse(&body, &app.limits)?;
     let Some((_, served)) = app.models.iter().find(|(n, _)| *n == req.model) else {
         let known: Vec<&str> = app.models.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(ApiError::bad(
-            "model",
-            format!(
-                "the model `{}` does not exist; this server has: {}",
-                req.model,
-                known.join(", ")
-            ),
-        )
-        .with(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-        ));
+        return Err(ApiError::model_not_found(&req.model, &known));
     };
     let id = app.next_id.fetch_add(1, Ordering::Relaxed);
     let seed = req.seed.unwrap_or_else(|| {
@@ -221,34 +186,21 @@ fn start(
         tx,
         deadline: arrived + app.timeout,
     };
-    let full = || {
-        let mut e = ApiError::bad(
-            "",
-            "the server is overloaded: its queue is full; retry after a second",
-        )
-        .with(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            "queue_full",
-        );
-        e.retry_after = Some(1);
-        e
-    };
     // The count, not the channel, is the limit: the scheduler may hold one job back from the
     // channel while the batch is full.
     if served.waiting.fetch_add(1, Ordering::AcqRel) >= served.queue_limit {
         served.waiting.fetch_sub(1, Ordering::AcqRel);
-        return Err(full());
+        return Err(ApiError::queue_full());
     }
     match served.queue.try_send(job) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
             served.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(full());
+            return Err(ApiError::queue_full());
         }
         Err(TrySendError::Disconnected(_)) => {
             served.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(shutting_down());
+            return Err(ApiError::shutting_down());
         }
     }
     let meta = Meta {
@@ -283,16 +235,15 @@ fn encode(model: &Model, prompt: &str, skip_unknown: bool) -> Result<(String, Ve
     unknown.sort_unstable();
     unknown.dedup();
     let shown: Vec<String> = unknown.iter().take(10).map(|c| format!("{c:?}")).collect();
-    let mut e = ApiError::bad(
+    Err(ApiError::bad_code(
         "prompt",
         format!(
             "the prompt has characters the model does not know: {}{}; use characters of its training text, or send \"skip_unknown\": true to drop them",
             shown.join(" "),
             if unknown.len() > 10 { " …" } else { "" }
         ),
-    );
-    e.code = Some("unknown_characters");
-    Err(e)
+        "unknown_characters",
+    ))
 }
 
 /// A whole response, once every choice has finished.
@@ -330,7 +281,7 @@ async fn whole(
                 left -= 1;
             }
             Some(Event::Failed(e)) => return e.into_response(),
-            None => return shutting_down().into_response(),
+            None => return ApiError::shutting_down().into_response(),
         }
     }
     let c = Completion {
@@ -516,7 +467,7 @@ fn stream(
             }
             match f.rx.recv().await {
                 Some(ev) => f.absorb(ev),
-                None => f.absorb(Event::Failed(shutting_down())),
+                None => f.absorb(Event::Failed(ApiError::shutting_down())),
             }
         }
     });

@@ -10,6 +10,7 @@
 //! went wrong (a constructor here, or a typed error this file maps). Does not validate
 //! requests (`validation`) or generate (`scheduler`).
 
+use super::scheduler::JobError;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -147,6 +148,15 @@ impl ApiError {
                 "code": self.code,
             }
         })
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> ApiError {
+        match e {
+            JobError::ShuttingDown => ApiError::shutting_down(),
+            JobError::TimedOut => ApiError::timeout(),
+        }
     }
 }
 

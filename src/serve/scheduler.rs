@@ -6,9 +6,9 @@
 //! request's text does not depend on what else runs (the batch's arithmetic keeps streams
 //! apart; see `sample::sampler`).
 //!
-//! Owns the batch and the queue's far end. Does not parse or answer HTTP (`server`).
+//! Owns the batch and the queue's far end. Does not parse or answer HTTP (`server`), nor know
+//! what status an error gets (`api`).
 
-use super::api::ApiError;
 use super::metrics::Metrics;
 use crate::sample::{Batch, Finish, Model, Step, Stream};
 use std::collections::HashMap;
@@ -29,8 +29,18 @@ pub enum Event {
         finish: Finish,
         generated: usize,
     },
-    /// The request ended without finishing (time limit, shutdown).
-    Failed(ApiError),
+    /// The request ended without finishing.
+    Failed(JobError),
+}
+
+/// Why a job was refused or ended before its choices finished. The HTTP answer to each is
+/// `api`'s business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobError {
+    /// The server is shutting down: the job was not admitted, or its grace period ran out.
+    ShuttingDown,
+    /// The job ran past its deadline (`--timeout`).
+    TimedOut,
 }
 
 /// A request admitted by a handler: its choices' streams, in choice order.
@@ -93,7 +103,7 @@ pub fn run(
             refuse_queued(&queue, &mut pending, &waiting);
             if at.elapsed() >= s.grace {
                 for (_, r) in running.drain() {
-                    let _ = r.tx.send(Event::Failed(ApiError::shutting_down()));
+                    let _ = r.tx.send(Event::Failed(JobError::ShuttingDown));
                 }
                 return;
             }
@@ -215,7 +225,7 @@ fn drop_gone_or_late(batch: &mut Batch<(u64, u32)>, running: &mut HashMap<u64, R
             batch.remove(&(id, index));
         }
         if late && !gone {
-            let _ = r.tx.send(Event::Failed(ApiError::timeout()));
+            let _ = r.tx.send(Event::Failed(JobError::TimedOut));
         }
         false
     });
@@ -225,7 +235,7 @@ fn drop_gone_or_late(batch: &mut Batch<(u64, u32)>, running: &mut HashMap<u64, R
 fn refuse_queued(queue: &Receiver<Job>, pending: &mut Option<Job>, waiting: &AtomicUsize) {
     let refuse = |job: Job| {
         waiting.fetch_sub(1, Ordering::AcqRel);
-        let _ = job.tx.send(Event::Failed(ApiError::shutting_down()));
+        let _ = job.tx.send(Event::Failed(JobError::ShuttingDown));
     };
     if let Some(j) = pending.take() {
         refuse(j);

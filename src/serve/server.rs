@@ -7,7 +7,7 @@
 
 use super::api::{json_body, now, ApiError, Choice, Completion, Usage, FINGERPRINT};
 use super::metrics::Metrics;
-use super::scheduler::{Event, Job};
+use super::scheduler::{Event, Job, JobError};
 use super::validation::{self, CompletionRequest, Limits};
 use crate::sample::{Model, Settings, Stream};
 use axum::body::Bytes;
@@ -280,8 +280,8 @@ async fn whole(
                 generated += g;
                 left -= 1;
             }
-            Some(Event::Failed(e)) => return e.into_response(),
-            None => return ApiError::shutting_down().into_response(),
+            Some(Event::Failed(e)) => return ApiError::from(e).into_response(),
+            None => return ApiError::from(JobError::ShuttingDown).into_response(),
         }
     }
     let c = Completion {
@@ -376,8 +376,8 @@ impl Feed {
                     done.push((index, finish.as_str()));
                 }
                 Event::Failed(e) => {
-                    self.out
-                        .push_back(Sse::default().data(e.body().to_string()));
+                    let body = ApiError::from(e).body();
+                    self.out.push_back(Sse::default().data(body.to_string()));
                     self.out.push_back(Sse::default().data("[DONE]"));
                     self.ended = true;
                     return;
@@ -467,7 +467,7 @@ fn stream(
             }
             match f.rx.recv().await {
                 Some(ev) => f.absorb(ev),
-                None => f.absorb(Event::Failed(ApiError::shutting_down())),
+                None => f.absorb(Event::Failed(JobError::ShuttingDown)),
             }
         }
     });

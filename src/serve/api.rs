@@ -10,7 +10,7 @@
 //! went wrong (a constructor here, or a typed error this file maps). Does not validate
 //! requests (`validation`) or generate (`scheduler`).
 
-use super::scheduler::JobError;
+use super::queue::JobError;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -154,6 +154,7 @@ impl ApiError {
 impl From<JobError> for ApiError {
     fn from(e: JobError) -> ApiError {
         match e {
+            JobError::QueueFull => ApiError::queue_full(),
             JobError::ShuttingDown => ApiError::shutting_down(),
             JobError::TimedOut => ApiError::timeout(),
         }

@@ -1,7 +1,8 @@
 //! `charrnn serve`: trained models behind the OpenAI Completions API, with a page at `/`.
 //! Rooms, as in Hugging Face's text-generation-inference router: `server` (HTTP routes and
-//! framing), `validation` (a request's fields), `scheduler` (per model, a thread owning the
-//! batch that every active request's streams are stepped in), `api` (the OpenAI wire format),
+//! framing), `validation` (a request's fields), `queue` (per model, the jobs waiting and
+//! their count), `scheduler` (per model, a thread owning the batch that every active
+//! request's streams are stepped in), `api` (the OpenAI wire format),
 //! `metrics` (Prometheus). The HTTP side runs on `tokio` through `axum`; stepping runs on the
 //! schedulers' own threads.
 //!
@@ -10,6 +11,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod queue;
 pub mod scheduler;
 pub mod server;
 pub mod validation;
@@ -20,7 +22,7 @@ use clap::Args;
 use metrics::Metrics;
 use server::{App, Served};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use validation::Limits;
@@ -187,30 +189,25 @@ pub fn run(a: &ServeArgs) -> Result<()> {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
-        // One more than the limit: the scheduler may hold one job back from the channel.
-        let (queue, rx) = std::sync::mpsc::sync_channel(a.queue + 1);
-        let waiting = Arc::new(AtomicUsize::new(0));
+        let (queue, waiting) = queue::channel(a.queue);
         let settings = scheduler::Settings {
             max_streams: a.max_streams,
             grace: Duration::from_secs_f64(a.shutdown_grace),
         };
-        let (n, m, w, s, mt) = (
+        let (n, m, s, mt) = (
             name.clone(),
             Arc::clone(&model),
-            Arc::clone(&waiting),
             Arc::clone(&shutting_down),
             Arc::clone(&metrics),
         );
         schedulers.push(std::thread::spawn(move || {
-            scheduler::run(&n, m, rx, w, s, mt, settings)
+            scheduler::run(&n, m, waiting, s, mt, settings)
         }));
         models.push((
             name,
             Served {
                 model,
                 queue,
-                waiting,
-                queue_limit: a.queue,
                 created,
                 path: path.display().to_string(),
             },

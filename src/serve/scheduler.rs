@@ -1,55 +1,22 @@
-//! One model's scheduler: a thread that owns the batch. Requests wait in a bounded queue; every
-//! step, new ones join (while the batch has room), every stream of every request moves one
+//! One model's scheduler: a thread that owns the batch. Requests wait in the model's queue
+//! (`queue`); every step, new ones join (while the batch has room), every stream of every request moves one
 //! character in one pass over the weights, finished streams leave, and a request whose client
 //! went away (its receiver dropped) or whose time ran out leaves at once, so its slot is free
 //! at the next step. Each stream keeps its own generator, settings and stop strings, so a
 //! request's text does not depend on what else runs (the batch's arithmetic keeps streams
 //! apart; see `sample::sampler`).
 //!
-//! Owns the batch and the queue's far end. Does not parse or answer HTTP (`server`), nor know
-//! what status an error gets (`api`).
+//! Owns the batch: when a job joins it and when it leaves. Does not count or bound the waiting
+//! jobs (`queue`), parse or answer HTTP (`server`), nor know what status an error gets (`api`).
 
 use super::metrics::Metrics;
-use crate::sample::{Batch, Finish, Model, Step, Stream};
+use super::queue::{Event, JobError, Next, Waiting};
+use crate::sample::{Batch, Finish, Model, Step};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
-
-/// What a request's handler hears back.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// More text of choice `index` (never empty).
-    Text { index: u32, text: String },
-    /// Choice `index` ended; it generated `generated` characters.
-    Done {
-        index: u32,
-        finish: Finish,
-        generated: usize,
-    },
-    /// The request ended without finishing.
-    Failed(JobError),
-}
-
-/// Why a job was refused or ended before its choices finished. The HTTP answer to each is
-/// `api`'s business.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobError {
-    /// The server is shutting down: the job was not admitted, or its grace period ran out.
-    ShuttingDown,
-    /// The job ran past its deadline (`--timeout`).
-    TimedOut,
-}
-
-/// A request admitted by a handler: its choices' streams, in choice order.
-pub struct Job {
-    pub id: u64,
-    pub streams: Vec<Stream>,
-    pub tx: UnboundedSender<Event>,
-    pub deadline: Instant,
-}
 
 /// A running request.
 struct Running {
@@ -73,34 +40,26 @@ pub struct Settings {
 pub fn run(
     name: &str,
     model: Arc<Model>,
-    queue: Receiver<Job>,
-    waiting: Arc<AtomicUsize>,
+    mut queue: Waiting,
     shutdown: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     s: Settings,
 ) {
     let mut batch: Batch<(u64, u32)> = Batch::new(model.sampler(0), model.vocab());
     let mut running: HashMap<u64, Running> = HashMap::new();
-    let mut pending: Option<Job> = None;
     let mut out = Vec::new();
     let mut shutdown_at: Option<Instant> = None;
     loop {
         if shutdown.load(Ordering::Acquire) && shutdown_at.is_none() {
             shutdown_at = Some(Instant::now());
         }
-        let closed = admit(
-            &queue,
-            &mut pending,
-            &mut batch,
-            &mut running,
-            &waiting,
-            &s,
-            shutdown_at,
-        );
+        let closed = admit(&mut queue, &mut batch, &mut running, &s, shutdown_at);
         if let Some(at) = shutdown_at {
             // No more admissions: the queue's jobs are refused, open streams finish or, after
             // the grace period, end with an error event.
-            refuse_queued(&queue, &mut pending, &waiting);
+            for job in queue.drain() {
+                let _ = job.tx.send(Event::Failed(JobError::ShuttingDown));
+            }
             if at.elapsed() >= s.grace {
                 for (_, r) in running.drain() {
                     let _ = r.tx.send(Event::Failed(JobError::ShuttingDown));
@@ -113,7 +72,7 @@ pub fn run(
         } else if closed && running.is_empty() {
             return;
         }
-        metrics.set_load(name, batch.len(), waiting.load(Ordering::Relaxed));
+        metrics.set_load(name, batch.len(), queue.len());
         if batch.is_empty() {
             continue;
         }
@@ -150,11 +109,9 @@ pub fn run(
 /// Moves queued jobs into the batch while it has room (waiting for one when the batch is
 /// idle). Returns whether the queue's senders are all gone.
 fn admit(
-    queue: &Receiver<Job>,
-    pending: &mut Option<Job>,
+    queue: &mut Waiting,
     batch: &mut Batch<(u64, u32)>,
     running: &mut HashMap<u64, Running>,
-    waiting: &AtomicUsize,
     s: &Settings,
     shutdown_at: Option<Instant>,
 ) -> bool {
@@ -162,24 +119,16 @@ fn admit(
         return false;
     }
     loop {
-        let job = match pending.take() {
-            Some(j) => j,
-            None if batch.is_empty() => match queue.recv_timeout(Duration::from_millis(50)) {
-                Ok(j) => j,
-                Err(RecvTimeoutError::Timeout) => return false,
-                Err(RecvTimeoutError::Disconnected) => return true,
-            },
-            None => match queue.try_recv() {
-                Ok(j) => j,
-                Err(TryRecvError::Empty) => return false,
-                Err(TryRecvError::Disconnected) => return true,
-            },
+        // An idle batch takes the job at the head whatever its size.
+        let (room, idle) = match batch.len() {
+            0 => (usize::MAX, true),
+            n => (s.max_streams.saturating_sub(n), false),
         };
-        if !batch.is_empty() && batch.len() + job.streams.len() > s.max_streams {
-            *pending = Some(job);
-            return false;
-        }
-        waiting.fetch_sub(1, Ordering::AcqRel);
+        let job = match queue.pop(room, idle) {
+            Next::Job(j) => j,
+            Next::Empty => return false,
+            Next::Closed => return true,
+        };
         if job.tx.is_closed() {
             continue; // its client left while it waited
         }
@@ -229,18 +178,4 @@ fn drop_gone_or_late(batch: &mut Batch<(u64, u32)>, running: &mut HashMap<u64, R
         }
         false
     });
-}
-
-/// Jobs still queued at shutdown are answered with 503.
-fn refuse_queued(queue: &Receiver<Job>, pending: &mut Option<Job>, waiting: &AtomicUsize) {
-    let refuse = |job: Job| {
-        waiting.fetch_sub(1, Ordering::AcqRel);
-        let _ = job.tx.send(Event::Failed(JobError::ShuttingDown));
-    };
-    if let Some(j) = pending.take() {
-        refuse(j);
-    }
-    while let Ok(j) = queue.try_recv() {
-        refuse(j);
-    }
 }

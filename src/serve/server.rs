@@ -7,7 +7,7 @@
 
 use super::api::{json_body, now, ApiError, Choice, Completion, Usage, FINGERPRINT};
 use super::metrics::Metrics;
-use super::scheduler::{Event, Job, JobError};
+use super::queue::{Event, Job, JobError, Queue};
 use super::validation::{self, CompletionRequest, Limits};
 use crate::sample::{Model, Settings, Stream};
 use axum::body::Bytes;
@@ -20,8 +20,7 @@ use axum::Router;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
@@ -32,11 +31,7 @@ const PAGE: &str = include_str!("page.html");
 /// One served model.
 pub struct Served {
     pub model: Arc<Model>,
-    pub queue: SyncSender<Job>,
-    /// Jobs sent and not yet admitted (the one the scheduler holds back included).
-    pub waiting: Arc<AtomicUsize>,
-    /// Jobs that may wait at most.
-    pub queue_limit: usize,
+    pub queue: Queue,
     /// The checkpoint file's modification time (unix seconds), OpenAI's `created`.
     pub created: u64,
     /// Where it came from, for the page and the model list.
@@ -186,23 +181,7 @@ fn start(
         tx,
         deadline: arrived + app.timeout,
     };
-    // The count, not the channel, is the limit: the scheduler may hold one job back from the
-    // channel while the batch is full.
-    if served.waiting.fetch_add(1, Ordering::AcqRel) >= served.queue_limit {
-        served.waiting.fetch_sub(1, Ordering::AcqRel);
-        return Err(ApiError::queue_full());
-    }
-    match served.queue.try_send(job) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            served.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::queue_full());
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            served.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::shutting_down());
-        }
-    }
+    served.queue.append(job)?;
     let meta = Meta {
         id: format!("cmpl-{:x}{id:06x}", now()),
         created: now(),

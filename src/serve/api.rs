@@ -10,6 +10,7 @@
 //! went wrong (a constructor here, or a typed error this file maps). Does not validate
 //! requests (`validation`) or generate (`scheduler`).
 
+use super::models::Served;
 use super::queue::JobError;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -225,6 +226,32 @@ pub const FINGERPRINT: &str = concat!(
     "-",
     env!("CHARRNN_COMMIT")
 );
+
+/// `GET /v1/models`: OpenAI's list of `model` objects, each with the extension `charrnn`
+/// (cell, size, vocabulary, precision, checkpoint).
+pub fn model_list(models: &[Served]) -> Value {
+    let data: Vec<Value> = models
+        .iter()
+        .map(|s| {
+            let c = s.model.config();
+            json!({
+                "id": s.name,
+                "object": "model",
+                "created": s.created,
+                "owned_by": "charrnn",
+                "charrnn": {
+                    "cell": c.cell.name(),
+                    "layers": c.layers,
+                    "hidden": c.hidden,
+                    "vocabulary": s.model.vocab().len(),
+                    "precision": s.model.precision().name(),
+                    "checkpoint": s.path,
+                },
+            })
+        })
+        .collect();
+    json!({"object": "list", "data": data})
+}
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {

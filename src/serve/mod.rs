@@ -11,17 +11,17 @@
 
 pub mod api;
 pub mod metrics;
+pub mod models;
 pub mod queue;
 pub mod scheduler;
 pub mod server;
 pub mod validation;
 
 use crate::error::{Error, Result};
-use crate::sample::{Model, Precision};
+use crate::sample::Precision;
 use clap::Args;
 use metrics::Metrics;
-use server::{App, Served};
-use std::path::{Path, PathBuf};
+use server::App;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,25 +112,6 @@ pub struct ServeArgs {
     pub shutdown_grace: f64,
 }
 
-/// A model's name from `NAME=PATH`, or from its path: the parent folder, or the file stem.
-fn named(arg: &str) -> (String, PathBuf) {
-    if let Some((name, path)) = arg.split_once('=') {
-        if !name.is_empty() && !name.contains('/') {
-            return (name.to_string(), PathBuf::from(path));
-        }
-    }
-    let path = PathBuf::from(arg);
-    let folder = path
-        .parent()
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned());
-    let name = folder.unwrap_or_else(|| {
-        path.file_stem()
-            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
-    });
-    (name, path)
-}
-
 fn check(a: &ServeArgs) -> Result<()> {
     for (flag, v) in [
         ("--max-streams", a.max_streams),
@@ -170,51 +151,27 @@ fn check(a: &ServeArgs) -> Result<()> {
 pub fn run(a: &ServeArgs) -> Result<()> {
     check(a)?;
     let threads = crate::engine::threads_from_flag(a.threads)?;
+    let loaded = models::load(&a.models, a.precision, threads)?;
     let metrics = Arc::new(Metrics::new());
     let shutting_down = Arc::new(AtomicBool::new(false));
-    let mut models: Vec<(String, Served)> = Vec::new();
-    let mut schedulers = Vec::new();
-    for arg in &a.models {
-        let (name, path) = named(arg);
-        if models.iter().any(|(n, _)| *n == name) {
-            crate::bail!("two models are named {name}; name them with NAME=PATH");
-        }
-        let model = Arc::new(
-            Model::load(&path)?
-                .with_precision(a.precision)
-                .with_threads(threads),
-        );
-        let created = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
+    let settings = scheduler::Settings {
+        max_streams: a.max_streams,
+        grace: Duration::from_secs_f64(a.shutdown_grace),
+    };
+    let (mut models, mut schedulers) = (Vec::new(), Vec::new());
+    for model in loaded {
         let (queue, waiting) = queue::channel(a.queue);
-        let settings = scheduler::Settings {
-            max_streams: a.max_streams,
-            grace: Duration::from_secs_f64(a.shutdown_grace),
-        };
-        let (n, m, s, mt) = (
-            name.clone(),
-            Arc::clone(&model),
+        schedulers.push(scheduler::spawn(
+            &model.name,
+            Arc::clone(&model.model),
+            waiting,
             Arc::clone(&shutting_down),
             Arc::clone(&metrics),
-        );
-        schedulers.push(std::thread::spawn(move || {
-            scheduler::run(&n, m, waiting, s, mt, settings)
-        }));
-        models.push((
-            name,
-            Served {
-                model,
-                queue,
-                created,
-                path: path.display().to_string(),
-            },
+            settings,
         ));
+        models.push(model.served(queue));
     }
-    let names: Vec<String> = models.iter().map(|(n, _)| n.clone()).collect();
-    let app = Arc::new(App {
+    let app = App {
         models,
         limits: Limits {
             max_tokens: a.max_tokens,
@@ -227,7 +184,19 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         shutting_down: Arc::clone(&shutting_down),
         next_id: AtomicU64::new(1),
         max_body: a.max_body,
-    });
+    };
+    let result = listen(a, Arc::new(app), &shutting_down);
+    for s in schedulers {
+        let _ = s.join();
+    }
+    result
+}
+
+/// Binds the address and serves until Ctrl-C or SIGTERM, then raises `shutting_down` for the
+/// schedulers.
+fn listen(a: &ServeArgs, app: Arc<App>, shutting_down: &Arc<AtomicBool>) -> Result<()> {
+    let names: Vec<&str> = app.models.iter().map(|m| m.name.as_str()).collect();
+    let banner = format!("{} ({} weights)", names.join(", "), a.precision.name());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -241,12 +210,8 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the bound address", e))?;
-        eprintln!(
-            "charrnn: serving {} ({} weights) on http://{local}/ (OpenAI API at http://{local}/v1)",
-            names.join(", "),
-            a.precision.name()
-        );
-        let flag = Arc::clone(&shutting_down);
+        eprintln!("charrnn: serving {banner} on http://{local}/ (OpenAI API at http://{local}/v1)");
+        let flag = Arc::clone(shutting_down);
         axum::serve(listener, server::router(app))
             .with_graceful_shutdown(async move {
                 signal().await;
@@ -258,9 +223,6 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     });
     shutting_down.store(true, Ordering::Release);
     rt.shutdown_timeout(Duration::from_secs(1));
-    for s in schedulers {
-        let _ = s.join();
-    }
     result
 }
 

@@ -15,6 +15,7 @@ use crate::sample::{Batch, Finish, Model, Step};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -36,8 +37,22 @@ pub struct Settings {
     pub grace: Duration,
 }
 
+/// Starts the scheduler of a model on a thread of its own: it steps the jobs from `queue`
+/// until `shutdown` is raised and its grace period is over, or every handler's end is gone.
+pub fn spawn(
+    name: &str,
+    model: Arc<Model>,
+    queue: Waiting,
+    shutdown: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    s: Settings,
+) -> JoinHandle<()> {
+    let name = name.to_string();
+    std::thread::spawn(move || run(&name, model, queue, shutdown, metrics, s))
+}
+
 /// Runs the scheduler of `model` until shutdown and its grace period are over.
-pub fn run(
+fn run(
     name: &str,
     model: Arc<Model>,
     mut queue: Waiting,

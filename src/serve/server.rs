@@ -5,9 +5,10 @@
 //! Owns the routes and the answers' framing. Does not generate (`scheduler`) or define the wire
 //! format (`api`) or the rules for a request's fields (`validation`).
 
-use super::api::{json_body, now, ApiError, Choice, Completion, Usage, FINGERPRINT};
+use super::api::{json_body, model_list, now, ApiError, Choice, Completion, Usage, FINGERPRINT};
 use super::metrics::Metrics;
-use super::queue::{Event, Job, JobError, Queue};
+use super::models::Served;
+use super::queue::{Event, Job, JobError};
 use super::validation::{self, CompletionRequest, Limits};
 use crate::sample::{Model, Settings, Stream};
 use axum::body::Bytes;
@@ -28,19 +29,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 /// The page at `/`: one file, no build step, nothing from elsewhere.
 const PAGE: &str = include_str!("page.html");
 
-/// One served model.
-pub struct Served {
-    pub model: Arc<Model>,
-    pub queue: Queue,
-    /// The checkpoint file's modification time (unix seconds), OpenAI's `created`.
-    pub created: u64,
-    /// Where it came from, for the page and the model list.
-    pub path: String,
-}
-
 /// What every handler shares.
 pub struct App {
-    pub models: Vec<(String, Served)>,
+    pub models: Vec<Served>,
     pub limits: Limits,
     pub timeout: Duration,
     pub metrics: Arc<Metrics>,
@@ -88,28 +79,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {
-    let data: Vec<_> = app
-        .models
-        .iter()
-        .map(|(name, s)| {
-            let c = s.model.config();
-            json!({
-                "id": name,
-                "object": "model",
-                "created": s.created,
-                "owned_by": "charrnn",
-                "charrnn": {
-                    "cell": c.cell.name(),
-                    "layers": c.layers,
-                    "hidden": c.hidden,
-                    "vocabulary": s.model.vocab().len(),
-                    "precision": s.model.precision().name(),
-                    "checkpoint": s.path,
-                },
-            })
-        })
-        .collect();
-    json_body(&json!({"object": "list", "data": data}))
+    json_body(&model_list(&app.models))
 }
 
 /// `POST /v1/completions`.
@@ -145,8 +115,8 @@ fn start(
     }
     let body = body.map_err(|e| ApiError::unreadable(&e, app.max_body))?;
     let req = validation::parse(&body, &app.limits)?;
-    let Some((_, served)) = app.models.iter().find(|(n, _)| *n == req.model) else {
-        let known: Vec<&str> = app.models.iter().map(|(n, _)| n.as_str()).collect();
+    let Some(served) = app.models.iter().find(|m| m.name == req.model) else {
+        let known: Vec<&str> = app.models.iter().map(|m| m.name.as_str()).collect();
         return Err(ApiError::model_not_found(&req.model, &known));
     };
     let id = app.next_id.fetch_add(1, Ordering::Relaxed);

@@ -22,10 +22,10 @@ use crate::sample::Precision;
 use clap::Args;
 use metrics::Metrics;
 use server::App;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use validation::Limits;
+use validation::{Limits, Validation};
 
 /// Examples at the end of `charrnn serve --help`.
 pub const EXAMPLES: &str = "\
@@ -173,16 +173,15 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     }
     let app = App {
         models,
-        limits: Limits {
+        validation: Validation::new(Limits {
             max_tokens: a.max_tokens,
             default_max_tokens: 16.min(a.max_tokens),
             max_choices: a.max_choices,
             max_prompt_chars: a.max_prompt,
-        },
+        }),
         timeout: Duration::from_secs_f64(a.timeout),
         metrics,
         shutting_down: Arc::clone(&shutting_down),
-        next_id: AtomicU64::new(1),
         max_body: a.max_body,
     };
     let result = listen(a, Arc::new(app), &shutting_down);

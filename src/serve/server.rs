@@ -9,8 +9,7 @@ use super::api::{json_body, model_list, now, ApiError, Choice, Completion, Usage
 use super::metrics::Metrics;
 use super::models::Served;
 use super::queue::{Event, Job, JobError};
-use super::validation::{self, CompletionRequest, Limits};
-use crate::sample::{Model, Settings, Stream};
+use super::validation::{CompletionRequest, Validation};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -21,7 +20,7 @@ use axum::Router;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
@@ -32,11 +31,10 @@ const PAGE: &str = include_str!("page.html");
 /// What every handler shares.
 pub struct App {
     pub models: Vec<Served>,
-    pub limits: Limits,
+    pub validation: Validation,
     pub timeout: Duration,
     pub metrics: Arc<Metrics>,
     pub shutting_down: Arc<AtomicBool>,
-    pub next_id: AtomicU64,
     /// Bytes of a request body at most.
     pub max_body: usize,
 }
@@ -104,7 +102,7 @@ struct Meta {
     echoes: Vec<String>,
 }
 
-/// Checks the request, builds its streams and queues the job.
+/// Reads the body, validates it into a job and queues the job.
 fn start(
     app: &App,
     body: Result<Bytes, BytesRejection>,
@@ -114,85 +112,24 @@ fn start(
         return Err(ApiError::shutting_down());
     }
     let body = body.map_err(|e| ApiError::unreadable(&e, app.max_body))?;
-    let req = validation::parse(&body, &app.limits)?;
-    let Some(served) = app.models.iter().find(|m| m.name == req.model) else {
-        let known: Vec<&str> = app.models.iter().map(|m| m.name.as_str()).collect();
-        return Err(ApiError::model_not_found(&req.model, &known));
-    };
-    let id = app.next_id.fetch_add(1, Ordering::Relaxed);
-    let seed = req.seed.unwrap_or_else(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        crate::rng::Rng::new(nanos ^ id.rotate_left(32)).next_u64() >> 1
-    });
-    let (mut streams, mut echoes, mut prompt_chars) = (Vec::new(), Vec::new(), 0);
-    for prompt in &req.prompts {
-        let (text, ids) = encode(&served.model, prompt, req.skip_unknown)?;
-        prompt_chars += text.chars().count();
-        for _ in 0..req.n {
-            let settings = Settings {
-                seed: seed.wrapping_add(streams.len() as u64),
-                temperature: req.temperature,
-                top_k: req.top_k,
-                top_p: req.top_p,
-                stop: req.stop.clone(),
-                max_chars: Some(req.max_tokens),
-                log_prob: false,
-            };
-            streams.push(Stream::new(ids.clone(), &settings));
-            echoes.push(text.clone());
-        }
-    }
+    let valid = app.validation.validate(&body, &app.models)?;
     let (tx, rx) = unbounded_channel();
     let job = Job {
-        id,
-        streams,
+        id: valid.id,
+        streams: valid.streams,
         tx,
         deadline: arrived + app.timeout,
     };
-    served.queue.append(job)?;
+    valid.served.queue.append(job)?;
     let meta = Meta {
-        id: format!("cmpl-{:x}{id:06x}", now()),
+        id: format!("cmpl-{:x}{:06x}", now(), valid.id),
         created: now(),
-        seed,
+        seed: valid.seed,
         arrived,
-        prompt_chars,
-        echoes,
+        prompt_chars: valid.prompt_chars,
+        echoes: valid.echoes,
     };
-    Ok((req, rx, meta))
-}
-
-/// A prompt's text (without the characters it skips) and ids: characters the model does not
-/// know are a 400 naming them, unless the request asks to skip them.
-fn encode(model: &Model, prompt: &str, skip_unknown: bool) -> Result<(String, Vec<u32>), ApiError> {
-    let vocab = model.vocab();
-    let mut unknown: Vec<char> = prompt.chars().filter(|&c| vocab.id(c).is_none()).collect();
-    if unknown.is_empty() || vocab.unk.is_some() {
-        let ids = model
-            .encode_prompt(prompt)
-            .map_err(|e| ApiError::bad("prompt", e.msg))?;
-        return Ok((prompt.to_string(), ids));
-    }
-    if skip_unknown {
-        let kept: String = prompt.chars().filter(|&c| vocab.id(c).is_some()).collect();
-        let ids = model
-            .encode_prompt(&kept)
-            .map_err(|e| ApiError::bad("prompt", e.msg))?;
-        return Ok((kept, ids));
-    }
-    unknown.sort_unstable();
-    unknown.dedup();
-    let shown: Vec<String> = unknown.iter().take(10).map(|c| format!("{c:?}")).collect();
-    Err(ApiError::bad_code(
-        "prompt",
-        format!(
-            "the prompt has characters the model does not know: {}{}; use characters of its training text, or send \"skip_unknown\": true to drop them",
-            shown.join(" "),
-            if unknown.len() > 10 { " …" } else { "" }
-        ),
-        "unknown_characters",
-    ))
+    Ok((valid.request, rx, meta))
 }
 
 /// A whole response, once every choice has finished.

@@ -1,13 +1,18 @@
-//! Request validation: a `POST /v1/completions` body into a checked request, or a 400 that
-//! names the field and says what it must be. Fields OpenAI defines but this server cannot honour
-//! (token-array prompts, logprobs, penalties, logit bias, suffix, best_of) are refused rather
-//! than silently ignored; fields it does not know are ignored, as vLLM does, so that clients
-//! that send extras keep working.
+//! Request validation: a `POST /v1/completions` body into a job ready to queue (its model
+//! looked up, its prompts encoded to ids, each choice's stream with its stop strings and
+//! seed), or an error that names the field and says what it must be. Fields OpenAI defines but
+//! this server cannot honour (token-array prompts, logprobs, penalties, logit bias, suffix,
+//! best_of) are refused rather than silently ignored; fields it does not know are ignored, as
+//! vLLM does, so that clients that send extras keep working.
 //!
-//! Owns the rules for each field. Does not know models (the handler checks the name) or queues.
+//! Owns the rules for each field and the request's number. Does not queue (`queue`) or say
+//! what status an error gets (`api`'s constructors do).
 
 use super::api::ApiError;
+use super::models::Served;
+use crate::sample::{Model, Settings, Stream};
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The server's limits on what one request may ask for.
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +47,124 @@ pub struct CompletionRequest {
     pub echo: bool,
     /// Extension: drop prompt characters the model does not know instead of a 400.
     pub skip_unknown: bool,
+}
+
+/// What validates requests: the server's limits, and the number the next request gets.
+pub struct Validation {
+    limits: Limits,
+    next_id: AtomicU64,
+}
+
+/// A request ready to queue: its model, number and streams, and what its answer repeats.
+pub struct Valid<'m> {
+    pub request: CompletionRequest,
+    pub served: &'m Served,
+    /// The request's number, from 1 (the scheduler's key for it).
+    pub id: u64,
+    /// The seed of choice 0 (choice k uses seed + k): the request's, or one picked for it.
+    pub seed: u64,
+    /// The choices' streams, in choice order: each prompt's `n` choices in turn.
+    pub streams: Vec<Stream>,
+    /// For each choice, its prompt's text as encoded (without skipped characters), for `echo`.
+    pub echoes: Vec<String>,
+    /// Characters of the prompts, each counted once (`usage.prompt_tokens`).
+    pub prompt_chars: usize,
+}
+
+impl Validation {
+    pub fn new(limits: Limits) -> Validation {
+        Validation {
+            limits,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Checks a request body and turns it into a job for one of `models`.
+    ///
+    /// # Errors
+    /// As [`parse`]; a model `models` lacks (404 `model_not_found`); prompt characters the
+    /// model does not know (400 `unknown_characters`) unless the request skips them.
+    pub fn validate<'m>(&self, body: &[u8], models: &'m [Served]) -> Result<Valid<'m>, ApiError> {
+        let request = parse(body, &self.limits)?;
+        let Some(served) = models.iter().find(|m| m.name == request.model) else {
+            let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+            return Err(ApiError::model_not_found(&request.model, &known));
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let seed = request.seed.unwrap_or_else(|| pick_seed(id));
+        let (mut streams, mut echoes, mut prompt_chars) = (Vec::new(), Vec::new(), 0);
+        for prompt in &request.prompts {
+            let (text, ids) = encode(&served.model, prompt, request.skip_unknown)?;
+            prompt_chars += text.chars().count();
+            for _ in 0..request.n {
+                let seed = seed.wrapping_add(streams.len() as u64);
+                streams.push(Stream::new(ids.clone(), &settings(&request, seed)));
+                echoes.push(text.clone());
+            }
+        }
+        Ok(Valid {
+            request,
+            served,
+            id,
+            seed,
+            streams,
+            echoes,
+            prompt_chars,
+        })
+    }
+}
+
+/// A seed for request `id`, which did not give one: from the clock and the number, below 2^63.
+fn pick_seed(id: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    crate::rng::Rng::new(nanos ^ id.rotate_left(32)).next_u64() >> 1
+}
+
+/// One choice's generation settings.
+fn settings(r: &CompletionRequest, seed: u64) -> Settings {
+    Settings {
+        seed,
+        temperature: r.temperature,
+        top_k: r.top_k,
+        top_p: r.top_p,
+        stop: r.stop.clone(),
+        max_chars: Some(r.max_tokens),
+        log_prob: false,
+    }
+}
+
+/// A prompt's text (without the characters it skips) and ids: characters the model does not
+/// know are a 400 naming them, unless the request asks to skip them.
+fn encode(model: &Model, prompt: &str, skip_unknown: bool) -> Result<(String, Vec<u32>), ApiError> {
+    let vocab = model.vocab();
+    let mut unknown: Vec<char> = prompt.chars().filter(|&c| vocab.id(c).is_none()).collect();
+    if unknown.is_empty() || vocab.unk.is_some() {
+        let ids = model
+            .encode_prompt(prompt)
+            .map_err(|e| ApiError::bad("prompt", e.msg))?;
+        return Ok((prompt.to_string(), ids));
+    }
+    if skip_unknown {
+        let kept: String = prompt.chars().filter(|&c| vocab.id(c).is_some()).collect();
+        let ids = model
+            .encode_prompt(&kept)
+            .map_err(|e| ApiError::bad("prompt", e.msg))?;
+        return Ok((kept, ids));
+    }
+    unknown.sort_unstable();
+    unknown.dedup();
+    let shown: Vec<String> = unknown.iter().take(10).map(|c| format!("{c:?}")).collect();
+    Err(ApiError::bad_code(
+        "prompt",
+        format!(
+            "the prompt has characters the model does not know: {}{}; use characters of its training text, or send \"skip_unknown\": true to drop them",
+            shown.join(" "),
+            if unknown.len() > 10 { " …" } else { "" }
+        ),
+        "unknown_characters",
+    ))
 }
 
 /// Parses and checks a request body.
@@ -295,6 +418,8 @@ fn boolean(o: &Map<String, Value>, key: &str, default: bool) -> Result<bool, Api
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::models::Loaded;
+    use crate::serve::queue::{channel, Waiting};
 
     const LIMITS: Limits = Limits {
         max_tokens: 4096,
@@ -305,6 +430,53 @@ mod tests {
 
     fn p(body: &str) -> Result<CompletionRequest, ApiError> {
         parse(body.as_bytes(), &LIMITS)
+    }
+
+    /// The small test checkpoint, served as `tiny`.
+    fn tiny() -> (Served, Waiting) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/format-v1-lstm-2x16.safetensors"
+        );
+        let model = std::sync::Arc::new(Model::load(path).unwrap());
+        let (queue, far) = channel(1);
+        let loaded = Loaded {
+            name: "tiny".into(),
+            model,
+            path: path.into(),
+        };
+        (loaded.served(queue), far)
+    }
+
+    #[test]
+    fn a_request_becomes_a_job_for_its_model() {
+        let (served, _far) = tiny();
+        let models = [served];
+        let v = Validation::new(LIMITS);
+        let body = r#"{"model":"tiny","prompt":["the ","he"],"n":2,"seed":40,"max_tokens":3}"#;
+        let a = v.validate(body.as_bytes(), &models).unwrap();
+        assert_eq!((a.id, a.seed, a.streams.len()), (1, 40, 4));
+        assert_eq!(a.echoes, ["the ", "the ", "he", "he"]);
+        assert_eq!((a.prompt_chars, a.served.name.as_str()), (6, "tiny"));
+        assert_eq!(a.streams[2].prompt_len(), 2);
+        let b = v.validate(br#"{"model":"tiny"}"#, &models).unwrap();
+        assert_eq!((b.id, b.echoes.len(), b.streams[0].prompt_len()), (2, 1, 1));
+        let err = |body: &[u8]| v.validate(body, &models).map(|_| ()).unwrap_err();
+        let e = err(br#"{"model":"big"}"#);
+        assert_eq!((e.status.as_u16(), e.code), (404, Some("model_not_found")));
+        assert!(
+            e.message.ends_with("this server has: tiny"),
+            "{}",
+            e.message
+        );
+        let e = err(br#"{"model":"tiny","prompt":"the \u2603"}"#);
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (400, Some("unknown_characters"))
+        );
+        let body = br#"{"model":"tiny","prompt":"the \u2603","skip_unknown":true}"#;
+        let c = v.validate(body, &models).unwrap();
+        assert_eq!((c.echoes[0].as_str(), c.prompt_chars), ("the ", 4));
     }
 
     #[test]

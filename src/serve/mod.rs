@@ -9,6 +9,7 @@
 //! Owns the command: loading the models, starting the schedulers, binding, shutting down. Does
 //! not own generation (`sample`).
 
+pub mod answer;
 pub mod api;
 pub mod metrics;
 pub mod models;

@@ -10,7 +10,7 @@
 //! jobs (`queue`), parse or answer HTTP (`server`), nor know what status an error gets (`api`).
 
 use super::metrics::Metrics;
-use super::queue::{Event, JobError, Next, Waiting};
+use super::queue::{Event, Job, JobError, Next, Waiting};
 use crate::sample::{Batch, Finish, Model, Step};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,97 +55,72 @@ pub fn spawn(
 fn run(
     name: &str,
     model: Arc<Model>,
-    mut queue: Waiting,
+    queue: Waiting,
     shutdown: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     s: Settings,
 ) {
-    let mut batch: Batch<(u64, u32)> = Batch::new(model.sampler(0), model.vocab());
-    let mut running: HashMap<u64, Running> = HashMap::new();
-    let mut out = Vec::new();
+    let mut sch = Scheduler {
+        batch: Batch::new(model.sampler(0), model.vocab()),
+        running: HashMap::new(),
+        queue,
+        metrics,
+        s,
+        out: Vec::new(),
+    };
     let mut shutdown_at: Option<Instant> = None;
     loop {
-        if shutdown.load(Ordering::Acquire) && shutdown_at.is_none() {
+        if shutdown_at.is_none() && shutdown.load(Ordering::Acquire) {
             shutdown_at = Some(Instant::now());
         }
-        let closed = admit(&mut queue, &mut batch, &mut running, &s, shutdown_at);
-        if let Some(at) = shutdown_at {
-            // No more admissions: the queue's jobs are refused, open streams finish or, after
-            // the grace period, end with an error event.
-            for job in queue.drain() {
-                let _ = job.tx.send(Event::Failed(JobError::ShuttingDown));
-            }
-            if at.elapsed() >= s.grace {
-                for (_, r) in running.drain() {
-                    let _ = r.tx.send(Event::Failed(JobError::ShuttingDown));
-                }
-                return;
-            }
-            if running.is_empty() {
-                return;
-            }
-        } else if closed && running.is_empty() {
+        let more = match shutdown_at {
+            None => !sch.admit() || !sch.running.is_empty(),
+            Some(at) => sch.wind_down(at.elapsed() >= s.grace),
+        };
+        if !more {
             return;
         }
-        metrics.set_load(name, batch.len(), queue.len());
-        if batch.is_empty() {
-            continue;
+        sch.metrics.set_load(name, sch.batch.len(), sch.queue.len());
+        if !sch.batch.is_empty() {
+            sch.step();
         }
-        let t0 = Instant::now();
-        out.clear();
-        batch.step(&mut out);
-        metrics.step_seconds.observe(t0.elapsed().as_secs_f64());
-        metrics
-            .characters
-            .inc_by(out.iter().filter(|(_, s)| *s != Step::Prefill).count() as u64);
-        for ((id, index), step) in out.drain(..) {
-            let (Step::Text(text) | Step::Done(text, _)) = step else {
-                continue;
-            };
-            if let (false, Some(r)) = (text.is_empty(), running.get(&id)) {
-                let _ = r.tx.send(Event::Text { index, text });
-            }
-        }
-        for ((id, index), stream) in batch.take_finished() {
-            if let Some(r) = running.get_mut(&id) {
-                let _ = r.tx.send(Event::Done {
-                    index,
-                    finish: stream.finished().unwrap_or(Finish::Length),
-                    generated: stream.generated(),
-                });
-                r.left -= 1;
-            }
-        }
-        drop_gone_or_late(&mut batch, &mut running);
-        running.retain(|_, r| r.left > 0);
     }
 }
 
-/// Moves queued jobs into the batch while it has room (waiting for one when the batch is
-/// idle). Returns whether the queue's senders are all gone.
-fn admit(
-    queue: &mut Waiting,
-    batch: &mut Batch<(u64, u32)>,
-    running: &mut HashMap<u64, Running>,
-    s: &Settings,
-    shutdown_at: Option<Instant>,
-) -> bool {
-    if shutdown_at.is_some() {
-        return false;
+/// A scheduler's state: the batch (each stream keyed by its job and choice), the jobs in it,
+/// and the queue they come from.
+struct Scheduler<'m> {
+    batch: Batch<'m, (u64, u32)>,
+    running: HashMap<u64, Running>,
+    queue: Waiting,
+    metrics: Arc<Metrics>,
+    s: Settings,
+    /// What the last step did for each stream.
+    out: Vec<((u64, u32), Step)>,
+}
+
+impl Scheduler<'_> {
+    /// Moves queued jobs into the batch while it has room (waiting for one when the batch is
+    /// idle). Returns whether the queue's senders are all gone.
+    fn admit(&mut self) -> bool {
+        loop {
+            // An idle batch takes the job at the head whatever its size.
+            let (room, idle) = match self.batch.len() {
+                0 => (usize::MAX, true),
+                n => (self.s.max_streams.saturating_sub(n), false),
+            };
+            match self.queue.pop(room, idle) {
+                Next::Job(job) => self.start(job),
+                Next::Empty => return false,
+                Next::Closed => return true,
+            }
+        }
     }
-    loop {
-        // An idle batch takes the job at the head whatever its size.
-        let (room, idle) = match batch.len() {
-            0 => (usize::MAX, true),
-            n => (s.max_streams.saturating_sub(n), false),
-        };
-        let job = match queue.pop(room, idle) {
-            Next::Job(j) => j,
-            Next::Empty => return false,
-            Next::Closed => return true,
-        };
+
+    /// A job's streams join the batch (unless its client left while it waited).
+    fn start(&mut self, job: Job) {
         if job.tx.is_closed() {
-            continue; // its client left while it waited
+            return;
         }
         let choices = job.streams.len() as u32;
         let mut left = 0;
@@ -158,39 +133,85 @@ fn admit(
                     generated: 0,
                 });
             } else {
-                batch.add((job.id, index as u32), stream);
+                self.batch.add((job.id, index as u32), stream);
                 left += 1;
             }
         }
         if left > 0 {
-            running.insert(
-                job.id,
-                Running {
-                    tx: job.tx,
-                    deadline: job.deadline,
-                    left,
-                    choices,
-                },
-            );
+            let r = Running {
+                tx: job.tx,
+                deadline: job.deadline,
+                left,
+                choices,
+            };
+            self.running.insert(job.id, r);
         }
     }
-}
 
-/// Requests whose client went away or whose time ran out leave the batch now.
-fn drop_gone_or_late(batch: &mut Batch<(u64, u32)>, running: &mut HashMap<u64, Running>) {
-    let now = Instant::now();
-    running.retain(|&id, r| {
-        let gone = r.tx.is_closed();
-        let late = now >= r.deadline;
-        if !gone && !late {
-            return true;
+    /// After shutdown is asked for: no more admissions, the queue's jobs are refused, open
+    /// streams finish or, once the grace period is over, end with an error event. Returns
+    /// whether streams are still open.
+    fn wind_down(&mut self, grace_over: bool) -> bool {
+        for job in self.queue.drain() {
+            let _ = job.tx.send(Event::Failed(JobError::ShuttingDown));
         }
-        for index in 0..r.choices {
-            batch.remove(&(id, index));
+        if grace_over {
+            for (_, r) in self.running.drain() {
+                let _ = r.tx.send(Event::Failed(JobError::ShuttingDown));
+            }
         }
-        if late && !gone {
-            let _ = r.tx.send(Event::Failed(JobError::TimedOut));
+        !self.running.is_empty()
+    }
+
+    /// One step of every stream: their text goes to their handlers, finished choices say so,
+    /// and jobs whose client went away or whose time ran out leave the batch.
+    fn step(&mut self) {
+        let t0 = Instant::now();
+        self.out.clear();
+        self.batch.step(&mut self.out);
+        let m = &self.metrics;
+        m.step_seconds.observe(t0.elapsed().as_secs_f64());
+        let generated = self.out.iter().filter(|(_, s)| *s != Step::Prefill).count();
+        m.characters.inc_by(generated as u64);
+        for ((id, index), step) in self.out.drain(..) {
+            let (Step::Text(text) | Step::Done(text, _)) = step else {
+                continue;
+            };
+            if let (false, Some(r)) = (text.is_empty(), self.running.get(&id)) {
+                let _ = r.tx.send(Event::Text { index, text });
+            }
         }
-        false
-    });
+        for ((id, index), stream) in self.batch.take_finished() {
+            if let Some(r) = self.running.get_mut(&id) {
+                let _ = r.tx.send(Event::Done {
+                    index,
+                    finish: stream.finished().unwrap_or(Finish::Length),
+                    generated: stream.generated(),
+                });
+                r.left -= 1;
+            }
+        }
+        self.drop_gone_or_late();
+        self.running.retain(|_, r| r.left > 0);
+    }
+
+    /// Jobs whose client went away or whose time ran out leave the batch now.
+    fn drop_gone_or_late(&mut self) {
+        let now = Instant::now();
+        let batch = &mut self.batch;
+        self.running.retain(|&id, r| {
+            let gone = r.tx.is_closed();
+            let late = now >= r.deadline;
+            if !gone && !late {
+                return true;
+            }
+            for index in 0..r.choices {
+                batch.remove(&(id, index));
+            }
+            if late && !gone {
+                let _ = r.tx.send(Event::Failed(JobError::TimedOut));
+            }
+            false
+        });
+    }
 }

@@ -172,92 +172,22 @@ fn encode(model: &Model, prompt: &str, skip_unknown: bool) -> Result<(String, Ve
 /// # Errors
 /// A 400 `invalid_request_error` naming the field.
 pub fn parse(body: &[u8], limits: &Limits) -> Result<CompletionRequest, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad("", format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(o) = v else {
-        return Err(ApiError::bad("", "the body must be a JSON object"));
-    };
+    let o = object(body)?;
     refuse_unsupported(&o)?;
-    let model = match o.get("model") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(_) => {
-            return Err(ApiError::bad(
-                "model",
-                "'model' must be a model name (a string); GET /v1/models lists them",
-            ))
-        }
-        None => {
-            return Err(ApiError::bad(
-                "model",
-                "'model' is required; GET /v1/models lists the models",
-            ))
-        }
-    };
+    let model = model(&o)?;
     let prompts = prompts(o.get("prompt"), limits)?;
-    let n = int(&o, "n", 1, 1, limits.max_choices as u64)? as usize;
-    if n * prompts.len() > limits.max_choices {
-        return Err(ApiError::bad(
-            "n",
-            format!(
-                "{} prompts × n = {n} is {} choices; this server allows {} per request",
-                prompts.len(),
-                n * prompts.len(),
-                limits.max_choices
-            ),
-        ));
-    }
+    let n = n(&o, prompts.len(), limits)?;
     let stream = boolean(&o, "stream", false)?;
-    let include_usage = match o.get("stream_options") {
-        None | Some(Value::Null) => false,
-        Some(Value::Object(so)) if stream => boolean(so, "include_usage", false)?,
-        Some(Value::Object(_)) => {
-            return Err(ApiError::bad(
-                "stream_options",
-                "'stream_options' is only allowed with \"stream\": true",
-            ))
-        }
-        Some(_) => {
-            return Err(ApiError::bad(
-                "stream_options",
-                "'stream_options' must be an object",
-            ))
-        }
-    };
+    let include_usage = include_usage(&o, stream)?;
+    let (default, most) = (limits.default_max_tokens as u64, limits.max_tokens as u64);
     Ok(CompletionRequest {
         model,
         prompts,
-        max_tokens: int(
-            &o,
-            "max_tokens",
-            limits.default_max_tokens as u64,
-            0,
-            limits.max_tokens as u64,
-        )? as usize,
+        max_tokens: int(&o, "max_tokens", default, 0, most)? as usize,
         temperature: number(&o, "temperature", 1.0, 0.0, 2.0)? as f32,
-        top_p: match number(&o, "top_p", 1.0, 0.0, 1.0)? {
-            p if p <= 0.0 => {
-                return Err(ApiError::bad(
-                    "top_p",
-                    "'top_p' must be above 0 and at most 1",
-                ))
-            }
-            p if p >= 1.0 => None,
-            p => Some(p),
-        },
-        top_k: match o.get("top_k") {
-            None | Some(Value::Null) => None,
-            Some(v) if v.as_i64().is_some_and(|k| k == -1 || k == 0) => None, // vLLM: off
-            Some(_) => Some(int(&o, "top_k", 1, 1, u32::MAX as u64)? as usize),
-        },
-        seed: match o.get("seed") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| {
-                ApiError::bad(
-                    "seed",
-                    format!("'seed' must be an integer from 0 to {}, got {v}", u64::MAX),
-                )
-            })?),
-        },
+        top_p: top_p(&o)?,
+        top_k: top_k(&o)?,
+        seed: seed(&o)?,
         stop: stops(o.get("stop"))?,
         n,
         stream,
@@ -265,6 +195,95 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<CompletionRequest, ApiError
         echo: boolean(&o, "echo", false)?,
         skip_unknown: boolean(&o, "skip_unknown", false)?,
     })
+}
+
+/// The body as a JSON object.
+fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("", format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(o) = v else {
+        return Err(ApiError::bad("", "the body must be a JSON object"));
+    };
+    Ok(o)
+}
+
+fn model(o: &Map<String, Value>) -> Result<String, ApiError> {
+    match o.get("model") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(_) => Err(ApiError::bad(
+            "model",
+            "'model' must be a model name (a string); GET /v1/models lists them",
+        )),
+        None => Err(ApiError::bad(
+            "model",
+            "'model' is required; GET /v1/models lists the models",
+        )),
+    }
+}
+
+/// `n`, choices per prompt: the `prompts` times `n` within the server's limit.
+fn n(o: &Map<String, Value>, prompts: usize, limits: &Limits) -> Result<usize, ApiError> {
+    let n = int(o, "n", 1, 1, limits.max_choices as u64)? as usize;
+    if n * prompts > limits.max_choices {
+        return Err(ApiError::bad(
+            "n",
+            format!(
+                "{prompts} prompts × n = {n} is {} choices; this server allows {} per request",
+                n * prompts,
+                limits.max_choices
+            ),
+        ));
+    }
+    Ok(n)
+}
+
+/// `stream_options.include_usage`, only with `stream`.
+fn include_usage(o: &Map<String, Value>, stream: bool) -> Result<bool, ApiError> {
+    match o.get("stream_options") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Object(so)) if stream => boolean(so, "include_usage", false),
+        Some(Value::Object(_)) => Err(ApiError::bad(
+            "stream_options",
+            "'stream_options' is only allowed with \"stream\": true",
+        )),
+        Some(_) => Err(ApiError::bad(
+            "stream_options",
+            "'stream_options' must be an object",
+        )),
+    }
+}
+
+/// `top_p` in (0, 1]; 1 is off.
+fn top_p(o: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
+    match number(o, "top_p", 1.0, 0.0, 1.0)? {
+        p if p <= 0.0 => Err(ApiError::bad(
+            "top_p",
+            "'top_p' must be above 0 and at most 1",
+        )),
+        p if p >= 1.0 => Ok(None),
+        p => Ok(Some(p)),
+    }
+}
+
+/// `top_k` (extension) of 1 or more; 0 and -1 are off, as in vLLM.
+fn top_k(o: &Map<String, Value>) -> Result<Option<usize>, ApiError> {
+    match o.get("top_k") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) if v.as_i64().is_some_and(|k| k == -1 || k == 0) => Ok(None),
+        Some(_) => Ok(Some(int(o, "top_k", 1, 1, u32::MAX as u64)? as usize)),
+    }
+}
+
+fn seed(o: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
+    match o.get("seed") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            ApiError::bad(
+                "seed",
+                format!("'seed' must be an integer from 0 to {}, got {v}", u64::MAX),
+            )
+        }),
+    }
 }
 
 /// OpenAI fields this server cannot honour: refused unless absent or neutral.

@@ -6,9 +6,10 @@
 //! Owns what an answer gathers (each choice's text and finish, the characters counted) and its
 //! framing. Does not define the objects' fields (`api`) or produce the events (`scheduler`).
 
-use super::api::{json_body, ApiError, Choice, Completion, Usage, FINGERPRINT};
+use super::api::{json_body, now, ApiError, Choice, Completion, Usage, FINGERPRINT};
 use super::metrics::Metrics;
 use super::queue::{Event, JobError};
+use super::validation::Valid;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
 use std::collections::{HashMap, VecDeque};
@@ -39,6 +40,21 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// What the answer to a validated request repeats (its streams have gone to the queue).
+    pub fn new(v: Valid<'_>, arrived: Instant) -> Meta {
+        Meta {
+            id: format!("cmpl-{:x}{:06x}", now(), v.id),
+            created: now(),
+            model: v.request.model,
+            seed: v.seed,
+            arrived,
+            prompt_chars: v.prompt_chars,
+            echoes: v.echoes,
+            echo: v.request.echo,
+            include_usage: v.request.include_usage,
+        }
+    }
+
     /// A `text_completion` object with these choices.
     fn object(&self, choices: Vec<Choice>, usage: Option<Usage>) -> Completion<'_> {
         Completion {

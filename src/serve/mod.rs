@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::sample::Precision;
 use clap::Args;
 use metrics::Metrics;
+use models::Served;
 use server::App;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -172,24 +173,35 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         ));
         models.push(model.served(queue));
     }
-    let app = App {
-        models,
-        validation: Validation::new(Limits {
-            max_tokens: a.max_tokens,
-            default_max_tokens: 16.min(a.max_tokens),
-            max_choices: a.max_choices,
-            max_prompt_chars: a.max_prompt,
-        }),
-        timeout: Duration::from_secs_f64(a.timeout),
-        metrics,
-        shutting_down: Arc::clone(&shutting_down),
-        max_body: a.max_body,
-    };
+    let app = app(a, models, metrics, &shutting_down);
     let result = listen(a, Arc::new(app), &shutting_down);
     for s in schedulers {
         let _ = s.join();
     }
     result
+}
+
+/// What every handler shares: the models, the flags' limits, the metrics and the shutdown flag.
+fn app(
+    a: &ServeArgs,
+    models: Vec<Served>,
+    metrics: Arc<Metrics>,
+    shutting_down: &Arc<AtomicBool>,
+) -> App {
+    let limits = Limits {
+        max_tokens: a.max_tokens,
+        default_max_tokens: 16.min(a.max_tokens),
+        max_choices: a.max_choices,
+        max_prompt_chars: a.max_prompt,
+    };
+    App {
+        models,
+        validation: Validation::new(limits),
+        timeout: Duration::from_secs_f64(a.timeout),
+        metrics,
+        shutting_down: Arc::clone(shutting_down),
+        max_body: a.max_body,
+    }
 }
 
 /// Binds the address and serves until Ctrl-C or SIGTERM, then raises `shutting_down` for the

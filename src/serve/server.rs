@@ -7,11 +7,11 @@
 //! the rules for a request's fields (`validation`).
 
 use super::answer::{self, Meta};
-use super::api::{json_body, model_list, now, ApiError};
+use super::api::{json_body, model_list, ApiError};
 use super::metrics::Metrics;
 use super::models::Served;
 use super::queue::{Event, Job};
-use super::validation::{Valid, Validation};
+use super::validation::Validation;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -82,52 +82,42 @@ async fn models(State(app): State<Arc<App>>) -> Response {
 /// `POST /v1/completions`: parse and validate, queue, then answer whole or streamed.
 async fn completions(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
     let response = match start(&app, body) {
-        Ok((meta, rx, true)) => answer::stream(meta, rx, Arc::clone(&app.metrics)),
-        Ok((meta, rx, false)) => answer::whole(meta, rx, &app.metrics).await,
+        Ok(q) if q.stream => answer::stream(q.meta, q.events, Arc::clone(&app.metrics)),
+        Ok(q) => answer::whole(q.meta, q.events, &app.metrics).await,
         Err(e) => e.into_response(),
     };
     app.metrics.answered(response.status().as_u16());
     response
 }
 
-/// Reads the body, validates it into a job and queues the job: what the answer repeats, the
-/// job's events, and whether the answer streams.
-fn start(
-    app: &App,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(Meta, UnboundedReceiver<Event>, bool), ApiError> {
+/// A queued request: what its answer repeats, its job's events, and whether it streams.
+struct Queued {
+    meta: Meta,
+    events: UnboundedReceiver<Event>,
+    stream: bool,
+}
+
+/// Reads the body, validates it into a job and queues the job.
+fn start(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Queued, ApiError> {
     let arrived = Instant::now();
     if app.shutting_down.load(Ordering::Acquire) {
         return Err(ApiError::shutting_down());
     }
     let body = body.map_err(|e| ApiError::unreadable(&e, app.max_body))?;
-    let Valid {
-        request: req,
-        served,
-        id,
-        seed,
-        streams,
-        echoes,
-        prompt_chars,
-    } = app.validation.validate(&body, &app.models)?;
+    let mut valid = app.validation.validate(&body, &app.models)?;
     let (tx, rx) = unbounded_channel();
-    let deadline = arrived + app.timeout;
-    served.queue.append(Job {
-        id,
-        streams,
+    let job = Job {
+        id: valid.id,
+        streams: std::mem::take(&mut valid.streams),
         tx,
-        deadline,
-    })?;
-    let meta = Meta {
-        id: format!("cmpl-{:x}{id:06x}", now()),
-        created: now(),
-        model: req.model,
-        seed,
-        arrived,
-        prompt_chars,
-        echoes,
-        echo: req.echo,
-        include_usage: req.include_usage,
+        deadline: arrived + app.timeout,
     };
-    Ok((meta, rx, req.stream))
+    valid.served.queue.append(job)?;
+    let stream = valid.request.stream;
+    let meta = Meta::new(valid, arrived);
+    Ok(Queued {
+        meta,
+        events: rx,
+        stream,
+    })
 }

@@ -1,13 +1,17 @@
 //! `charrnn serve`: trained models behind the OpenAI Completions API, with a page at `/`.
-//! Rooms, as in Hugging Face's text-generation-inference router: `server` (HTTP routes and
-//! framing), `validation` (a request's fields), `queue` (per model, the jobs waiting and
-//! their count), `scheduler` (per model, a thread owning the batch that every active
-//! request's streams are stepped in), `api` (the OpenAI wire format),
-//! `metrics` (Prometheus). The HTTP side runs on `tokio` through `axum`; stepping runs on the
-//! schedulers' own threads.
+//! The rooms are those of Hugging Face's text-generation-inference router. A completion goes
+//! from `server` (the route's handler) to `validation` (the body into a job: its model, its
+//! prompts as ids, each choice's stop strings and seed), into `queue` (per model, the jobs
+//! waiting and their count), to `scheduler` (per model, a thread owning the batch that every
+//! running job's streams are stepped in), and comes back as the job's events, which `answer`
+//! turns into a whole `text_completion` or server-sent events. `api` holds the OpenAI wire
+//! format and every error's HTTP status, `models` the served models, `metrics` the Prometheus
+//! metrics. Imports flow one way: `queue` and `metrics` at the bottom, then `models`, `api`,
+//! `validation`, `answer`, `server`; the scheduler knows only the queue and the metrics. The
+//! HTTP side runs on `tokio` through `axum`; stepping runs on the schedulers' own threads.
 //!
-//! Owns the command: loading the models, starting the schedulers, binding, shutting down. Does
-//! not own generation (`sample`).
+//! Owns the command: its flags, starting the schedulers, binding, shutting down. Does not own
+//! generation (`sample`).
 
 pub mod answer;
 pub mod api;

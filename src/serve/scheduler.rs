@@ -1,10 +1,10 @@
 //! One model's scheduler: a thread that owns the batch. Requests wait in the model's queue
-//! (`queue`); every step, new ones join (while the batch has room), every stream of every request moves one
-//! character in one pass over the weights, finished streams leave, and a request whose client
-//! went away (its receiver dropped) or whose time ran out leaves at once, so its slot is free
-//! at the next step. Each stream keeps its own generator, settings and stop strings, so a
-//! request's text does not depend on what else runs (the batch's arithmetic keeps streams
-//! apart; see `sample::sampler`).
+//! (`queue`); every step, new ones join (while the batch has room), every stream of every
+//! request moves one character in one pass over the weights, finished streams leave, and a
+//! request whose client went away (its receiver dropped) or whose time ran out leaves at once,
+//! so its slot is free at the next step. Each stream keeps its own generator, settings and stop
+//! strings, so a request's text does not depend on what else runs (the batch's arithmetic
+//! keeps streams apart; see `sample::sampler`).
 //!
 //! Owns the batch: when a job joins it and when it leaves. Does not count or bound the waiting
 //! jobs (`queue`), parse or answer HTTP (`server`), nor know what status an error gets (`api`).

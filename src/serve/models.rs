@@ -13,15 +13,19 @@ use std::sync::Arc;
 
 /// A checkpoint loaded for serving, before its scheduler starts.
 pub struct Loaded {
+    /// What requests call it (`model`).
     pub name: String,
     pub model: Arc<Model>,
+    /// The checkpoint file.
     pub path: PathBuf,
 }
 
 /// One served model, as the handlers see it.
 pub struct Served {
+    /// What requests call it (`model`).
     pub name: String,
     pub model: Arc<Model>,
+    /// Where its jobs wait for its scheduler.
     pub queue: Queue,
     /// The checkpoint file's modification time (unix seconds), OpenAI's `created`.
     pub created: u64,

@@ -17,9 +17,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// A validated request on its way to a scheduler: its choices' streams, in choice order.
 pub struct Job {
+    /// The request's number: the scheduler's key for its streams.
     pub id: u64,
     pub streams: Vec<Stream>,
+    /// Where its events go; closed when the client has gone.
     pub tx: UnboundedSender<Event>,
+    /// When it must have finished (`--timeout` after it arrived).
     pub deadline: Instant,
 }
 

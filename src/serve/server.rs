@@ -31,6 +31,7 @@ const PAGE: &str = include_str!("page.html");
 pub struct App {
     pub models: Vec<Served>,
     pub validation: Validation,
+    /// How long a request may take (`--timeout`).
     pub timeout: Duration,
     pub metrics: Arc<Metrics>,
     pub shutting_down: Arc<AtomicBool>,

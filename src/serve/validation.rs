@@ -57,7 +57,9 @@ pub struct Validation {
 
 /// A request ready to queue: its model, number and streams, and what its answer repeats.
 pub struct Valid<'m> {
+    /// The request's fields, checked.
     pub request: CompletionRequest,
+    /// The model it asks for.
     pub served: &'m Served,
     /// The request's number, from 1 (the scheduler's key for it).
     pub id: u64,
@@ -72,6 +74,7 @@ pub struct Valid<'m> {
 }
 
 impl Validation {
+    /// Validation within `limits`; the first request is number 1.
     pub fn new(limits: Limits) -> Validation {
         Validation {
             limits,

@@ -90,6 +90,31 @@ struct Loop {
     guard: Guard,
 }
 
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StopReason {
+    /// Ctrl-C: saved, and the error says how to resume (exit 130).
+    Interrupted,
+    /// The step budget (`--steps`, `--epochs`) is reached.
+    Done,
+    /// The time budget (`--minutes`) is reached.
+    TimeBudget,
+    /// `--patience` validations in a row without improvement.
+    NoImprovement,
+}
+
+impl StopReason {
+    /// How the closing line says it.
+    fn describe(self) -> &'static str {
+        match self {
+            StopReason::Interrupted => "interrupted",
+            StopReason::Done => "done",
+            StopReason::TimeBudget => "time budget reached",
+            StopReason::NoImprovement => "stopped early: no improvement",
+        }
+    }
+}
+
 /// Validations without improvement after which a run stops (without --patience).
 const DEFAULT_PATIENCE: u64 = 10;
 /// Training seconds between validations at most (without --eval-every), unless validation
@@ -134,7 +159,7 @@ fn validation_due(
 
 impl Run<'_> {
     /// Steps until a stop condition; returns why it stopped.
-    pub(super) fn train_loop(&mut self) -> Result<&'static str> {
+    pub(super) fn train_loop(&mut self) -> Result<StopReason> {
         interrupt::install();
         let (b, t) = (self.config.batch, self.config.seq);
         let now = Instant::now();
@@ -174,7 +199,10 @@ impl Run<'_> {
         if lp.last_eval_step != Some(self.st.step) && self.st.step > 0 {
             self.validate(&mut lp)?;
         }
-        if self.args.full_val && self.val_ids.len() < self.val_split.1 && reason != "interrupted" {
+        if self.args.full_val
+            && self.val_ids.len() < self.val_split.1
+            && reason != StopReason::Interrupted
+        {
             self.full_validation();
         }
         self.wall_seconds = lp.started.elapsed().as_secs_f64();
@@ -183,19 +211,19 @@ impl Run<'_> {
     }
 
     /// Why the run should stop before the next step, if it should.
-    fn stop_reason(&self) -> Option<&'static str> {
+    fn stop_reason(&self) -> Option<StopReason> {
         if interrupt::requested() {
-            Some("interrupted")
+            Some(StopReason::Interrupted)
         } else if self.plan.steps.is_some_and(|ts| self.st.step >= ts) {
-            Some("done")
+            Some(StopReason::Done)
         } else if self
             .plan
             .seconds
             .is_some_and(|s| self.st.train_seconds >= s)
         {
-            Some("time budget reached")
+            Some(StopReason::TimeBudget)
         } else if self.args.patience.unwrap_or(DEFAULT_PATIENCE) <= self.st.evals_since_best {
-            Some("stopped early: no improvement")
+            Some(StopReason::NoImprovement)
         } else {
             None
         }
@@ -551,10 +579,10 @@ impl Run<'_> {
     }
 
     /// The closing line, or the interrupt error (exit 130) that says how to resume.
-    pub(super) fn finish(self, reason: &str) -> Result<()> {
+    pub(super) fn finish(self, reason: StopReason) -> Result<()> {
         self.progress.finish();
         let last = self.out.join("last.safetensors");
-        if reason == "interrupted" {
+        if reason == StopReason::Interrupted {
             return Err(Error {
                 kind: Kind::Interrupted,
                 msg: format!(
@@ -565,7 +593,7 @@ impl Run<'_> {
                 ),
             });
         }
-        if reason == "stopped early: no improvement" {
+        if reason == StopReason::NoImprovement {
             eprintln!(
                 "charrnn: the validation loss has not improved for {} validations (best.safetensors holds the best, {:.4} nats/char): if the training loss still falls, the model is memorising the text (a smaller --hidden or more --dropout would generalise better); if it does not, a lower --lr may help (--patience sets how long to wait)",
                 self.st.evals_since_best,
@@ -589,7 +617,8 @@ impl Run<'_> {
             n => format!("; {n} rollbacks after blow-ups (metrics.jsonl has them)"),
         };
         eprintln!(
-            "charrnn: {reason} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}{rolled}; checkpoints in {}",
+            "charrnn: {} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}{rolled}; checkpoints in {}",
+            reason.describe(),
             self.st.step,
             self.st.step as f64 / self.spe as f64,
             hms(self.st.train_seconds),

@@ -68,14 +68,12 @@ struct Loop {
     started: Instant,
     /// Exponential moving average of the training loss, for the status line.
     loss_avg: Option<f64>,
-    /// A moving window of characters and seconds, for chars/s.
-    rate: (f64, f64),
+    rate: Rate,
     last_eval_step: Option<u64>,
     last_sample: Instant,
     last_save: Instant,
-    rss: (f64, Instant),
-    /// Loss sum, steps and seconds since the last metrics line.
-    log: (f64, u64, f64),
+    rss: Rss,
+    log: LogWindow,
     /// The step of the last checkpoint written, in this invocation or before.
     last_saved: Option<u64>,
     /// Steps taken in this invocation.
@@ -113,6 +111,27 @@ impl StopReason {
             StopReason::NoImprovement => "stopped early: no improvement",
         }
     }
+}
+
+/// A moving window of training characters and their seconds, for chars/s.
+#[derive(Default)]
+struct Rate {
+    chars: f64,
+    seconds: f64,
+}
+
+/// The process's resident memory and when it was read (a read of /proc: once a second).
+struct Rss {
+    mb: f64,
+    at: Instant,
+}
+
+/// The steps since the last metrics.jsonl line: their summed loss, count and seconds.
+#[derive(Default)]
+struct LogWindow {
+    loss_sum: f64,
+    steps: u64,
+    seconds: f64,
 }
 
 /// Validations without improvement after which a run stops (without --patience).
@@ -174,12 +193,15 @@ impl Run<'_> {
             y: vec![0u32; b * t],
             started: now,
             loss_avg: None,
-            rate: (0.0, 0.0),
+            rate: Rate::default(),
             last_eval_step: None,
             last_sample: now,
             last_save: now,
-            rss: (rss_mb(), now),
-            log: (0.0, 0, 0.0),
+            rss: Rss {
+                mb: rss_mb(),
+                at: now,
+            },
+            log: LogWindow::default(),
             last_saved: (self.st.step > 0).then_some(self.st.step),
             steps: 0,
             since_eval: 0.0,
@@ -300,12 +322,14 @@ impl Run<'_> {
     /// The status line: step, epoch, loss, validation, speed, training time, memory.
     fn show_progress(&mut self, lp: &mut Loop, loss: f64, dt: f64) {
         let chars = (self.config.batch * self.config.seq) as f64;
-        lp.rate = (lp.rate.0 + chars, lp.rate.1 + dt);
+        lp.rate.chars += chars;
+        lp.rate.seconds += dt;
         lp.loss_avg = Some(lp.loss_avg.map_or(loss, |l| 0.95 * l + 0.05 * loss));
-        let cps = lp.rate.0 / lp.rate.1;
-        if lp.rate.1 > 20.0 {
+        let cps = lp.rate.chars / lp.rate.seconds;
+        if lp.rate.seconds > 20.0 {
             // a moving window: halve the history
-            lp.rate = (lp.rate.0 / 2.0, lp.rate.1 / 2.0);
+            lp.rate.chars /= 2.0;
+            lp.rate.seconds /= 2.0;
         }
         let st = &self.st;
         let mut eta = f64::INFINITY;
@@ -315,8 +339,11 @@ impl Run<'_> {
         if let Some(s) = self.plan.seconds {
             eta = eta.min(s - st.train_seconds);
         }
-        if lp.rss.1.elapsed() >= Duration::from_secs(1) {
-            lp.rss = (rss_mb(), Instant::now()); // a read of /proc: once a second, not every step
+        if lp.rss.at.elapsed() >= Duration::from_secs(1) {
+            lp.rss = Rss {
+                mb: rss_mb(),
+                at: Instant::now(),
+            };
         }
         let status = Status {
             step: st.step,
@@ -328,7 +355,7 @@ impl Run<'_> {
             train_seconds: st.train_seconds,
             budget_seconds: self.plan.seconds,
             eta,
-            rss_mb: lp.rss.0,
+            rss_mb: lp.rss.mb,
         };
         let frac = self.progress_fraction();
         self.progress.update(frac, &status);
@@ -337,23 +364,29 @@ impl Run<'_> {
     /// A metrics.jsonl line every --log-every steps: the mean loss and speed since the last.
     fn log_step(&mut self, lp: &mut Loop, loss: f64, dt: f64) -> Result<()> {
         let chars = (self.config.batch * self.config.seq) as u64;
-        lp.log = (lp.log.0 + loss, lp.log.1 + 1, lp.log.2 + dt);
+        lp.log.loss_sum += loss;
+        lp.log.steps += 1;
+        lp.log.seconds += dt;
         if !self.st.step.is_multiple_of(self.args.log_every) {
             return Ok(());
         }
-        let (sum, n, secs) = lp.log;
+        let LogWindow {
+            loss_sum,
+            steps,
+            seconds,
+        } = lp.log;
         self.check_divergence(lp)?;
         self.log.push(Record::Train {
             step: self.st.step,
             epoch: self.st.step as f64 / self.spe as f64,
             chars: self.chars_seen(),
-            loss: sum / n as f64,
-            chars_per_s: (n * chars) as f64 / secs,
+            loss: loss_sum / steps as f64,
+            chars_per_s: (steps * chars) as f64 / seconds,
             elapsed_s: lp.started.elapsed().as_secs_f64(),
-            rss_mb: lp.rss.0,
+            rss_mb: lp.rss.mb,
             lr: self.adam.lr,
         })?;
-        lp.log = (0.0, 0, 0.0);
+        lp.log = LogWindow::default();
         Ok(())
     }
 

@@ -36,7 +36,7 @@ pub(super) struct Run<'a> {
     /// (training characters, validation characters) of the split.
     pub(super) val_split: (usize, usize),
     /// Steps per epoch.
-    pub(super) spe: u64,
+    pub(super) steps_per_epoch: u64,
     pub(super) threads: Threads,
     pub(super) out: PathBuf,
     pub(super) params: Vec<f32>,
@@ -149,7 +149,7 @@ const EVAL_AT_LEAST_EVERY: f64 = 60.0;
 const EVAL_MAX_SHARE: f64 = 0.2;
 
 /// Whether a validation is due after `step`, with `since` = (steps, training seconds) since
-/// the last validation, which took `last` seconds, and `spe` steps per epoch. With
+/// the last validation, which took `last` seconds, and `steps_per_epoch`. With
 /// `--eval-every N` (`flag`): at every multiple of N, so step checkpoints line up with the
 /// flag. Without: once `every` steps (`default_eval_every`) or [`EVAL_AT_LEAST_EVERY`] seconds
 /// have passed since the last validation, whichever is first, and not before
@@ -161,7 +161,7 @@ const EVAL_MAX_SHARE: f64 = 0.2;
 /// 6:11 of its 21:11 on validation and saving).
 fn validation_due(
     flag: Option<u64>,
-    (every, spe): (u64, u64),
+    (every, steps_per_epoch): (u64, u64),
     step: u64,
     since: (u64, f64),
     last: f64,
@@ -169,7 +169,7 @@ fn validation_due(
     match flag {
         Some(n) => step.is_multiple_of(n),
         None => {
-            since.0 >= spe
+            since.0 >= steps_per_epoch
                 || ((since.0 >= every || since.1 >= EVAL_AT_LEAST_EVERY)
                     && since.1 >= last * (1.0 - EVAL_MAX_SHARE) / EVAL_MAX_SHARE)
         }
@@ -255,7 +255,7 @@ impl Run<'_> {
     /// loss and seconds. A loss that is not finite saves and stops the run.
     fn train_step(&mut self, lp: &mut Loop) -> Result<(f64, f64)> {
         let t0 = Instant::now();
-        let spe = self.spe;
+        let per_epoch = self.steps_per_epoch;
         self.adam.lr = scheduled_lr(
             self.config.lr_schedule,
             self.config.lr,
@@ -263,9 +263,9 @@ impl Run<'_> {
             self.config.lr_decay,
             self.st.step,
             self.progress_fraction(),
-            self.st.step / spe,
+            self.st.step / per_epoch,
         );
-        let k = (self.st.step % spe) as usize;
+        let k = (self.st.step % per_epoch) as usize;
         if k == 0 {
             self.carry.reset(); // new epoch: the streams restart, so does the state
         }
@@ -284,8 +284,8 @@ impl Run<'_> {
         let st = &mut self.st;
         st.step += 1;
         st.adam_steps = self.adam.t;
-        st.epoch = st.step / spe;
-        st.cursor = st.step % spe;
+        st.epoch = st.step / per_epoch;
+        st.cursor = st.step % per_epoch;
         if !loss.is_finite() {
             return Err(self.diverged("the training loss", loss, lp.last_saved));
         }
@@ -348,7 +348,7 @@ impl Run<'_> {
         let status = Status {
             step: st.step,
             target: self.plan.steps,
-            epoch: st.step as f64 / self.spe as f64,
+            epoch: st.step as f64 / self.steps_per_epoch as f64,
             loss: lp.loss_avg.unwrap_or(loss),
             val: st.last_val,
             chars_per_s: cps,
@@ -378,7 +378,7 @@ impl Run<'_> {
         self.check_divergence(lp)?;
         self.log.push(Record::Train {
             step: self.st.step,
-            epoch: self.st.step as f64 / self.spe as f64,
+            epoch: self.st.step as f64 / self.steps_per_epoch as f64,
             chars: self.chars_seen(),
             loss: loss_sum / steps as f64,
             chars_per_s: (steps * chars) as f64 / seconds,
@@ -397,7 +397,7 @@ impl Run<'_> {
         let every = self.eval_every();
         if validation_due(
             self.args.eval_every,
-            (every, self.spe),
+            (every, self.steps_per_epoch),
             self.st.step,
             since,
             lp.eval_seconds,
@@ -501,7 +501,7 @@ impl Run<'_> {
         lp.last_saved = Some(self.st.step);
         self.log.push(Record::Val {
             step: self.st.step,
-            epoch: self.st.step as f64 / self.spe as f64,
+            epoch: self.st.step as f64 / self.steps_per_epoch as f64,
             chars: self.chars_seen(),
             loss: val,
             bits_per_char: val / std::f64::consts::LN_2,
@@ -510,7 +510,7 @@ impl Run<'_> {
         self.progress.line(&format!(
             "step {} epoch {:.2}: validation loss {:.4} nats/char ({:.4} bits/char){} [eval {:.1}s]",
             self.st.step,
-            self.st.step as f64 / self.spe as f64,
+            self.st.step as f64 / self.steps_per_epoch as f64,
             val,
             val / std::f64::consts::LN_2,
             if improved { ", best so far" } else { "" },
@@ -523,7 +523,11 @@ impl Run<'_> {
     /// text, whichever is sooner (`config::default_eval_every`).
     fn eval_every(&self) -> u64 {
         self.args.eval_every.unwrap_or_else(|| {
-            super::config::default_eval_every(self.spe, self.config.batch, self.config.seq)
+            super::config::default_eval_every(
+                self.steps_per_epoch,
+                self.config.batch,
+                self.config.seq,
+            )
         })
     }
 
@@ -653,7 +657,7 @@ impl Run<'_> {
             "charrnn: {} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}{rolled}; checkpoints in {}",
             reason.describe(),
             self.st.step,
-            self.st.step as f64 / self.spe as f64,
+            self.st.step as f64 / self.steps_per_epoch as f64,
             hms(self.st.train_seconds),
             hms(self.wall_seconds),
             self.out.display()

@@ -191,7 +191,7 @@ impl<'a> Run<'a> {
             layout,
             vocab,
             batches,
-            spe,
+            steps_per_epoch: spe,
             threads: Threads(threads),
             out,
             params,

@@ -1,17 +1,11 @@
-//! The train/validation split and the B-stream batcher of truncated BPTT.
+//! The B-stream batcher of truncated BPTT over the training part of a text.
 //!
-//! Owns which characters a step reads. Does not own the ids' meaning (`vocab`).
+//! Owns which characters a step reads. Does not own the ids' meaning (`vocab`) or where the
+//! text splits (`training`).
 
 use super::ids::Ids;
 use crate::bail;
 use crate::error::Result;
-
-/// Splits off the last `val_frac` as validation (split index ⌊n·(1−val_frac)⌋, as the PyTorch
-/// peers do).
-pub fn split(ids: &[u32], val_frac: f64) -> (&[u32], &[u32]) {
-    let n_train = (ids.len() as f64 * (1.0 - val_frac)) as usize;
-    ids.split_at(n_train)
-}
 
 /// B contiguous streams over the training text (the first `train_len` ids), read T steps at a
 /// time; step k of an epoch reads columns k·T .. k·T+T of every stream. Inputs and targets are
@@ -96,12 +90,5 @@ mod tests {
             "{}",
             e.msg
         );
-    }
-
-    #[test]
-    fn split_matches_the_peers() {
-        let ids: Vec<u32> = (0..1001).collect();
-        let (t, v) = split(&ids, 0.1);
-        assert_eq!((t.len(), v.len()), (900, 101));
     }
 }

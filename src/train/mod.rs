@@ -8,13 +8,14 @@
 //! - `args`: the flags; `config`: their defaults and checks, and when to stop
 //! - `sizing`: the model size and dropout a budget buys (the probe and the rule)
 //! - `probes`: the probe stored on this machine, so that runs of one shape choose one size
-//! - `setup`: text, model, output folder, config.json, the opening lines
+//! - `setup`: text, model, config.json, the opening lines; `folder`: the output folder
 //! - `run`: the step loop, validation and saving, the closing line
 //! - `guard`: the rollback after a training blow-up
 //! - `progress`, `runlog`, `interrupt`: the status line, metrics.jsonl and loss.svg, Ctrl-C
 
 pub mod args;
 mod config;
+mod folder;
 pub mod guard;
 mod interrupt;
 mod lock;
@@ -33,7 +34,7 @@ pub use args::TrainArgs;
 /// Bad flags or input (exit 2), a failed save, divergence, or Ctrl-C (`Kind::Interrupted`,
 /// after saving).
 pub fn train(a: &TrainArgs) -> crate::error::Result<()> {
-    let mut run = run::Run::prepare(a)?;
+    let mut run = run::Run::new(setup::prepare(a)?);
     let reason = run.train_loop()?;
     run.finish(reason)
 }

@@ -11,8 +11,9 @@ use super::interrupt;
 use super::lock::RunLock;
 use super::progress::{hms, rss_mb, Progress, Status};
 use super::runlog::RunLog;
+use super::setup::{Prepared, Start};
 use crate::checkpoint::{self, Plan, TrainConfig, TrainRef, TrainState};
-use crate::data::{Batches, Vocab};
+use crate::data::{Batches, Split, TrainingText, Vocab};
 use crate::engine::{evaluate, Evaluator, State, Threads, Workspace};
 use crate::error::{Error, Kind, Result};
 use crate::model::{Layout, ModelConfig};
@@ -25,38 +26,37 @@ use std::time::{Duration, Instant};
 
 /// Everything a training run holds.
 pub(super) struct Run<'a> {
-    pub(super) args: &'a TrainArgs,
-    pub(super) config: TrainConfig,
-    pub(super) model: ModelConfig,
-    pub(super) layout: Layout,
-    pub(super) vocab: Vocab,
-    pub(super) batches: Batches,
+    args: &'a TrainArgs,
+    config: TrainConfig,
+    model: ModelConfig,
+    layout: Layout,
+    vocab: Vocab,
+    batches: Batches,
     /// (C): the slice of the validation part that validation during training scores.
-    pub(super) val_ids: Vec<u32>,
-    /// (training characters, validation characters) of the split.
-    pub(super) val_split: (usize, usize),
-    /// Steps per epoch.
-    pub(super) steps_per_epoch: u64,
-    pub(super) threads: Threads,
-    pub(super) out: PathBuf,
-    pub(super) params: Vec<f32>,
-    pub(super) adam: Adam<f32>,
-    pub(super) carry: State<f32>,
-    pub(super) st: TrainState,
+    val_ids: Vec<u32>,
+    /// Where the text splits into training and validation.
+    split: Split,
+    steps_per_epoch: u64,
+    threads: Threads,
+    out: PathBuf,
+    params: Vec<f32>,
+    adam: Adam<f32>,
+    carry: State<f32>,
+    st: TrainState,
     /// The run's budget: the step to stop at, and the training seconds of the whole run.
-    pub(super) plan: Plan,
-    pub(super) progress: Progress,
-    pub(super) log: RunLog,
+    plan: Plan,
+    progress: Progress,
+    log: RunLog,
     /// The run's generator (dropout masks); its state is saved in every checkpoint.
-    pub(super) rng: Rng,
+    rng: Rng,
     /// The run folder's lock, held for the run's life.
-    pub(super) _lock: RunLock,
+    _lock: RunLock,
     /// With --full-val: the loss on the whole validation part at the end.
-    pub(super) full_val: Option<f64>,
+    full_val: Option<f64>,
     /// Seconds from the first step to the end, validation and saving included.
-    pub(super) wall_seconds: f64,
+    wall_seconds: f64,
     /// Rollbacks the guard made in this invocation.
-    pub(super) rollbacks: u32,
+    rollbacks: u32,
 }
 
 /// The step loop's buffers and clocks (this invocation only; nothing here is saved).
@@ -176,7 +176,65 @@ fn validation_due(
     }
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// The run `setup::prepare` made, before its first step.
+    pub(super) fn new(p: Prepared<'a>) -> Run<'a> {
+        let Prepared {
+            args,
+            config,
+            text,
+            start,
+            layout,
+            plan,
+            rng,
+            threads,
+            out,
+            lock,
+            log,
+            progress,
+        } = p;
+        let TrainingText {
+            vocab,
+            split,
+            val_ids,
+            batches,
+            ..
+        } = text;
+        let Start {
+            model,
+            params,
+            adam,
+            carry,
+            st,
+            ..
+        } = start;
+        Run {
+            args,
+            config,
+            model,
+            layout,
+            vocab,
+            steps_per_epoch: batches.steps_per_epoch as u64,
+            batches,
+            val_ids,
+            split,
+            threads,
+            out,
+            params,
+            adam,
+            carry,
+            st,
+            plan,
+            progress,
+            log,
+            rng,
+            _lock: lock,
+            full_val: None,
+            wall_seconds: 0.0,
+            rollbacks: 0,
+        }
+    }
+
     /// Steps until a stop condition; returns why it stopped.
     pub(super) fn train_loop(&mut self) -> Result<StopReason> {
         interrupt::install();
@@ -222,7 +280,7 @@ impl Run<'_> {
             self.validate(&mut lp)?;
         }
         if self.args.full_val
-            && self.val_ids.len() < self.val_split.1
+            && self.val_ids.len() < self.split.val
             && reason != StopReason::Interrupted
         {
             self.full_validation();
@@ -586,7 +644,7 @@ impl Run<'_> {
     /// With --full-val: the whole validation part, read in pieces, after the last step.
     fn full_validation(&mut self) {
         let t0 = Instant::now();
-        let (start, len) = self.val_split;
+        let (start, len) = (self.split.train, self.split.val);
         let mut e = Evaluator::new(&self.layout, &self.params, self.threads);
         let piece = Evaluator::CHUNK * 4096;
         for s in (start..start + len).step_by(piece) {

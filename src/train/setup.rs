@@ -1,25 +1,57 @@
-//! Setting a run up: the text read in two streaming passes (count, then encode), the model
-//! built fresh (sized for the budget) or restored from a checkpoint, the output folder locked
-//! and checked, `config.json` written, and the lines that say what is about to happen.
+//! Setting a run up: the flags checked, the checkpoint read (a resumed run), the output
+//! folder locked, the text read and split (`data::TrainingText`), the model built fresh (sized
+//! for the budget) or restored, `config.json` written, and the lines that say what is about to
+//! happen.
 //!
-//! Owns everything before the first step. Does not step (see `run`).
+//! Owns everything before the first step. Does not step (see `run`) or own the folder's rules
+//! (see `folder`).
 
 use super::args::TrainArgs;
 use super::config::{check_resume_flags, check_run_flags, fresh_config, plan};
-use super::lock::lock;
+use super::folder::{out_dir, RunFolder};
+use super::lock::RunLock;
 use super::progress::Progress;
-use super::run::Run;
 use super::runlog::RunLog;
 use super::sizing::size_fresh_model;
 use crate::bail;
-use crate::checkpoint::{self, CorpusInfo, ResumeState, TrainConfig, TrainSnapshot, TrainState};
-use crate::data::{corpus::Scan, Batches, Corpus, Decoding, Vocab};
+use crate::checkpoint::{
+    self, CorpusInfo, Plan, ResumeState, TrainConfig, TrainSnapshot, TrainState,
+};
+use crate::data::{TextSpec, TrainedOn, TrainingText, Vocab, VocabFrom};
 use crate::engine::{init_params, MatmulPrecision, State, Threads};
 use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::{Adam, Schedule};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
+
+/// Everything a run starts from (`Run::new` takes it).
+pub(super) struct Prepared<'a> {
+    pub(super) args: &'a TrainArgs,
+    pub(super) config: TrainConfig,
+    pub(super) text: TrainingText,
+    pub(super) start: Start,
+    pub(super) layout: Layout,
+    pub(super) plan: Plan,
+    /// The run's generator (dropout masks), from the state.
+    pub(super) rng: Rng,
+    pub(super) threads: Threads,
+    pub(super) out: PathBuf,
+    pub(super) lock: RunLock,
+    pub(super) log: RunLog,
+    pub(super) progress: Progress,
+}
+
+/// The model, optimiser and run state a run starts from.
+pub(super) struct Start {
+    pub(super) model: ModelConfig,
+    pub(super) params: Vec<f32>,
+    pub(super) adam: Adam<f32>,
+    pub(super) carry: State<f32>,
+    pub(super) st: TrainState,
+    /// What the sizing chose and why (fresh runs that left something to it).
+    pub(super) sizing_line: Option<String>,
+}
 
 /// A checkpoint being resumed: its model, vocabulary, weights and training snapshot.
 struct Resumed {
@@ -29,14 +61,69 @@ struct Resumed {
     snap: TrainSnapshot,
 }
 
-/// The model, optimiser and run state a run starts from.
-struct Start {
-    model: ModelConfig,
-    params: Vec<f32>,
-    adam: Adam<f32>,
-    carry: State<f32>,
-    st: TrainState,
-    sizing_line: Option<String>,
+/// Where a run starts: a checkpoint, or the model the flags describe (its vocabulary, and
+/// the hidden size unless given, still open).
+enum Origin {
+    Resumed(Box<Resumed>),
+    Fresh(ModelConfig),
+}
+
+/// Checks the flags, reads the text, builds or restores the model and prepares the output
+/// folder; prints what it is about to do.
+pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
+    let threads = Threads(crate::engine::threads_from_flag(a.threads)?);
+    check_run_flags(a)?;
+    let (origin, mut config) = origin(a)?;
+    let out = out_dir(a);
+    let mut folder = RunFolder::lock_if_there(out.clone())?;
+    let text = TrainingText::read(&text_spec(a, &config, &origin), || folder.make())?;
+    let mut start = match origin {
+        Origin::Resumed(r) => restore(*r),
+        Origin::Fresh(m) => fresh_start(a, m, &mut config, &text, threads),
+    };
+    let steps_per_epoch = text.batches.steps_per_epoch as u64;
+    let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), steps_per_epoch);
+    let rng = rng_from_state(&start.st)?;
+    let layout = Layout::new(start.model);
+    write_run_config(a, &out, &text, &start, &config, threads)?;
+    let log = RunLog::open(&out, start.st.step)?;
+    check_budget_left(&plan, &start.st)?;
+    let progress = Progress::new();
+    print_header(&progress, &text, &start, &layout, &config, threads);
+    if let Some(change) = changed {
+        print_budget_change(&progress, &change, &config);
+    }
+    start.st.plan = Some(plan);
+    start.adam = with_weight_decay(start.adam, &layout, config.weight_decay);
+    Ok(Prepared {
+        args: a,
+        config,
+        text,
+        start,
+        layout,
+        plan,
+        rng,
+        threads,
+        out,
+        lock: folder.into_lock(),
+        log,
+        progress,
+    })
+}
+
+/// The checkpoint resumed (its flags checked against the command line) or the fresh model's
+/// flags, and the run's settings.
+fn origin(a: &TrainArgs) -> Result<(Origin, TrainConfig)> {
+    Ok(match load_resumed(a)? {
+        Some(r) => {
+            let config = resumed_config(&r.snap.config, a);
+            (Origin::Resumed(Box::new(r)), config)
+        }
+        None => {
+            let (model, config) = fresh_config(a)?;
+            (Origin::Fresh(model), config)
+        }
+    })
 }
 
 /// A resumed run's settings: the checkpoint's, but for what a run may change when it resumes
@@ -48,175 +135,67 @@ fn resumed_config(saved: &TrainConfig, a: &TrainArgs) -> TrainConfig {
     }
 }
 
-/// The split of the encoded text.
-struct Split {
-    train: usize,
-    val: usize,
-    /// The slice of the validation part that validation during training scores.
-    slice: Vec<u32>,
-}
-
-impl<'a> Run<'a> {
-    /// Checks the flags, reads the text, builds or restores the model and prepares the
-    /// output folder; prints what it is about to do.
-    pub(super) fn prepare(a: &'a TrainArgs) -> Result<Run<'a>> {
-        let threads = crate::engine::threads_from_flag(a.threads)?;
-        check_run_flags(a)?;
-        let resumed = load_resumed(a)?;
-        let fresh = match &resumed {
-            Some(_) => None,
-            None => Some(fresh_config(a)?),
-        };
-        let mut config = match (&resumed, &fresh) {
-            (Some(r), _) => resumed_config(&r.snap.config, a),
-            (None, Some((_, c))) => c.clone(),
-            (None, None) => unreachable!("a run is either fresh or resumed"),
-        };
-        let out = out_dir(a);
-        // A folder in use fails now, before a long read of the text.
-        let early_lock = if out.is_dir() {
-            Some(lock(&out)?)
-        } else {
-            None
-        };
-        let decoding = Decoding::new(
-            config.lossy,
-            a.encoding.as_deref().or(config.encoding.as_deref()),
-        )?;
-        let corpus = Corpus::open(&a.files)?;
-        let scan = corpus.scan(&decoding, config.ascii)?;
-        let vocab = match &resumed {
-            Some(r) => {
-                check_same_text(&scan, &r.snap.state.corpus)?;
-                r.vocab.clone()
-            }
-            None => Vocab::from_counts(&scan.counts, config.max_vocab, config.min_count),
-        };
-        prepare_out_dir(&out)?;
-        let run_lock = match early_lock {
-            Some(l) => l,
-            None => lock(&out)?,
-        };
-        let encoded = corpus.encode(&decoding, config.ascii, &vocab, scan.chars, &out)?;
-        let ids = encoded.ids;
-        let split = split(&ids, &config, &scan.name)?;
-        let batches = Batches::new(ids, split.train, config.batch, config.seq)?;
-        let spe = batches.steps_per_epoch as u64;
-        let start = match resumed {
-            Some(r) => restore(r),
-            None => {
-                let m = ModelConfig {
-                    vocab: vocab.len(),
-                    ..fresh.expect("a fresh run has a fresh config").0
-                };
-                let info = CorpusInfo {
-                    file: scan.name.clone(),
-                    chars: scan.chars as usize,
-                    fingerprint: scan.fingerprint.clone(),
-                };
-                fresh_start(
-                    a,
-                    m,
-                    &mut config,
-                    info,
-                    (split.train, spe),
-                    Threads(threads),
-                )
-            }
-        };
-        let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), spe);
-        let rng = rng_from_state(&start.st)?;
-        let layout = Layout::new(start.model);
-        write_run_config(
-            a,
-            &out,
-            (&corpus, &scan, &vocab),
-            &start,
-            &config,
-            (threads, spe),
-        )?;
-        let log = RunLog::open(&out, start.st.step)?;
-        if let Some(t) = plan.steps.filter(|&t| start.st.step >= t) {
-            bail!(
-                "the run is already at step {} (target {t}); give a larger --steps or --epochs",
-                start.st.step
-            );
-        }
-        if let Some(s) = plan.seconds.filter(|&s| start.st.train_seconds >= s) {
-            bail!(
-                "the run has already trained {:.1} of its {:.1} minutes; give --minutes to train longer",
-                start.st.train_seconds / 60.0,
-                s / 60.0
-            );
-        }
-        let progress = Progress::new();
-        print_header(
-            &progress,
-            &scan,
-            &vocab,
-            encoded.unknown,
-            &split,
-            &start,
-            &layout,
-            &config,
-            (threads, spe),
-        );
-        if let Some(change) = changed {
-            let cosine = config.lr_schedule == Schedule::Cosine;
-            progress.line(&format!(
-                "charrnn: {change}{}",
-                if cosine {
-                    "; the cosine learning-rate schedule is re-planned over the new budget from here, so the run is not the one a single run of that length would give"
-                } else {
-                    ""
+/// What to read: the files and the reading flags; a resumed run's vocabulary and text.
+fn text_spec<'a>(a: &'a TrainArgs, config: &'a TrainConfig, origin: &'a Origin) -> TextSpec<'a> {
+    TextSpec {
+        files: &a.files,
+        lossy: config.lossy,
+        encoding: a.encoding.as_deref().or(config.encoding.as_deref()),
+        ascii: config.ascii,
+        vocab: match origin {
+            Origin::Resumed(r) => {
+                let was = &r.snap.state.corpus;
+                VocabFrom::Resumed {
+                    vocab: &r.vocab,
+                    trained_on: TrainedOn {
+                        file: &was.file,
+                        chars: was.chars,
+                        fingerprint: &was.fingerprint,
+                    },
                 }
-            ));
-        }
-        let Start {
-            model,
-            params,
-            adam,
-            carry,
-            mut st,
-            ..
-        } = start;
-        st.plan = Some(plan);
-        let adam = with_weight_decay(adam, &layout, config.weight_decay);
-        Ok(Run {
-            args: a,
-            val_ids: split.slice,
-            val_split: (split.train, split.val),
-            config,
-            model,
-            layout,
-            vocab,
-            batches,
-            steps_per_epoch: spe,
-            threads: Threads(threads),
-            out,
-            params,
-            adam,
-            carry,
-            st,
-            plan,
-            progress,
-            log,
-            rng,
-            _lock: run_lock,
-            full_val: None,
-            wall_seconds: 0.0,
-            rollbacks: 0,
-        })
+            }
+            Origin::Fresh(_) => VocabFrom::Counts {
+                max_vocab: config.max_vocab,
+                min_count: config.min_count,
+            },
+        },
+        val_frac: config.val_frac,
+        val_chars: config.val_chars,
+        batch: config.batch,
+        seq: config.seq,
     }
 }
 
-/// `--out`, else the resumed checkpoint's folder, else runs/<file stem>.
-fn out_dir(a: &TrainArgs) -> PathBuf {
-    match (&a.out, &a.resume) {
-        (Some(o), _) => o.clone(),
-        (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
-        (None, None) => Path::new("runs").join(a.files[0].file_stem().unwrap_or_default()),
+/// A resumed run already at its budget is refused: nothing would be trained.
+fn check_budget_left(plan: &Plan, st: &TrainState) -> Result<()> {
+    if let Some(t) = plan.steps.filter(|&t| st.step >= t) {
+        bail!(
+            "the run is already at step {} (target {t}); give a larger --steps or --epochs",
+            st.step
+        );
     }
+    if let Some(s) = plan.seconds.filter(|&s| st.train_seconds >= s) {
+        bail!(
+            "the run has already trained {:.1} of its {:.1} minutes; give --minutes to train longer",
+            st.train_seconds / 60.0,
+            s / 60.0
+        );
+    }
+    Ok(())
+}
+
+/// The line that says a resumed run's budget changed (and what that does to a cosine
+/// schedule).
+fn print_budget_change(progress: &Progress, change: &str, config: &TrainConfig) {
+    let cosine = config.lr_schedule == Schedule::Cosine;
+    progress.line(&format!(
+        "charrnn: {change}{}",
+        if cosine {
+            "; the cosine learning-rate schedule is re-planned over the new budget from here, so the run is not the one a single run of that length would give"
+        } else {
+            ""
+        }
+    ));
 }
 
 /// AdamW's decay applies to the weight matrices, not the biases.
@@ -252,42 +231,6 @@ fn load_resumed(a: &TrainArgs) -> Result<Option<Resumed>> {
     }))
 }
 
-/// On resume the text must be the one the run was trained on (by fingerprint: the decoded
-/// text, whatever its encoding on disk).
-fn check_same_text(scan: &Scan, was: &CorpusInfo) -> Result<()> {
-    if was.fingerprint != scan.fingerprint {
-        bail!(
-            "{} is not the text this run was trained on ({}, {} characters); resume with that file",
-            scan.name,
-            was.file,
-            was.chars
-        );
-    }
-    Ok(())
-}
-
-/// Splits off the last `--val-frac` as validation (⌊n·(1−val_frac)⌋, as the PyTorch peers do)
-/// and reads the slice of it that validation during training scores.
-fn split(ids: &crate::data::Ids, c: &TrainConfig, name: &str) -> Result<Split> {
-    let n = ids.len();
-    let train = (n as f64 * (1.0 - c.val_frac)) as usize;
-    let val = n - train;
-    if val < 2 {
-        bail!(
-            "the validation part of {name} has {val} character(s); it needs at least 2: use a larger --val-frac or a longer text"
-        );
-    }
-    let slice = match c.val_chars {
-        Some(k) if k >= 2 && (k as usize) < val => k as usize,
-        _ => val,
-    };
-    Ok(Split {
-        train,
-        val,
-        slice: ids.to_vec(train, train + slice),
-    })
-}
-
 /// The resumed run's model, optimiser and state, as saved.
 fn restore(r: Resumed) -> Start {
     let TrainSnapshot { state, resume, .. } = r.snap;
@@ -306,13 +249,16 @@ fn restore(r: Resumed) -> Start {
 /// the seed, with zero moments and state.
 fn fresh_start(
     a: &TrainArgs,
-    mut m: ModelConfig,
+    m: ModelConfig,
     config: &mut TrainConfig,
-    corpus: CorpusInfo,
-    (train_len, spe): (usize, u64),
+    text: &TrainingText,
     threads: Threads,
 ) -> Start {
-    let sizing_line = size_fresh_model(a, &mut m, config, (train_len, spe), threads);
+    let mut m = ModelConfig {
+        vocab: text.vocab.len(),
+        ..m
+    };
+    let sizing_line = size_fresh_model(a, &mut m, config, &text.batches, threads);
     let layout = Layout::new(m);
     let mut rng = Rng::new(config.seed);
     let params: Vec<f32> = init_params(&layout, &mut rng);
@@ -320,14 +266,18 @@ fn fresh_start(
         step: 0,
         epoch: 0,
         cursor: 0,
-        steps_per_epoch: spe,
+        steps_per_epoch: text.batches.steps_per_epoch as u64,
         adam_steps: 0,
         rng: rng.state().map(|w| format!("{w:016x}")),
         best_val: None,
         last_val: None,
         evals_since_best: 0,
         train_seconds: 0.0,
-        corpus,
+        corpus: CorpusInfo {
+            file: text.scan.name.clone(),
+            chars: text.scan.chars as usize,
+            fingerprint: text.scan.fingerprint.clone(),
+        },
         plan: None,
     };
     Start {
@@ -354,11 +304,13 @@ fn rng_from_state(st: &TrainState) -> Result<Rng> {
 fn write_run_config(
     a: &TrainArgs,
     out: &Path,
-    (corpus, scan, vocab): (&Corpus, &Scan, &Vocab),
+    text: &TrainingText,
     start: &Start,
     config: &TrainConfig,
-    (threads, spe): (usize, u64),
+    threads: Threads,
 ) -> Result<()> {
+    let (corpus, scan, vocab) = (&text.corpus, &text.scan, &text.vocab);
+    let steps_per_epoch = text.batches.steps_per_epoch as u64;
     let run_config = serde_json::json!({
         "charrnn_version": env!("CARGO_PKG_VERSION"),
         "commit": env!("CHARRNN_COMMIT"),
@@ -380,12 +332,12 @@ fn write_run_config(
         "run": {
             "out": out.display().to_string(),
             "resume": a.resume.as_ref().map(|p| p.display().to_string()),
-            "threads": threads,
+            "threads": threads.0,
             "steps": a.steps,
             "epochs": a.epochs,
             "minutes": a.minutes,
             "eval_every": a.eval_every.unwrap_or_else(|| {
-                super::config::default_eval_every(spe, config.batch, config.seq)
+                super::config::default_eval_every(steps_per_epoch, config.batch, config.seq)
             }),
             "log_every": a.log_every,
             "sample_every": a.sample_every,
@@ -393,7 +345,7 @@ fn write_run_config(
             "save_every_minutes": a.save_every_minutes,
             "patience": a.patience,
             "full_val": a.full_val,
-            "steps_per_epoch": spe,
+            "steps_per_epoch": steps_per_epoch,
         },
     });
     let json = serde_json::to_string_pretty(&run_config).expect("JSON values serialise") + "\n";
@@ -401,20 +353,17 @@ fn write_run_config(
 }
 
 /// The corpus line, the sizing line (fresh runs) and the model line.
-#[allow(clippy::too_many_arguments)]
 fn print_header(
     progress: &Progress,
-    scan: &Scan,
-    vocab: &Vocab,
-    unknown: u64,
-    split: &Split,
+    text: &TrainingText,
     start: &Start,
     layout: &Layout,
     config: &TrainConfig,
-    (threads, spe): (usize, u64),
+    threads: Threads,
 ) {
-    let slice = if split.slice.len() < split.val {
-        format!(" (validating on its first {})", split.slice.len())
+    let (scan, vocab, unknown, split) = (&text.scan, &text.vocab, text.unknown, text.split);
+    let slice = if text.val_ids.len() < split.val {
+        format!(" (validating on its first {})", text.val_ids.len())
     } else {
         String::new()
     };
@@ -451,30 +400,16 @@ fn print_header(
         layout.total,
         config.batch,
         config.seq,
-        spe,
+        text.batches.steps_per_epoch,
         config.lr,
         config.clip,
         if config.amsgrad { ", AMSGrad" } else { "" },
         config.precision.name(),
-        threads,
+        threads.0,
         if start.st.step > 0 {
             format!(", resuming at step {}", start.st.step)
         } else {
             String::new()
         }
     ));
-}
-
-fn prepare_out_dir(out: &Path) -> Result<()> {
-    let shown = out.display();
-    if out.exists() && !out.is_dir() {
-        bail!("output folder {shown} is a file; give a folder with --out");
-    }
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::io(format!("cannot create output folder {shown}"), e))?;
-    let probe = out.join(format!(".charrnn-write-test{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|e| Error::io(format!("cannot write into output folder {shown}"), e))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
 }

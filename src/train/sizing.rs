@@ -38,6 +38,7 @@
 use super::args::TrainArgs;
 use super::probes::Point;
 use crate::checkpoint::TrainConfig;
+use crate::data::Batches;
 use crate::engine::{MatmulPrecision, Threads};
 use crate::model::{train_flops_per_char, Layout, ModelConfig};
 
@@ -420,9 +421,10 @@ pub(super) fn size_fresh_model(
     a: &TrainArgs,
     m: &mut ModelConfig,
     config: &mut TrainConfig,
-    (train_len, spe): (usize, u64),
+    batches: &Batches,
     threads: Threads,
 ) -> Option<String> {
+    let (train_len, steps_per_epoch) = (batches.train_len(), batches.steps_per_epoch);
     // Large vocabularies: one-hot W_ih is G·H × V; an embedding is far smaller.
     let auto_embed = a.embed.is_none() && m.vocab >= AUTO_EMBED_VOCAB;
     let embed_note = if auto_embed {
@@ -439,7 +441,9 @@ pub(super) fn size_fresh_model(
     }
     let budget = match (a.minutes, a.steps, a.epochs) {
         (Some(min), _, _) => Budget::Seconds(min * 60.0),
-        (None, Some(s), e) => Budget::Epochs((s as f64 / spe as f64).min(e.unwrap_or(f64::MAX))),
+        (None, Some(s), e) => {
+            Budget::Epochs((s as f64 / steps_per_epoch as f64).min(e.unwrap_or(f64::MAX)))
+        }
         (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
     };
     let speed = match budget {

@@ -304,107 +304,147 @@ pub fn choose(
     budget: Budget,
     speed: Option<&Speed>,
 ) -> Sizing {
-    let chars = train_chars.max(1) as f64;
-    let with = |h: usize| ModelConfig { hidden: h, ..base };
-    let params = |h: usize| Layout::new(with(h)).total as f64;
-    let pick_dropout = |e: f64, h: usize| {
-        dropout.unwrap_or_else(|| dropout_for(e, recurrent_per_char(with(h), chars)))
+    let sizes = Candidates {
+        base,
+        chars: train_chars.max(1) as f64,
+        dropout,
     };
-    let data_cap = MAX_PARAMS_PER_CHAR * chars;
-    let candidates: Vec<usize> = (MIN_HIDDEN..=MAX_HIDDEN).step_by(HIDDEN_STEP).collect();
-    // The largest candidate that `fits`, and whether the data's bound was what stopped it.
-    let largest = |fits: &dyn Fn(usize) -> bool| {
+    match (budget, speed) {
+        (Budget::Seconds(secs), Some(sp)) => sizes.for_time(hidden, secs, sp),
+        (Budget::Epochs(e), _) | (Budget::Seconds(e), None) => sizes.for_passes(hidden, e),
+    }
+}
+
+/// The hidden sizes `choose` picks from (`MIN_HIDDEN` to `MAX_HIDDEN` in steps of
+/// `HIDDEN_STEP`) for one model and training text.
+struct Candidates {
+    base: ModelConfig,
+    /// Training characters.
+    chars: f64,
+    /// `--dropout`, if given.
+    dropout: Option<f64>,
+}
+
+impl Candidates {
+    fn with(&self, h: usize) -> ModelConfig {
+        ModelConfig {
+            hidden: h,
+            ..self.base
+        }
+    }
+
+    fn params(&self, h: usize) -> f64 {
+        Layout::new(self.with(h)).total as f64
+    }
+
+    /// The dropout given, else the rule's for `epochs` passes at size `h`.
+    fn dropout(&self, epochs: f64, h: usize) -> f64 {
+        self.dropout
+            .unwrap_or_else(|| dropout_for(epochs, recurrent_per_char(self.with(h), self.chars)))
+    }
+
+    /// The largest candidate that `fits` within the data's bound (`MAX_PARAMS_PER_CHAR`;
+    /// `MIN_HIDDEN` when none does), and whether that bound was what stopped it.
+    fn largest(&self, fits: &dyn Fn(usize) -> bool) -> (usize, bool) {
+        let data_cap = MAX_PARAMS_PER_CHAR * self.chars;
+        let candidates: Vec<usize> = (MIN_HIDDEN..=MAX_HIDDEN).step_by(HIDDEN_STEP).collect();
         let h = candidates
             .iter()
             .rev()
             .copied()
-            .find(|&h| fits(h) && params(h) <= data_cap);
+            .find(|&h| fits(h) && self.params(h) <= data_cap);
         let capped = candidates.iter().rev().copied().find(|&h| fits(h)) != h;
         (h.unwrap_or(MIN_HIDDEN), capped)
-    };
-    let data_note = |h: usize, capped: bool| {
+    }
+
+    /// "; limited by the text: …" when the data's bound stopped size `h`.
+    fn data_note(&self, h: usize, capped: bool) -> String {
         if capped {
             format!(
                 "; limited by the text: {} parameters for {} training characters (at most {MAX_PARAMS_PER_CHAR} each)",
-                count(params(h)),
-                count(chars)
+                count(self.params(h)),
+                count(self.chars)
             )
         } else {
             String::new()
         }
-    };
-    match (budget, speed) {
-        (Budget::Seconds(secs), Some(sp)) => {
-            let seen = |h: usize| sp.chars_per_s(base, h) * secs;
-            let (h, why) = match hidden {
-                Some(h) => (h, format!("hidden {h} as given")),
-                None => {
-                    let (hc, capped_c) = largest(&|h| seen(h) >= CHARS_PER_PARAM * params(h));
-                    let (hp, capped_p) = largest(&|h| seen(h) >= ENOUGH_PASSES * chars);
-                    let why = if hp > hc {
-                        format!(
-                            "hidden {hp}: the largest the budget passes over the text {ENOUGH_PASSES} times ({} characters, {} parameters, {:.1} characters each; at {CHARS_PER_PARAM} each, hidden {hc} would pass over it {:.1} times){}; probe: {}",
-                            count(seen(hp)),
-                            count(params(hp)),
-                            seen(hp) / params(hp),
-                            seen(hc) / chars,
-                            data_note(hp, capped_p),
-                            sp.describe()
-                        )
-                    } else {
-                        format!(
-                            "hidden {hc}: the largest the budget shows about {CHARS_PER_PARAM} characters per parameter ({} characters, {} parameters){}; probe: {}",
-                            count(seen(hc)),
-                            count(params(hc)),
-                            data_note(hc, capped_c),
-                            sp.describe()
-                        )
-                    };
-                    (hc.max(hp), why)
-                }
-            };
-            let rate = sp.chars_per_s(base, h);
-            let e = seen(h) / chars;
-            Sizing {
-                hidden: h,
-                dropout: pick_dropout(e, h),
-                epochs: e,
-                chars_per_s: Some(rate),
-                reason: format!(
-                    "{why}; about {e:.1} passes over {} training characters",
-                    count(chars)
-                ),
+    }
+
+    /// A time budget of `secs` seconds at the probe's speed `sp`: the larger of the size shown
+    /// `CHARS_PER_PARAM` characters per parameter and the size that passes over the text
+    /// `ENOUGH_PASSES` times.
+    fn for_time(&self, hidden: Option<usize>, secs: f64, sp: &Speed) -> Sizing {
+        let seen = |h: usize| sp.chars_per_s(self.base, h) * secs;
+        let (h, why) = match hidden {
+            Some(h) => (h, format!("hidden {h} as given")),
+            None => {
+                let (hc, capped_c) = self.largest(&|h| seen(h) >= CHARS_PER_PARAM * self.params(h));
+                let (hp, capped_p) = self.largest(&|h| seen(h) >= ENOUGH_PASSES * self.chars);
+                let why = if hp > hc {
+                    format!(
+                        "hidden {hp}: the largest the budget passes over the text {ENOUGH_PASSES} times ({} characters, {} parameters, {:.1} characters each; at {CHARS_PER_PARAM} each, hidden {hc} would pass over it {:.1} times){}; probe: {}",
+                        count(seen(hp)),
+                        count(self.params(hp)),
+                        seen(hp) / self.params(hp),
+                        seen(hc) / self.chars,
+                        self.data_note(hp, capped_p),
+                        sp.describe()
+                    )
+                } else {
+                    format!(
+                        "hidden {hc}: the largest the budget shows about {CHARS_PER_PARAM} characters per parameter ({} characters, {} parameters){}; probe: {}",
+                        count(seen(hc)),
+                        count(self.params(hc)),
+                        self.data_note(hc, capped_c),
+                        sp.describe()
+                    )
+                };
+                (hc.max(hp), why)
             }
+        };
+        let e = seen(h) / self.chars;
+        Sizing {
+            hidden: h,
+            dropout: self.dropout(e, h),
+            epochs: e,
+            chars_per_s: Some(sp.chars_per_s(self.base, h)),
+            reason: format!(
+                "{why}; about {e:.1} passes over {} training characters",
+                count(self.chars)
+            ),
         }
-        (Budget::Epochs(e), _) | (Budget::Seconds(e), None) => {
-            let (h, why) = match hidden {
-                Some(h) => (h, format!("hidden {h} as given")),
-                None => {
-                    let (h, capped) = largest(&|h| params(h) <= chars);
-                    let why = if params(h) > chars {
-                        format!(
-                            "hidden {h}: the smallest; even it has more parameters ({}) than training characters ({})",
-                            count(params(h)),
-                            count(chars)
-                        )
-                    } else {
-                        format!(
-                            "hidden {h}: the largest with no more parameters ({}) than training characters ({}){}",
-                            count(params(h)),
-                            count(chars),
-                            data_note(h, capped)
-                        )
-                    };
-                    (h, why)
-                }
-            };
-            Sizing {
-                hidden: h,
-                dropout: pick_dropout(e, h),
-                epochs: e,
-                chars_per_s: None,
-                reason: format!("{why}; {e:.1} passes over the text"),
+    }
+
+    /// A budget of `e` passes over the text: the largest size with no more parameters than
+    /// training characters.
+    fn for_passes(&self, hidden: Option<usize>, e: f64) -> Sizing {
+        let (h, why) = match hidden {
+            Some(h) => (h, format!("hidden {h} as given")),
+            None => {
+                let (h, capped) = self.largest(&|h| self.params(h) <= self.chars);
+                let why = if self.params(h) > self.chars {
+                    format!(
+                        "hidden {h}: the smallest; even it has more parameters ({}) than training characters ({})",
+                        count(self.params(h)),
+                        count(self.chars)
+                    )
+                } else {
+                    format!(
+                        "hidden {h}: the largest with no more parameters ({}) than training characters ({}){}",
+                        count(self.params(h)),
+                        count(self.chars),
+                        self.data_note(h, capped)
+                    )
+                };
+                (h, why)
             }
+        };
+        Sizing {
+            hidden: h,
+            dropout: self.dropout(e, h),
+            epochs: e,
+            chars_per_s: None,
+            reason: format!("{why}; {e:.1} passes over the text"),
         }
     }
 }

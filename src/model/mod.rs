@@ -170,9 +170,9 @@ pub fn init_params_with<F>(layout: &Layout, rng: &mut Rng, cast: impl Fn(f64) ->
     p
 }
 
-/// Training FLOPs per character, the count ENGINE.md uses: 72H² + 6HV for a 2-layer LSTM
-/// (forward 2GH² for layer 1 with one-hot input, 4GH² per further layer, 2HV head, G gate
-/// blocks; backward ≈ 2×).
+/// Training FLOPs per character, the count `charrnn bench` reports GFLOP/s by and the sizing's
+/// probe fits against: 72H² + 6HV for a 2-layer LSTM (forward 2GH² for layer 1 with one-hot
+/// input, 4GH² per further layer, 2HV head, G gate blocks; backward ≈ 2×).
 pub fn train_flops_per_char(c: &ModelConfig) -> f64 {
     let (h, v, g) = (c.hidden as f64, c.vocab as f64, c.cell.gates() as f64);
     let first = 2.0 * g * h * (h + c.embed as f64);

@@ -487,7 +487,7 @@ impl<'a> Run<'a> {
 
     /// Writes last.safetensors, best.safetensors too when `best`, and a step checkpoint when
     /// --keep asks for them (deleting all but the newest --keep).
-    pub(super) fn save(&mut self, best: bool) -> Result<()> {
+    fn save(&mut self, best: bool) -> Result<()> {
         // The generator's state goes into the file; only a save needs it in text form.
         self.st.rng = self.rng.state().map(|w| format!("{w:016x}"));
         let step_name = format!("step-{:07}.safetensors", self.st.step);

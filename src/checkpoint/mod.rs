@@ -14,6 +14,7 @@
 //! container). Does not decide when to save (see `train`).
 
 pub mod state;
+pub mod summary;
 pub mod tensors;
 
 use crate::bail;
@@ -26,6 +27,7 @@ use serde::Deserialize;
 pub use state::{default_lr_decay, CorpusInfo, Plan, TrainConfig, TrainState};
 use std::collections::HashMap;
 use std::path::Path;
+pub use summary::{summary, Summary};
 pub use tensors::TensorFile;
 
 /// The `format` metadata value of every charrnn checkpoint.

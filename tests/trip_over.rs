@@ -162,10 +162,10 @@ fn a_run_holds_its_folder_for_its_whole_life_and_readers_are_never_blocked() {
     d.run(&["info", "run/last.safetensors"]).ok();
     d.run(&["eval", "run/last.safetensors", "fox.txt"]).ok();
     d.run(&["plot", "run", "--out", "chart.svg"]).ok();
-    // A killed run leaves no stale lock.
+    // A killed run leaves no stale lock (a new run replaces it: the folder holds its model).
     first.kill().unwrap();
     first.wait().unwrap();
-    train(&d, &f, "run", &["--steps", "3"]).ok();
+    train(&d, &f, "run", &["--steps", "3", "--overwrite"]).ok();
 }
 
 #[test]

@@ -42,13 +42,20 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Folder for checkpoints (last.safetensors, best.safetensors) [default: runs/<file stem>,
-    /// or the resumed checkpoint's folder].
+    /// or the resumed checkpoint's folder]. A folder that already holds a trained model is
+    /// refused (unless this run resumes its newest checkpoint, or with --overwrite), and so is
+    /// one that holds files that are not a run's.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Continue exactly from this checkpoint: the same text; the model, the settings and the
     /// budget come from it (a budget flag re-plans the rest of the run).
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
+    /// Replace the run the output folder holds: its checkpoints, metrics.jsonl, loss.svg and
+    /// config.json are removed before this run writes its own (other files are kept). With
+    /// --resume of an older checkpoint of the same folder: only what came after it is removed.
+    #[arg(long)]
+    pub overwrite: bool,
 
     /// Train on Project Gutenberg book ID, downloaded once (see `charrnn fetch gutenberg`).
     #[arg(long, value_name = "ID", help_heading = INPUT)]

@@ -4,7 +4,7 @@
 //! The OS drops the lock when the process ends however it ends, so a killed run leaves no
 //! stale lock; the file's text (who holds it) is only for the message.
 //!
-//! Owns the lock. Does not create or fill the folder (see `setup`).
+//! Owns the lock. Does not create or fill the folder (see `folder`, `setup`).
 
 use crate::error::{Error, Result};
 use std::io::{Read, Seek, Write};

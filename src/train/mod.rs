@@ -8,7 +8,8 @@
 //! - `args`: the flags; `config`: their defaults and checks, and when to stop
 //! - `sizing`: the model size and dropout a budget buys (the probe and the rule)
 //! - `probes`: the probe stored on this machine, so that runs of one shape choose one size
-//! - `setup`: text, model, config.json, the opening lines; `folder`: the output folder
+//! - `setup`: text, model, config.json, the opening lines
+//! - `folder`: the output folder, and what a run may do to one that holds something
 //! - `run`: the step loop, validation and saving, the closing line
 //! - `guard`: the rollback after a training blow-up
 //! - `progress`, `runlog`, `interrupt`: the status line, metrics.jsonl and loss.svg, Ctrl-C

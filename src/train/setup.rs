@@ -1,5 +1,5 @@
 //! Setting a run up: the flags checked, the checkpoint read (a resumed run), the output
-//! folder locked, the text read and split (`data::TrainingText`), the model built fresh (sized
+//! folder claimed (and the run it held replaced, if so asked), the text read and split (`data::TrainingText`), the model built fresh (sized
 //! for the budget) or restored, `config.json` written, and the lines that say what is about to
 //! happen.
 //!
@@ -68,6 +68,16 @@ enum Origin {
     Fresh(ModelConfig),
 }
 
+impl Origin {
+    /// The training state of the checkpoint resumed.
+    fn state(&self) -> Option<&TrainState> {
+        match self {
+            Origin::Resumed(r) => Some(&r.snap.state),
+            Origin::Fresh(_) => None,
+        }
+    }
+}
+
 /// Checks the flags, reads the text, builds or restores the model and prepares the output
 /// folder; prints what it is about to do.
 pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
@@ -75,7 +85,7 @@ pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
     check_run_flags(a)?;
     let (origin, mut config) = origin(a)?;
     let out = out_dir(a);
-    let mut folder = RunFolder::lock_if_there(out.clone())?;
+    let mut folder = RunFolder::claim(out.clone(), a, origin.state())?;
     let text = TrainingText::read(&text_spec(a, &config, &origin), || folder.make())?;
     let mut start = match origin {
         Origin::Resumed(r) => restore(*r),
@@ -85,6 +95,7 @@ pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
     let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), steps_per_epoch);
     let rng = rng_from_state(&start.st)?;
     let layout = Layout::new(start.model);
+    folder.replace_old_run()?;
     write_run_config(a, &out, &text, &start, &config, threads)?;
     let log = RunLog::open(&out, start.st.step)?;
     check_budget_left(&plan, &start.st)?;

@@ -381,3 +381,12 @@ fn an_empty_folder_or_a_run_stopped_before_its_first_checkpoint_is_used() {
     let config = std::fs::read_to_string(d.path("stopped/config.json")).unwrap();
     assert!(!config.contains("99"), "{config}");
 }
+#[test]
+fn a_refused_resume_leaves_the_folder_as_it_was() {
+    let d = Dir::new("refused-resume");
+    let f = repetitive(&d);
+    first_run(&d, &f, "R", "20");
+    let before = snapshot(&d.path("R"));
+    resume(&d, &f, "R/last.safetensors", "10").bad("already at step 20");
+    assert_eq!(snapshot(&d.path("R")), before);
+}

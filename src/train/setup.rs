@@ -93,12 +93,12 @@ pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
     };
     let steps_per_epoch = text.batches.steps_per_epoch as u64;
     let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), steps_per_epoch);
+    check_budget_left(&plan, &start.st)?;
     let rng = rng_from_state(&start.st)?;
     let layout = Layout::new(start.model);
     folder.replace_old_run()?;
     write_run_config(a, &out, &text, &start, &config, threads)?;
     let log = RunLog::open(&out, start.st.step)?;
-    check_budget_left(&plan, &start.st)?;
     let progress = Progress::new();
     print_header(&progress, &text, &start, &layout, &config, threads);
     if let Some(change) = changed {

@@ -105,7 +105,7 @@ fn matmul_peak(n: usize, threads: Threads, precision: MatmulPrecision) -> f64 {
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
-    let threads = crate::engine::threads_from_flag(a.threads)?;
+    let threads = crate::args::threads_from_flag(a.threads)?;
     for (name, v) in [
         ("--hidden", a.hidden),
         ("--layers", a.layers),

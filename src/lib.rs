@@ -4,9 +4,10 @@
 //! flow one way down it:
 //!
 //! `error`, `rng`, `atomic` (foundations) → `data` (text, vocabulary, batches) → `model`
-//! (cells, parameter layout, init) → `engine` (forward, loss, backward) → `optim` (Adam, the
-//! training step) → `checkpoint` (the file format) → `sample` (generation) → `report` (eval,
-//! info, plot) → `train` (the run) → `bench`, `serve` (HTTP) → `cli` (commands).
+//! (cells, parameter layout, init) → `engine` (forward, loss, backward) → `args` (what the
+//! values of flags several commands share mean) → `optim` (Adam, the training step) →
+//! `checkpoint` (the file format) → `sample` (generation) → `report` (eval, info, plot) →
+//! `train` (the run) → `bench`, `serve` (HTTP) → `cli` (commands).
 //!
 //! # Using a trained model from Rust
 //!
@@ -32,6 +33,7 @@
 //! # Ok::<(), charrnn::error::Error>(())
 //! ```
 
+pub mod args;
 pub mod atomic;
 pub mod bench;
 pub mod checkpoint;

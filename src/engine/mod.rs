@@ -77,17 +77,5 @@ pub fn init_params<F: float::Float>(
     crate::model::init_params_with(layout, rng, F::from_f64)
 }
 
-/// The worker-thread count from a `--threads` flag: all cores when not given.
-///
-/// # Errors
-/// `--threads 0`.
-pub fn threads_from_flag(requested: Option<usize>) -> crate::error::Result<usize> {
-    match requested {
-        Some(0) => crate::bail!("--threads must be at least 1"),
-        Some(n) => Ok(n),
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-    }
-}
-
 #[cfg(test)]
 mod tests;

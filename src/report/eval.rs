@@ -35,7 +35,7 @@ pub struct EvalArgs {
 /// Characters outside the vocabulary map to its unknown symbol when it has one; otherwise they
 /// are left out of the stream, and either way they are counted and reported.
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    let threads = crate::engine::threads_from_flag(a.threads)?;
+    let threads = crate::args::threads_from_flag(a.threads)?;
     let decoding = data::Decoding::new(a.lossy, a.encoding.as_deref())?;
     let model = Model::load(&a.checkpoint)?
         .with_precision(a.precision)

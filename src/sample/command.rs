@@ -167,7 +167,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let threads = crate::engine::threads_from_flag(a.threads)?;
+    let threads = crate::args::threads_from_flag(a.threads)?;
     let model = Model::load(&a.checkpoint)?
         .with_precision(a.precision)
         .with_threads(threads);

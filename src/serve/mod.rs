@@ -156,7 +156,7 @@ fn check(a: &ServeArgs) -> Result<()> {
 /// that cannot be bound.
 pub fn run(a: &ServeArgs) -> Result<()> {
     check(a)?;
-    let threads = crate::engine::threads_from_flag(a.threads)?;
+    let threads = crate::args::threads_from_flag(a.threads)?;
     let loaded = models::load(&a.models, a.precision, threads)?;
     let metrics = Arc::new(Metrics::new());
     let shutting_down = Arc::new(AtomicBool::new(false));

@@ -1,10 +1,13 @@
 //! What the values of the flags that several commands share mean, as the engine takes them:
-//! `--threads` becomes a thread count. The engine itself receives numbers, never flags.
+//! `--threads` becomes a thread count, and `--precision`'s names on the command line become
+//! an `engine::MatmulPrecision`. The engine itself receives numbers and enums, never flags.
 //!
 //! Owns the interpretation of those values. Does not own the flags' declarations (each
 //! command's arguments beside its code, see `cli`) or what the engine does with them.
 
+use crate::engine::MatmulPrecision;
 use crate::error::Result;
+use clap::builder::PossibleValue;
 
 /// The worker-thread count from a `--threads` flag: all cores when not given.
 ///
@@ -15,5 +18,24 @@ pub fn threads_from_flag(requested: Option<usize>) -> Result<usize> {
         Some(0) => crate::bail!("--threads must be at least 1"),
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// `--precision f32|bf16` of `charrnn train`, with the help `--help` shows for each value.
+impl clap::ValueEnum for MatmulPrecision {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[MatmulPrecision::F32, MatmulPrecision::Bf16]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            MatmulPrecision::F32 => "f32 operands (the reference)",
+            MatmulPrecision::Bf16 => {
+                "Operands rounded to bf16 (8 significant bits) as they are packed, products \
+                 exact: AMX tiles where the CPU has them (`amx::available`), else the f32 GEMM \
+                 on the rounded operands (correct, slower)"
+            }
+        };
+        Some(PossibleValue::new(self.name()).help(help))
     }
 }

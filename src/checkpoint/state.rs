@@ -6,6 +6,7 @@
 //! Owns these types and their JSON shape (serde; fields added later have defaults so older
 //! checkpoints read). Does not own the file format or the run loop.
 
+use crate::engine::MatmulPrecision;
 use crate::optim::Schedule;
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +43,16 @@ pub struct TrainConfig {
     pub val_chars: Option<u64>,
     /// The operands of the step's matrix products (f32 in checkpoints from before bf16 was).
     /// Not part of what an exact resume keeps: a run may resume in either precision.
-    #[serde(default)]
-    pub precision: crate::engine::MatmulPrecision,
+    #[serde(default, with = "PrecisionName")]
+    pub precision: MatmulPrecision,
+}
+
+/// `MatmulPrecision` as a checkpoint names it: "f32" or "bf16".
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "MatmulPrecision", rename_all = "lowercase")]
+enum PrecisionName {
+    F32,
+    Bf16,
 }
 
 pub fn default_lr_decay() -> f64 {

@@ -34,18 +34,7 @@ pub use linalg::Threads;
 
 /// The operands of a training step's matrix products. Either way the products accumulate in
 /// f32, and the master weights, gradients, Adam moments, cell state and gate maths stay f32.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MatmulPrecision {
     /// f32 operands (the reference).
     #[default]

@@ -104,7 +104,8 @@ crate::multiversion! {
 
 /// Exact validation loss in nats/char: mean cross-entropy of predicting ids[t+1] from
 /// ids[..=t] for every t, one stream from a zero state, run in chunks with the state carried
-/// (the definition of `peers/pytorch/common.py`). NaN for fewer than 2 ids.
+/// (the definition the PyTorch peer of `bench/compare.sh` uses too, so their losses compare).
+/// NaN for fewer than 2 ids.
 pub fn evaluate(layout: &Layout, params: &[f32], ids: &[u32], threads: Threads) -> f64 {
     let mut e = Evaluator::new(layout, params, threads);
     e.push(ids);

@@ -1,7 +1,9 @@
 //! The batched recurrent engine: forward, loss and backward of an L-layer LSTM, GRU or tanh RNN
 //! (PyTorch's equations) with one-hot or embedded input and a linear head, over B streams and
-//! T steps, written by hand (ENGINE.md's layout). G is the cell's number of gate blocks
-//! (LSTM 4, GRU 3, RNN 1).
+//! T steps, written by hand on PyTorch's parameter layout (`model::Layout`: W_ih (G·H, I),
+//! W_hh (G·H, H), b_ih and b_hh (G·H), gates in PyTorch's order). G is the cell's number of
+//! gate blocks (LSTM 4, GRU 3, RNN 1). docs/engine.md gives what the tests prove and the
+//! speed measured.
 //!
 //! Everything that is not recurrent runs as one GEMM over all T·B rows (layer l>0's input
 //! projection, the head, every weight gradient, the gradient into the layer below). Only

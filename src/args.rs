@@ -2,22 +2,41 @@
 //! `--threads` becomes a thread count, and `--precision`'s names on the command line become
 //! an `engine::MatmulPrecision`. The engine itself receives numbers and enums, never flags.
 //!
-//! Owns the interpretation of those values. Does not own the flags' declarations (each
-//! command's arguments beside its code, see `cli`) or what the engine does with them.
+//! Declares the flag every compute command shares once: `--threads` ([`Threads`], flattened
+//! into `train`, `sample`, `eval`, `serve` and `bench`). The weights' `--precision` of the
+//! commands that sample is declared once beside the sampler (`sample::Compute`).
+//!
+//! Owns the interpretation of those values. Does not own the other flags (each command's
+//! arguments beside its code, see `cli`) or what the engine does with them.
 
 use crate::engine::MatmulPrecision;
 use crate::error::Result;
 use clap::builder::PossibleValue;
 
-/// The worker-thread count from a `--threads` flag: all cores when not given.
-///
-/// # Errors
-/// `--threads 0`.
-pub fn threads_from_flag(requested: Option<usize>) -> Result<usize> {
-    match requested {
-        Some(0) => crate::bail!("--threads must be at least 1"),
-        Some(n) => Ok(n),
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+/// `--threads N`: the worker threads of a command, as one clap group flattened into every
+/// command that computes.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct Threads {
+    /// Worker threads [default: all cores].
+    #[arg(
+        long = "threads",
+        value_name = "THREADS",
+        allow_negative_numbers = true
+    )]
+    pub requested: Option<usize>,
+}
+
+impl Threads {
+    /// The thread count: the flag's value, or all cores when not given.
+    ///
+    /// # Errors
+    /// `--threads 0`.
+    pub fn count(self) -> Result<usize> {
+        match self.requested {
+            Some(0) => crate::bail!("--threads must be at least 1"),
+            Some(n) => Ok(n),
+            None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }
     }
 }
 

@@ -41,9 +41,6 @@ pub struct BenchArgs {
     /// Steps per stream per step (T).
     #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     pub seq: usize,
-    /// Worker threads [default: all cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
     /// Drop probability of the training step's dropout (new masks every step, as a run
     /// draws them); 0 is none.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
@@ -66,9 +63,9 @@ pub struct BenchArgs {
     )]
     pub streams: usize,
     /// The precision of the weights sampling multiplies with, and of the training step's
-    /// products (bf16 trains with bf16 operands; f32 and int8 train in f32).
-    #[arg(long, value_enum, default_value_t)]
-    pub precision: crate::sample::Precision,
+    /// products (bf16 trains with bf16 operands; f32 and int8 train in f32); the threads.
+    #[command(flatten)]
+    pub compute: crate::sample::weights::Compute,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -105,7 +102,7 @@ fn matmul_peak(n: usize, threads: Threads, precision: MatmulPrecision) -> f64 {
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
-    let threads = crate::args::threads_from_flag(a.threads)?;
+    let threads = a.compute.threads.count()?;
     for (name, v) in [
         ("--hidden", a.hidden),
         ("--layers", a.layers),
@@ -140,7 +137,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (b, t) = (a.batch, a.seq);
     let n = b * t;
     let thr = Threads(threads);
-    let train_precision = match a.precision {
+    let train_precision = match a.compute.precision {
         crate::sample::Precision::Bf16 => MatmulPrecision::Bf16,
         _ => MatmulPrecision::F32,
     };
@@ -158,7 +155,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     // Sampling: --streams streams (1: batch-1) stepped together, feed + pick per character,
     // in --precision on the crew of --threads; characters per second over all streams.
     let n = a.streams;
-    let mut s = Sampler::with(&layout, &params, n, a.precision, threads);
+    let mut s = Sampler::with(&layout, &params, n, a.compute.precision, threads);
     let mut ids = vec![0u32; n];
     let mut srng = Rng::new(2);
     let mut step = |s: &mut Sampler, ids: &mut [u32]| {
@@ -184,7 +181,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if a.json {
         println!(
             "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"dropout\":{},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n}}}",
-            a.cell.name(), a.hidden, a.layers, a.vocab, a.dropout, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.precision.name(), train_precision.name(), amx::available()
+            a.cell.name(), a.hidden, a.layers, a.vocab, a.dropout, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.compute.precision.name(), train_precision.name(), amx::available()
         );
     } else {
         println!(
@@ -209,7 +206,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         );
         println!(
             "sample    {sample_cps:>10.0} chars/s  ({n} stream(s), {}, {} thread(s))",
-            a.precision.name(),
+            a.compute.precision.name(),
             s.threads()
         );
     }

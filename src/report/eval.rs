@@ -22,23 +22,20 @@ pub struct EvalArgs {
     /// The encoding of texts without a byte-order mark, e.g. windows-1252 [default: UTF-8].
     #[arg(long, value_name = "NAME")]
     pub encoding: Option<String>,
-    /// Score with the weights converted to this precision, as `sample --precision` uses them
-    /// [default: f32].
-    #[arg(long, value_enum, default_value_t)]
-    pub precision: crate::sample::Precision,
-    /// Worker threads [default: all cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
+    /// Score with the weights converted to a precision, as `sample --precision` uses them;
+    /// the worker threads.
+    #[command(flatten)]
+    pub compute: crate::sample::weights::Compute,
 }
 
 /// Loss of the checkpoint on each file, as validation loss is defined (`Model::score`).
 /// Characters outside the vocabulary map to its unknown symbol when it has one; otherwise they
 /// are left out of the stream, and either way they are counted and reported.
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    let threads = crate::args::threads_from_flag(a.threads)?;
+    let threads = a.compute.threads.count()?;
     let decoding = data::Decoding::new(a.lossy, a.encoding.as_deref())?;
     let model = Model::load(&a.checkpoint)?
-        .with_precision(a.precision)
+        .with_precision(a.compute.precision)
         .with_threads(threads);
     for f in &a.files {
         let text = data::read_text(f, &decoding)?;

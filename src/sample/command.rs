@@ -54,13 +54,9 @@ pub struct SampleArgs {
     /// sampling).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub top_p: Option<f64>,
-    /// The precision of the weights: f32 (the texts of earlier seeds), bf16 or int8 (faster;
-    /// the same seed gives the same text within a precision on every machine) [default: f32].
-    #[arg(long, value_enum, default_value_t)]
-    pub precision: crate::sample::Precision,
-    /// Worker threads (the text does not depend on them) [default: all cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
+    /// The weights' precision and the worker threads (the text does not depend on them).
+    #[command(flatten)]
+    pub compute: crate::sample::weights::Compute,
     /// Generate N samples stepped together as a batch; sample K is what --seed SEED+K-1 gives
     /// alone (sample 1 is written as it is generated, the others follow it).
     #[arg(
@@ -167,9 +163,9 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let threads = crate::args::threads_from_flag(a.threads)?;
+    let threads = a.compute.threads.count()?;
     let model = Model::load(&a.checkpoint)?
-        .with_precision(a.precision)
+        .with_precision(a.compute.precision)
         .with_threads(threads);
     let (shown_prime, prime_ids) = prime(a, &model)?;
     let greedy = a.temperature <= 1e-6;

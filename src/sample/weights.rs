@@ -26,6 +26,19 @@ pub enum Precision {
     Int8,
 }
 
+/// `--precision` and `--threads` of the commands that run a trained model (`sample`, `eval`,
+/// `serve`, `bench`), as one clap group flattened into each.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct Compute {
+    /// The precision of the weights: f32 (the texts of earlier seeds), bf16 or int8 (a half
+    /// or a quarter of the bytes, faster; the same seed gives the same text within a precision
+    /// on every machine) [default: f32].
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: Precision,
+    #[command(flatten)]
+    pub threads: crate::args::Threads,
+}
+
 impl Precision {
     /// "f32", "bf16" or "int8".
     pub fn name(self) -> &'static str {

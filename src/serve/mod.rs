@@ -23,7 +23,6 @@ pub mod server;
 pub mod validation;
 
 use crate::error::{Error, Result};
-use crate::sample::Precision;
 use clap::Args;
 use metrics::Metrics;
 use models::Served;
@@ -51,12 +50,10 @@ pub struct ServeArgs {
     /// The port; 0 picks a free one (printed).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// The precision of the weights: f32 (the texts `charrnn sample` gives), bf16 or int8.
-    #[arg(long, value_enum, default_value_t)]
-    pub precision: Precision,
-    /// Threads each model's steps run on [default: all cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
+    /// The weights' precision (f32 gives the texts `charrnn sample` gives) and the threads
+    /// each model's steps run on.
+    #[command(flatten)]
+    pub compute: crate::sample::weights::Compute,
     /// Streams stepped together per model at most; more requests wait in the queue.
     #[arg(
         long,
@@ -156,8 +153,8 @@ fn check(a: &ServeArgs) -> Result<()> {
 /// that cannot be bound.
 pub fn run(a: &ServeArgs) -> Result<()> {
     check(a)?;
-    let threads = crate::args::threads_from_flag(a.threads)?;
-    let loaded = models::load(&a.models, a.precision, threads)?;
+    let threads = a.compute.threads.count()?;
+    let loaded = models::load(&a.models, a.compute.precision, threads)?;
     let metrics = Arc::new(Metrics::new());
     let shutting_down = Arc::new(AtomicBool::new(false));
     let settings = scheduler::Settings {
@@ -212,7 +209,11 @@ fn app(
 /// schedulers.
 fn listen(a: &ServeArgs, app: Arc<App>, shutting_down: &Arc<AtomicBool>) -> Result<()> {
     let names: Vec<&str> = app.models.iter().map(|m| m.name.as_str()).collect();
-    let banner = format!("{} ({} weights)", names.join(", "), a.precision.name());
+    let banner = format!(
+        "{} ({} weights)",
+        names.join(", "),
+        a.compute.precision.name()
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -173,9 +173,8 @@ pub struct TrainArgs {
     /// [default: bf16 where the CPU has a bf16 matrix unit (AMX), else f32].
     #[arg(long, value_enum, help_heading = OUTPUT)]
     pub precision: Option<crate::engine::MatmulPrecision>,
-    /// Worker threads [default: all cores].
-    #[arg(long, allow_negative_numbers = true, help_heading = OUTPUT)]
-    pub threads: Option<usize>,
+    #[command(flatten, next_help_heading = OUTPUT)]
+    pub threads: crate::args::Threads,
     /// Print a short sample (200 characters at temperature 0.8) every this many seconds; 0 turns
     /// it off.
     #[arg(

@@ -736,7 +736,7 @@ impl<'a> Run<'a> {
                 cmd.push(format!("--{name} {v}"));
             }
         };
-        flag("threads", a.threads.map(|v| v.to_string()));
+        flag("threads", a.threads.requested.map(|v| v.to_string()));
         flag("eval-every", a.eval_every.map(|v| v.to_string()));
         flag(
             "log-every",

@@ -81,7 +81,7 @@ impl Origin {
 /// Checks the flags, reads the text, builds or restores the model and prepares the output
 /// folder; prints what it is about to do.
 pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
-    let threads = Threads(crate::args::threads_from_flag(a.threads)?);
+    let threads = Threads(a.threads.count()?);
     check_run_flags(a)?;
     let (origin, mut config) = origin(a)?;
     let out = out_dir(a);

@@ -103,29 +103,7 @@ fn matmul_peak(n: usize, threads: Threads, precision: MatmulPrecision) -> f64 {
 
 pub fn run(a: &BenchArgs) -> Result<()> {
     let threads = a.compute.threads.count()?;
-    for (name, v) in [
-        ("--hidden", a.hidden),
-        ("--layers", a.layers),
-        ("--batch", a.batch),
-        ("--seq", a.seq),
-        ("--vocab", a.vocab),
-    ] {
-        if v == 0 {
-            crate::bail!("{name} must be at least 1");
-        }
-    }
-    if !(0.0..1.0).contains(&a.dropout) {
-        crate::bail!(
-            "--dropout must be at least 0 and below 1, got {}",
-            a.dropout
-        );
-    }
-    if a.steps == 0 {
-        crate::bail!("--steps must be at least 1");
-    }
-    if a.streams == 0 {
-        crate::bail!("--streams must be at least 1");
-    }
+    check(a)?;
     let cfg = ModelConfig {
         cell: a.cell,
         vocab: a.vocab,
@@ -135,7 +113,6 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     };
     let layout = Layout::new(cfg);
     let (b, t) = (a.batch, a.seq);
-    let n = b * t;
     let thr = Threads(threads);
     let train_precision = match a.compute.precision {
         crate::sample::Precision::Bf16 => MatmulPrecision::Bf16,
@@ -148,14 +125,72 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         (a.warmup, a.dropout),
         (a.steps, 0.0),
     );
-    let cps = n as f64 / step_s;
-    let gflops = cps * train_flops_per_char(&cfg) / 1e9;
-    let peak = matmul_peak(512, thr, train_precision);
+    let train_cps = (b * t) as f64 / step_s;
+    let (sample_cps, sample_threads) = sampling_rate(a, &layout, &params, threads);
+    let m = Measured {
+        threads,
+        step_s,
+        train_cps,
+        gflops: train_cps * train_flops_per_char(&cfg) / 1e9,
+        peak: matmul_peak(512, thr, train_precision),
+        train_precision,
+        sample_cps,
+        sample_threads,
+    };
+    if a.json {
+        print_json(a, &m);
+    } else {
+        print_text(a, &m);
+    }
+    Ok(())
+}
 
-    // Sampling: --streams streams (1: batch-1) stepped together, feed + pick per character,
-    // in --precision on the crew of --threads; characters per second over all streams.
+/// What one `charrnn bench` measured.
+struct Measured {
+    threads: usize,
+    /// Median seconds per training step.
+    step_s: f64,
+    /// Training characters per second (B·T / step_s).
+    train_cps: f64,
+    /// Training GFLOP/s, and the 512³ matmul's in the training step's precision.
+    gflops: f64,
+    peak: f64,
+    train_precision: MatmulPrecision,
+    /// Sampling characters per second over all streams, and the sampler's crew size.
+    sample_cps: f64,
+    sample_threads: usize,
+}
+
+/// Bench's flags that clap cannot check alone.
+fn check(a: &BenchArgs) -> Result<()> {
+    for (name, v) in [
+        ("--hidden", a.hidden),
+        ("--layers", a.layers),
+        ("--batch", a.batch),
+        ("--seq", a.seq),
+        ("--vocab", a.vocab),
+        ("--steps", a.steps),
+        ("--streams", a.streams),
+    ] {
+        if v == 0 {
+            crate::bail!("{name} must be at least 1");
+        }
+    }
+    if !(0.0..1.0).contains(&a.dropout) {
+        crate::bail!(
+            "--dropout must be at least 0 and below 1, got {}",
+            a.dropout
+        );
+    }
+    Ok(())
+}
+
+/// Sampling: --streams streams (1: batch-1) stepped together, feed + pick per character, in
+/// --precision on the crew of --threads; characters per second over all streams (the median
+/// of 5 timings after 200 warm-up steps) and the crew's size.
+fn sampling_rate(a: &BenchArgs, layout: &Layout, params: &[f32], threads: usize) -> (f64, usize) {
     let n = a.streams;
-    let mut s = Sampler::with(&layout, &params, n, a.compute.precision, threads);
+    let mut s = Sampler::with(layout, params, n, a.compute.precision, threads);
     let mut ids = vec![0u32; n];
     let mut srng = Rng::new(2);
     let mut step = |s: &mut Sampler, ids: &mut [u32]| {
@@ -176,39 +211,45 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
         rates.push((steps * n) as f64 / t0.elapsed().as_secs_f64());
     }
-    let sample_cps = median(&mut rates);
+    (median(&mut rates), s.threads())
+}
 
-    if a.json {
-        println!(
-            "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"dropout\":{},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n}}}",
-            a.cell.name(), a.hidden, a.layers, a.vocab, a.dropout, a.steps, step_s * 1e3, cps, gflops, peak, gflops / peak, sample_cps, a.compute.precision.name(), train_precision.name(), amx::available()
-        );
-    } else {
-        println!(
-            "{} {}×{} V={} B={b} T={t} threads={threads} dropout={}: median step {:.2} ms over {} steps",
-            a.cell.label(),
-            a.layers,
-            a.hidden,
-            a.vocab,
-            a.dropout,
-            step_s * 1e3,
-            a.steps
-        );
-        println!(
-            "train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ {} matmul{})",
-            100.0 * gflops / peak,
-            train_precision.name(),
-            match (train_precision, amx::available()) {
-                (MatmulPrecision::Bf16, true) => ", AMX",
-                (MatmulPrecision::Bf16, false) => ", no AMX: f32 products of rounded operands",
-                _ => "",
-            }
-        );
-        println!(
-            "sample    {sample_cps:>10.0} chars/s  ({n} stream(s), {}, {} thread(s))",
-            a.compute.precision.name(),
-            s.threads()
-        );
-    }
-    Ok(())
+fn print_json(a: &BenchArgs, m: &Measured) {
+    let (b, t, n, threads) = (a.batch, a.seq, a.streams, m.threads);
+    println!(
+        "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"dropout\":{},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n}}}",
+        a.cell.name(), a.hidden, a.layers, a.vocab, a.dropout, a.steps, m.step_s * 1e3, m.train_cps, m.gflops, m.peak, m.gflops / m.peak, m.sample_cps, a.compute.precision.name(), m.train_precision.name(), amx::available()
+    );
+}
+
+fn print_text(a: &BenchArgs, m: &Measured) {
+    let (b, t, threads) = (a.batch, a.seq, m.threads);
+    println!(
+        "{} {}×{} V={} B={b} T={t} threads={threads} dropout={}: median step {:.2} ms over {} steps",
+        a.cell.label(),
+        a.layers,
+        a.hidden,
+        a.vocab,
+        a.dropout,
+        m.step_s * 1e3,
+        a.steps
+    );
+    let (cps, gflops, peak) = (m.train_cps, m.gflops, m.peak);
+    println!(
+        "train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ {} matmul{})",
+        100.0 * gflops / peak,
+        m.train_precision.name(),
+        match (m.train_precision, amx::available()) {
+            (MatmulPrecision::Bf16, true) => ", AMX",
+            (MatmulPrecision::Bf16, false) => ", no AMX: f32 products of rounded operands",
+            _ => "",
+        }
+    );
+    println!(
+        "sample    {:>10.0} chars/s  ({} stream(s), {}, {} thread(s))",
+        m.sample_cps,
+        a.streams,
+        a.compute.precision.name(),
+        m.sample_threads
+    );
 }

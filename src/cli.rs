@@ -58,16 +58,7 @@ pub enum FetchCommand {
 /// Whatever the command fails with (see `error::Error` for the exit codes).
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(mut a) => {
-            if let Some(id) = a.gutenberg {
-                a.files.push(crate::data::fetch::gutenberg(
-                    id,
-                    a.source.cache.as_deref(),
-                    a.source.mirror.as_deref(),
-                )?);
-            }
-            crate::train::train(&a)
-        }
+        Command::Train(a) => crate::train::train(&a),
         Command::Sample(a) => crate::sample::command::run(&a),
         Command::Bench(a) => crate::bench::run(&a),
         Command::Eval(a) => crate::report::eval::eval(&a),

@@ -1,8 +1,10 @@
 //! What a training run shows while it runs: a redrawn progress bar on a terminal (the
-//! `indicatif` crate), plain greppable lines every 10 s otherwise; the status line's parts.
+//! `indicatif` crate), plain greppable lines every 10 s otherwise, or whatever an `Observer`
+//! does with them (the Python package's tqdm bar); the status line's parts.
 //!
 //! Owns the display. Does not decide what happened (see `run`).
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -45,20 +47,26 @@ fn si(x: f64) -> String {
 }
 
 /// One moment of a run, for the status line.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Status {
+    /// Optimiser steps taken in the whole run (resumed steps count).
     pub step: u64,
+    /// The step the run stops at, when its budget is in steps or epochs.
     pub target: Option<u64>,
+    /// Passes over the training text (fractional).
     pub epoch: f64,
     /// Moving average of the training loss (nats/char).
     pub loss: f64,
     /// The last validation loss (nats/char).
     pub val: Option<f64>,
+    /// Training speed in characters per second (a moving window of about 20 s).
     pub chars_per_s: f64,
     /// Training seconds of the whole run, and its time budget.
     pub train_seconds: f64,
     pub budget_seconds: Option<f64>,
     /// Seconds of training left (infinite when unknown).
     pub eta: f64,
+    /// Resident memory of the process in MB.
     pub rss_mb: f64,
 }
 
@@ -91,13 +99,44 @@ impl Status {
     }
 }
 
-/// Progress: a redrawn bar on a terminal, plain greppable lines otherwise.
+/// What a training run reports as it goes, for a caller that shows it itself (the Python
+/// package drives a tqdm bar with it) instead of the terminal bar or stderr lines.
+pub trait Observer: Send {
+    /// A line of the run's log: what was read and chosen, each validation, a sample, the
+    /// closing line (without a trailing newline).
+    fn line(&mut self, text: &str);
+    /// After every step: the run's status and the fraction of its budget spent (0 to 1).
+    /// Returning false stops the run as Ctrl-C does: it saves, then `train` returns
+    /// `Kind::Interrupted`.
+    fn step(&mut self, status: &Status, fraction: f64) -> bool;
+}
+
+/// Progress: a redrawn bar on a terminal, plain greppable lines otherwise, or an observer.
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     last_line: Instant,
+    /// In a `RefCell` because lines are written through `&self`.
+    observer: Option<RefCell<Box<dyn Observer>>>,
+    /// The observer asked the run to stop.
+    stop: bool,
 }
 
 impl Progress {
+    /// Everything through `observer`; nothing on stderr.
+    pub fn observed(observer: Box<dyn Observer>) -> Progress {
+        Progress {
+            bar: None,
+            last_line: Instant::now(),
+            observer: Some(RefCell::new(observer)),
+            stop: false,
+        }
+    }
+
+    /// Whether the observer asked the run to stop.
+    pub fn stop_requested(&self) -> bool {
+        self.stop
+    }
+
     pub fn new() -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(1000);
@@ -110,11 +149,16 @@ impl Progress {
         Progress {
             bar,
             last_line: Instant::now(),
+            observer: None,
+            stop: false,
         }
     }
 
-    /// A line above the bar (or on stderr).
+    /// A line above the bar (or on stderr, or to the observer).
     pub fn line(&self, msg: &str) {
+        if let Some(o) = &self.observer {
+            return o.borrow_mut().line(msg);
+        }
         match &self.bar {
             Some(b) => b.println(msg),
             None => eprintln!("{msg}"),
@@ -123,6 +167,10 @@ impl Progress {
 
     /// `fraction` of the run done; `status` its summary.
     pub fn update(&mut self, fraction: f64, status: &Status) {
+        if let Some(o) = &mut self.observer {
+            self.stop |= !o.get_mut().step(status, fraction.clamp(0.0, 1.0));
+            return;
+        }
         match &self.bar {
             Some(b) => {
                 b.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);

@@ -237,7 +237,6 @@ impl<'a> Run<'a> {
 
     /// Steps until a stop condition; returns why it stopped.
     pub(super) fn train_loop(&mut self) -> Result<StopReason> {
-        interrupt::install();
         let (b, t) = (self.config.batch, self.config.seq);
         let now = Instant::now();
         let mut lp = Loop {
@@ -292,7 +291,7 @@ impl<'a> Run<'a> {
 
     /// Why the run should stop before the next step, if it should.
     fn stop_reason(&self) -> Option<StopReason> {
-        if interrupt::requested() {
+        if interrupt::requested() || self.progress.stop_requested() {
             Some(StopReason::Interrupted)
         } else if self.plan.steps.is_some_and(|ts| self.st.step >= ts) {
             Some(StopReason::Done)
@@ -675,9 +674,9 @@ impl<'a> Run<'a> {
 
     /// The closing line, or the interrupt error (exit 130) that says how to resume.
     pub(super) fn finish(self, reason: StopReason) -> Result<()> {
-        self.progress.finish();
         let last = self.out.join("last.safetensors");
         if reason == StopReason::Interrupted {
+            self.progress.finish();
             return Err(Error {
                 kind: Kind::Interrupted,
                 msg: format!(
@@ -689,11 +688,11 @@ impl<'a> Run<'a> {
             });
         }
         if reason == StopReason::NoImprovement {
-            eprintln!(
+            self.progress.line(&format!(
                 "charrnn: the validation loss has not improved for {} validations (best.safetensors holds the best, {:.4} nats/char): if the training loss still falls, the model is memorising the text (a smaller --hidden or more --dropout would generalise better); if it does not, a lower --lr may help (--patience sets how long to wait)",
                 self.st.evals_since_best,
                 self.st.best_val.unwrap_or(f64::NAN)
-            );
+            ));
         }
         let val = match self.full_val {
             Some(f) => format!(
@@ -711,7 +710,7 @@ impl<'a> Run<'a> {
             1 => "; 1 rollback after a blow-up (metrics.jsonl has it)".to_string(),
             n => format!("; {n} rollbacks after blow-ups (metrics.jsonl has them)"),
         };
-        eprintln!(
+        self.progress.line(&format!(
             "charrnn: {} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}{rolled}; checkpoints in {}",
             reason.describe(),
             self.st.step,
@@ -719,7 +718,8 @@ impl<'a> Run<'a> {
             hms(self.st.train_seconds),
             hms(self.wall_seconds),
             self.out.display()
-        );
+        ));
+        self.progress.finish();
         Ok(())
     }
 

@@ -79,8 +79,8 @@ impl Origin {
 }
 
 /// Checks the flags, reads the text, builds or restores the model and prepares the output
-/// folder; prints what it is about to do.
-pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
+/// folder; prints what it is about to do through `progress`.
+pub(super) fn prepare(a: &TrainArgs, progress: Progress) -> Result<Prepared<'_>> {
     let threads = Threads(a.threads.count()?);
     check_run_flags(a)?;
     let (origin, mut config) = origin(a)?;
@@ -99,7 +99,6 @@ pub(super) fn prepare(a: &TrainArgs) -> Result<Prepared<'_>> {
     folder.replace_old_run()?;
     write_run_config(a, &out, &text, &start, &config, threads)?;
     let log = RunLog::open(&out, start.st.step)?;
-    let progress = Progress::new();
     print_header(&progress, &text, &start, &layout, &config, threads);
     if let Some(change) = changed {
         print_budget_change(&progress, &change, &config);

@@ -84,27 +84,54 @@ pub struct SampleArgs {
     pub ngram: usize,
 }
 
-/// Checks the flags that need no file.
-fn check_flags(a: &SampleArgs) -> Result<()> {
-    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
-        crate::bail!("--temperature must be 0 or more, got {}", a.temperature);
+impl SampleArgs {
+    /// Checks the flags that need no file.
+    ///
+    /// # Errors
+    /// A temperature below 0, `--top-k 0`, a `--top-p` outside (0, 1], no samples, `--ngram
+    /// 0` or an empty stop string, named.
+    pub fn check(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            crate::bail!("--temperature must be 0 or more, got {}", self.temperature);
+        }
+        if self.top_k == Some(0) {
+            crate::bail!("--top-k must be at least 1");
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            crate::bail!("--top-p must be in (0, 1], got {p}");
+        }
+        if self.num_samples == 0 {
+            crate::bail!("--num-samples must be at least 1");
+        }
+        if self.ngram == 0 {
+            crate::bail!("--ngram must be at least 1");
+        }
+        if self.stop.iter().any(String::is_empty) {
+            crate::bail!("--stop needs a non-empty string");
+        }
+        Ok(())
     }
-    if a.top_k == Some(0) {
-        crate::bail!("--top-k must be at least 1");
+
+    /// The settings of sample `k` (from 0) of a run seeded with `seed`: sample K is what seed
+    /// `seed + k` gives alone.
+    pub fn settings(&self, seed: u64, k: usize) -> Settings {
+        Settings {
+            seed: seed.wrapping_add(k as u64),
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            stop: self.stop.clone(),
+            max_chars: Some(self.length),
+            log_prob: self.show_logprob,
+        }
     }
-    if let Some(p) = a.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
-        crate::bail!("--top-p must be in (0, 1], got {p}");
-    }
-    if a.num_samples == 0 {
-        crate::bail!("--num-samples must be at least 1");
-    }
-    if a.ngram == 0 {
-        crate::bail!("--ngram must be at least 1");
-    }
-    if a.stop.iter().any(String::is_empty) {
-        crate::bail!("--stop needs a non-empty string");
-    }
-    Ok(())
+}
+
+/// A seed from the clock (nanoseconds since 1970), for a run without `--seed`.
+pub fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The prime as given (`--prime`, `--prime-file`, or none), and the ids the model starts from:
@@ -154,7 +181,7 @@ fn prime(a: &SampleArgs, model: &Model) -> Result<(String, Vec<u32>)> {
 
 /// `charrnn sample`: prime, then stream up to `length` characters per sample to stdout.
 pub fn run(a: &SampleArgs) -> Result<()> {
-    check_flags(a)?;
+    a.check()?;
     // Read the corpus first: a bad path should fail before any output.
     let novelty_corpus = match &a.check_novelty {
         Some(p) => Some(crate::data::read_text(
@@ -170,9 +197,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     let (shown_prime, prime_ids) = prime(a, &model)?;
     let greedy = a.temperature <= 1e-6;
     let seed = a.seed.unwrap_or_else(|| {
-        let s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let s = clock_seed();
         if !greedy {
             eprintln!("charrnn: --seed {s} reproduces this sample");
         }
@@ -181,16 +206,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     let n = a.num_samples;
     let mut batch = Batch::new(model.sampler(0), model.vocab());
     for k in 0..n {
-        let settings = Settings {
-            seed: seed.wrapping_add(k as u64),
-            temperature: a.temperature,
-            top_k: a.top_k,
-            top_p: a.top_p,
-            stop: a.stop.clone(),
-            max_chars: Some(a.length),
-            log_prob: a.show_logprob,
-        };
-        batch.add(k, Stream::new(prime_ids.clone(), &settings));
+        batch.add(k, Stream::new(prime_ids.clone(), &a.settings(seed, k)));
     }
     let texts = write_samples(&mut batch, n, &shown_prime)?;
     report(a, &texts, novelty_corpus.as_deref());

@@ -150,6 +150,21 @@ impl Stream {
         self.log_prob
     }
 
+    /// Steps this stream alone, in slot 0 of a one-stream `sampler`, until it releases text
+    /// (a character, or more when a possible stop string turned out not to be one) or ends;
+    /// None once it has ended.
+    pub fn next_text(&mut self, sampler: &mut Sampler, vocab: &Vocab) -> Option<String> {
+        while self.finish.is_none() {
+            sampler.feed(&[self.next]);
+            match self.advance(sampler, 0, vocab) {
+                Step::Prefill => {}
+                Step::Text(t) | Step::Done(t, _) if !t.is_empty() => return Some(t),
+                Step::Text(_) | Step::Done(..) => {}
+            }
+        }
+        None
+    }
+
     /// After a feed of `input()` into `sampler`'s stream `slot`: takes the next prompt
     /// character, or picks the next character from the logits.
     pub fn advance(&mut self, sampler: &mut Sampler, slot: usize, vocab: &Vocab) -> Step {

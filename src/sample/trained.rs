@@ -5,7 +5,7 @@
 //! (`sampler`, `engine`) or the file format (`checkpoint`).
 
 use super::sampler::Sampler;
-use super::stream::{Finish, Settings, Step, Stream};
+use super::stream::{Finish, Settings, Stream};
 use super::weights::Precision;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{self, Vocab};
@@ -281,12 +281,8 @@ impl Iterator for Generation<'_> {
             if let Some(c) = self.ready.pop_front() {
                 return Some(c);
             }
-            self.stream.finished().is_none().then_some(())?;
-            self.sampler.feed(&[self.stream.input()]);
-            match self.stream.advance(&mut self.sampler, 0, self.vocab) {
-                Step::Prefill => {}
-                Step::Text(t) | Step::Done(t, _) => self.ready.extend(t.chars()),
-            }
+            let text = self.stream.next_text(&mut self.sampler, self.vocab)?;
+            self.ready.extend(text.chars());
         }
     }
 }

@@ -8,6 +8,9 @@ use std::fmt;
 pub enum Kind {
     /// Bad input, flags, files or folders: exit 2.
     Input,
+    /// Input that is not there: a file or folder that does not exist (exit 2, as any bad
+    /// input; the Python package raises FileNotFoundError for it).
+    NotFound,
     /// The reader of our stdout went away: stop quietly, exit 0.
     BrokenPipe,
     /// Ctrl-C or SIGTERM: work was saved; exit 130 as shells expect.
@@ -32,20 +35,28 @@ impl Error {
         }
     }
 
-    /// An I/O failure with what we were doing: "`context`: `os error text`".
+    /// An I/O failure with what we were doing: "`context`: `os error text`" (`Kind::NotFound`
+    /// for a path that does not exist).
     pub fn io(context: impl fmt::Display, e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return Error {
-                kind: Kind::BrokenPipe,
-                msg: "broken pipe".into(),
-            };
+        let kind = match e.kind() {
+            std::io::ErrorKind::BrokenPipe => {
+                return Error {
+                    kind: Kind::BrokenPipe,
+                    msg: "broken pipe".into(),
+                }
+            }
+            std::io::ErrorKind::NotFound => Kind::NotFound,
+            _ => Kind::Input,
+        };
+        Error {
+            kind,
+            msg: format!("{context}: {e}"),
         }
-        Error::input(format!("{context}: {e}"))
     }
 
     pub fn exit_code(&self) -> i32 {
         match self.kind {
-            Kind::Input => 2,
+            Kind::Input | Kind::NotFound => 2,
             Kind::BrokenPipe => 0,
             Kind::Interrupted => 130,
             Kind::Diverged => 3,
@@ -65,4 +76,26 @@ impl std::error::Error for Error {}
 #[macro_export]
 macro_rules! bail {
     ($($arg:tt)*) => { return Err($crate::error::Error::input(format!($($arg)*))) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_that_does_not_exist_is_not_found_and_exits_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.txt");
+        let e = std::fs::File::open(&missing)
+            .map_err(|e| Error::io(format!("cannot read {}", missing.display()), e))
+            .unwrap_err();
+        assert_eq!(e.kind, Kind::NotFound);
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.msg.starts_with("cannot read ") && e.msg.contains("missing.txt: "));
+        let e = std::fs::read_dir(dir.path().join("missing.txt/x"))
+            .map_err(|e| Error::io("cannot list", e));
+        assert_eq!(e.unwrap_err().kind, Kind::NotFound);
+        let e = Error::io("cannot write", std::io::ErrorKind::PermissionDenied.into());
+        assert_eq!(e.kind, Kind::Input);
+    }
 }

@@ -7,7 +7,8 @@
 //! (cells, parameter layout, init) → `engine` (forward, loss, backward) → `args` (what the
 //! values of flags several commands share mean) → `optim` (Adam, the training step) →
 //! `checkpoint` (the file format) → `sample` (generation) → `report` (eval, info, plot) →
-//! `train` (the run) → `bench`, `serve` (HTTP) → `cli` (commands).
+//! `train` (the run) → `bench`, `serve` (HTTP) → `cli` (commands) → `python` (the Python
+//! package's native module, with the `python` feature).
 //!
 //! # Using a trained model from Rust
 //!
@@ -43,6 +44,8 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod optim;
+#[cfg(feature = "python")]
+mod python;
 pub mod report;
 pub mod rng;
 pub mod sample;

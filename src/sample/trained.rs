@@ -145,13 +145,24 @@ impl Model {
     /// # Ok::<(), charrnn::error::Error>(())
     /// ```
     pub fn generate(&self, prompt: &str, settings: &Settings) -> Result<Generation<'_>> {
-        let ids = self.encode_prompt(prompt)?;
+        let (sampler, stream) = self.start(prompt, settings)?;
         Ok(Generation {
-            sampler: self.sampler(1),
-            stream: Stream::new(ids, settings),
+            sampler,
+            stream,
             vocab: &self.vocab,
             ready: VecDeque::new(),
         })
+    }
+
+    /// What `generate` steps, for a caller that keeps it apart from the model (the Python
+    /// package's `Stream`): a one-stream sampler and the stream of `prompt` with `settings`,
+    /// stepped by `Stream::next_text` with this model's vocabulary.
+    ///
+    /// # Errors
+    /// As `encode_prompt`.
+    pub fn start(&self, prompt: &str, settings: &Settings) -> Result<(Sampler, Stream)> {
+        let ids = self.encode_prompt(prompt)?;
+        Ok((self.sampler(1), Stream::new(ids, settings)))
     }
 
     /// The loss of predicting every character of `text` from the ones before it, exactly as

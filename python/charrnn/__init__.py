@@ -105,7 +105,7 @@ def train(
 def _display() -> "_Bar | _Lines":
     """The progress display: a tqdm.auto bar when tqdm is installed, else plain lines."""
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         return _Lines()
     return _Bar(tqdm)

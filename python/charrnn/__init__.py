@@ -70,7 +70,9 @@ def train(
 
     progress: show the run's lines (what was read and chosen, each validation, samples, the
     closing line) and a progress bar: ``tqdm.auto``'s when tqdm is installed (a widget in
-    notebooks), else a status line every 10 s, all on stdout. False shows nothing.
+    notebooks), else a status line every 10 s, all on stdout. False shows none of them (a
+    few notes from before the run, such as the sizing probe's "timing training steps" or a
+    download, still go to the process's stderr, as on the command line).
 
     Returns the Model loaded from ``<out>/best.safetensors`` (the lowest validation loss).
 

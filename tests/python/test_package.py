@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import charrnn
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 
 def test_import_takes_under_half_a_second():
@@ -164,3 +164,49 @@ def test_without_tqdm_the_lines_are_plain(text, tmp_path, capfd, monkeypatch):
     out, err = capfd.readouterr()
     assert "charrnn: LSTM 2×16" in out and "charrnn: done at step 20 " in out, out
     assert err == ""
+
+
+def test_a_diverged_run_raises_runtime_error(text, tmp_path):
+    with pytest.raises(RuntimeError, match="training diverged at step .*lower --lr"):
+        charrnn.train(text, steps=200, hidden=16, lr=100, clip=0, out=tmp_path / "run", progress=False)
+
+
+@pytest.fixture
+def gutenberg_mirror():
+    """A local Gutenberg mirror serving book 99999 (tests/fixtures/gutenberg-sample.txt)."""
+    import http.server
+
+    book = (ROOT / "tests" / "fixtures" / "gutenberg-sample.txt").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            found = self.path == "/cache/epub/99999/pg99999.txt"
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            if found:
+                self.wfile.write(book)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+
+
+def test_fetch_and_train_on_a_gutenberg_book(gutenberg_mirror, tmp_path):
+    path = charrnn.fetch(gutenberg=99999, mirror=gutenberg_mirror, cache=tmp_path / "cache")
+    assert path == str(tmp_path / "cache" / "gutenberg-99999.txt")
+    want = (ROOT / "tests" / "fixtures" / "gutenberg-sample.book.txt").read_text(encoding="utf-8")
+    assert open(path, encoding="utf-8").read() == want
+    with pytest.raises(ValueError, match="no plain-text book 12345"):
+        charrnn.fetch(gutenberg=12345, mirror=gutenberg_mirror, cache=tmp_path / "cache")
+    # train(gutenberg=...) takes the book from the cache, as `charrnn train --gutenberg` does.
+    model = charrnn.train(
+        [], gutenberg=99999, cache=tmp_path / "cache", steps=5, hidden=16, batch=4, seq=8,
+        out=tmp_path / "run", progress=False,
+    )
+    assert model.info["train_state"]["corpus"]["file"].endswith("gutenberg-99999.txt")

@@ -2,9 +2,10 @@
 //! files and the reading flags and returns the text as ids, its vocabulary, its train/validation
 //! split and the batches over the training part.
 //!
-//! Owns the order of the passes over the corpus, the choice of vocabulary (fresh, or a resumed
-//! run's) and the split. Does not own decoding (`text`), the passes themselves (`corpus`),
-//! where the ids live (`ids`) or which of them a step reads (`batches`).
+//! Owns the order of the passes over the corpus, the choice of vocabulary (fresh, a base
+//! model's extended, or a resumed run's) and the split. Does not own decoding (`text`), the
+//! passes themselves (`corpus`), where the ids live (`ids`) or which of them a step reads
+//! (`batches`).
 
 use super::batches::Batches;
 use super::corpus::{Corpus, Scan};
@@ -41,6 +42,13 @@ pub enum VocabFrom<'a> {
     /// The text's own characters (a fresh run): `--max-vocab`, `--min-count` (see
     /// `Vocab::from_counts`).
     Counts {
+        max_vocab: Option<usize>,
+        min_count: usize,
+    },
+    /// The text's own characters (as `Counts`) added to a base model's (`train --init-from`,
+    /// see `Vocab::merged`): characters the base has keep theirs, however rare in the text.
+    Extends {
+        base: &'a Vocab,
         max_vocab: Option<usize>,
         min_count: usize,
     },
@@ -114,6 +122,11 @@ impl TrainingText {
                 max_vocab,
                 min_count,
             } => Vocab::from_counts(&scan.counts, *max_vocab, *min_count),
+            VocabFrom::Extends {
+                base,
+                max_vocab,
+                min_count,
+            } => base.merged(&Vocab::from_counts(&scan.counts, *max_vocab, *min_count)),
             VocabFrom::Resumed { vocab, trained_on } => {
                 check_same_text(&scan, trained_on)?;
                 (*vocab).clone()

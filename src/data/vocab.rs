@@ -85,6 +85,19 @@ impl Vocab {
         Vocab::from_chars(kept, unk)
     }
 
+    /// A base model's vocabulary extended by a text's (fine-tuning, `train --init-from`): the
+    /// sorted union of both sets of characters, so that every character of either keeps a row
+    /// (the base's ids move, which is why rows are matched by character, never by index). The
+    /// union folds rare characters into U+FFFD when either does.
+    pub fn merged(&self, text: &Vocab) -> Vocab {
+        let mut chars: Vec<char> = self.chars.iter().chain(&text.chars).copied().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        let unk = (self.unk.is_some() || text.unk.is_some())
+            .then(|| chars.binary_search(&UNK).expect("a folding vocabulary holds U+FFFD") as u32);
+        Vocab::from_chars(chars, unk)
+    }
+
     pub fn len(&self) -> usize {
         self.chars.len()
     }
@@ -170,5 +183,28 @@ mod tests {
             "{}",
             err.msg
         );
+    }
+
+    #[test]
+    fn a_merged_vocabulary_keeps_every_character_of_both_sorted() {
+        let base = Vocab::build("the cat", None, 0);
+        let text = Vocab::build("die Katze äß", None, 0);
+        let m = base.merged(&text);
+        let want: Vec<char> = {
+            let mut v: Vec<char> = "the catdie Katze äß".chars().collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        assert_eq!(m.chars, want);
+        assert_eq!(m.unk, None);
+        for c in "the catdie Katze äß".chars() {
+            assert_eq!(m.char(m.id(c).unwrap()), c);
+        }
+        // The unknown symbol of either side stays the unknown symbol.
+        let folded = Vocab::build("aaaabbbcc d", Some(3), 0);
+        let m = base.merged(&folded);
+        assert_eq!(m.unk.map(|u| m.char(u)), Some(UNK));
+        assert_eq!(folded.merged(&base).chars, m.chars);
     }
 }

@@ -93,8 +93,11 @@ impl Vocab {
         let mut chars: Vec<char> = self.chars.iter().chain(&text.chars).copied().collect();
         chars.sort_unstable();
         chars.dedup();
-        let unk = (self.unk.is_some() || text.unk.is_some())
-            .then(|| chars.binary_search(&UNK).expect("a folding vocabulary holds U+FFFD") as u32);
+        let unk = (self.unk.is_some() || text.unk.is_some()).then(|| {
+            chars
+                .binary_search(&UNK)
+                .expect("a folding vocabulary holds U+FFFD") as u32
+        });
         Vocab::from_chars(chars, unk)
     }
 

@@ -6,6 +6,8 @@
 //! Owns the layout and the init. Does not own the maths (see `engine`) or the file format
 //! (see `checkpoint`).
 
+pub mod carry;
+
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 

@@ -34,6 +34,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Show what a checkpoint holds: model, vocabulary, training state, corpus.
     Info(InfoArgs),
+    /// Write a checkpoint's weights alone (no optimiser state), in f32 or bf16: a file to
+    /// share, sample from or fine-tune from, not to resume.
+    Export(crate::checkpoint::export::ExportArgs),
     /// Draw the loss curves of one or more runs (folders written by train --out) on one chart.
     Plot(PlotArgs),
     /// Serve models over HTTP: the OpenAI Completions API (many users stepped as one batch)
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => crate::bench::run(&a),
         Command::Eval(a) => crate::report::eval::eval(&a),
         Command::Info(a) => crate::report::info::info(&a),
+        Command::Export(a) => crate::checkpoint::export::export(&a),
         Command::Plot(a) => crate::report::plot::plot_runs(&a.runs, a.out.as_deref()),
         Command::Serve(a) => crate::serve::run(&a),
         Command::Fetch(FetchCommand::Gutenberg(a)) => crate::data::fetch::run(&a),

@@ -2,7 +2,9 @@
 //! Adam moments (`adam.m.<name>`, `adam.v.<name>`, `adam.vmax.<name>`) and the carried state
 //! (`state.h`, `state.c`, (L, B, H)), with JSON metadata: format and version, model config,
 //! vocabulary, training config and training state. Python reads it with
-//! `safetensors.torch.load_file`. Files are written to a temporary name and renamed, so a crash
+//! `safetensors.torch.load_file`. An exported checkpoint (`charrnn export`, `save_weights`)
+//! holds the weights alone, in f32 or bf16, with the same metadata and `weights_only`: it
+//! samples, scores and starts a fine-tuning run, but cannot be resumed. Files are written to a temporary name and renamed, so a crash
 //! never leaves a half-written checkpoint.
 //!
 //! A checkpoint is input like any other (people download them): every metadata field is
@@ -13,6 +15,7 @@
 //! Owns the file format: nothing else reads or writes a checkpoint's bytes (`tensors` is the
 //! container). Does not decide when to save (see `train`).
 
+pub mod export;
 pub mod state;
 pub mod summary;
 pub mod tensors;
@@ -28,10 +31,12 @@ pub use state::{default_lr_decay, CorpusInfo, Plan, TrainConfig, TrainState};
 use std::collections::HashMap;
 use std::path::Path;
 pub use summary::{summary, Summary};
-pub use tensors::TensorFile;
+pub use tensors::{Stored, TensorFile};
 
 /// The `format` metadata value of every charrnn checkpoint.
 pub const FORMAT: &str = "charrnn";
+/// The metadata key (value "true") of a checkpoint that holds the weights alone.
+pub const WEIGHTS_ONLY: &str = "weights_only";
 /// Bumped whenever a reader of the previous version would misread a new file.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -49,17 +54,23 @@ pub struct Checkpoint {
     pub vocab: Vocab,
     /// (P): every parameter, laid out by `Layout::new(model)`.
     pub params: Vec<f32>,
-    /// Present in checkpoints written by training.
+    /// Present in checkpoints written by training (and in their exports).
     pub train: Option<TrainSnapshot>,
     /// Size of the file in bytes.
     pub file_bytes: u64,
+    /// An exported checkpoint: the weights alone, no optimiser moments or carried state, so
+    /// `train.resume` is None even from `load`.
+    pub weights_only: bool,
+    /// How the file stores the weights (bf16 in some exports; read as f32 either way).
+    pub stored: Stored,
 }
 
 /// What a training run wrote besides the weights.
 pub struct TrainSnapshot {
     pub config: TrainConfig,
     pub state: TrainState,
-    /// What only `--resume` needs: read by `load`, not by `load_model`.
+    /// What only `--resume` needs: read by `load`, not by `load_model`; never in an exported
+    /// checkpoint.
     pub resume: Option<ResumeState>,
 }
 
@@ -116,11 +127,7 @@ pub fn save(
     }
     let mut list: Vec<tensors::Entry> = Vec::new();
     add_flat(&layout, "", params, &mut list);
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), FORMAT.to_string());
-    meta.insert("format_version".into(), FORMAT_VERSION.to_string());
-    meta.insert("model".into(), json(model));
-    meta.insert("vocab".into(), json(vocab));
+    let mut meta = model_metadata(model, vocab);
     if let Some(tr) = &train {
         add_flat(&layout, "adam.m.", &tr.adam.m, &mut list);
         add_flat(&layout, "adam.v.", &tr.adam.v, &mut list);
@@ -133,7 +140,45 @@ pub fn save(
         meta.insert("train_config".into(), json(tr.config));
         meta.insert("train_state".into(), json(tr.state));
     }
-    tensors::write(path, &list, meta)
+    tensors::write(path, &list, meta, Stored::F32)
+}
+
+/// The metadata every checkpoint has: format, version, model and vocabulary.
+fn model_metadata(model: &ModelConfig, vocab: &Vocab) -> HashMap<String, String> {
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("format_version".into(), FORMAT_VERSION.to_string());
+    meta.insert("model".into(), json(model));
+    meta.insert("vocab".into(), json(vocab));
+    meta
+}
+
+/// Writes the weights of `ck` alone to `path`, atomically, stored as `stored`: the model,
+/// vocabulary and (when `ck` has them) the training config and state as metadata, marked
+/// `weights_only`; no optimiser moments, no carried state.
+///
+/// # Errors
+/// An I/O failure: `cannot write PATH: …`.
+pub fn save_weights(path: &Path, ck: &Checkpoint, stored: Stored) -> Result<()> {
+    let layout = Layout::new(ck.model);
+    let list: Vec<tensors::Entry> = layout
+        .tensors
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.shape.clone(),
+                &ck.params[t.offset..][..t.len],
+            )
+        })
+        .collect();
+    let mut meta = model_metadata(&ck.model, &ck.vocab);
+    meta.insert(WEIGHTS_ONLY.into(), "true".into());
+    if let Some(tr) = &ck.train {
+        meta.insert("train_config".into(), json(&tr.config));
+        meta.insert("train_state".into(), json(&tr.state));
+    }
+    tensors::write(path, &list, meta, stored)
 }
 
 /// The JSON of a metadata value (plain data: serialising cannot fail).
@@ -185,30 +230,40 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
     let model: ModelConfig = serde_json::from_str(json("model")?).map_err(|e| bad("model", e))?;
     let vf: VocabFile = serde_json::from_str(json("vocab")?).map_err(|e| bad("vocab", e))?;
     check_model(&tf, &model, &vf)?;
+    let weights_only = meta.get(WEIGHTS_ONLY).is_some_and(|v| v == "true");
     let vocab = Vocab::from_chars(vf.chars, vf.unk);
     let layout = Layout::new(model);
     let flat = |prefix: &str| -> Result<Vec<f32>> {
         // Every tensor is checked before the buffer is allocated: its size is then bounded
-        // by the file's.
+        // by the file's. The weights (no prefix) may be bf16; the moments are f32.
+        let weights = prefix.is_empty();
         for t in &layout.tensors {
             let name = format!("{prefix}{}", t.name);
-            check_f32(&tf, &name, &t.shape)?;
+            check_f32(&tf, &name, &t.shape, weights)?;
         }
         let mut v = vec![0.0f32; layout.total];
         for t in &layout.tensors {
             let name = format!("{prefix}{}", t.name);
-            tf.f32_into(&name, Some(&t.shape), &mut v[t.offset..][..t.len])?;
+            let out = &mut v[t.offset..][..t.len];
+            match weights {
+                true => tf.weights_into(&name, Some(&t.shape), out)?,
+                false => tf.f32_into(&name, Some(&t.shape), out)?,
+            }
         }
         Ok(v)
     };
     let params = flat("")?;
+    let stored = match tf.raw(&layout.tensors[0].name)?.0.as_str() {
+        "BF16" => Stored::Bf16,
+        _ => Stored::F32,
+    };
     let train = match (meta.get("train_config"), meta.get("train_state")) {
         (Some(c), Some(s)) => {
             let config: TrainConfig =
                 serde_json::from_str(c).map_err(|e| bad("train_config", e))?;
             let state: TrainState = serde_json::from_str(s).map_err(|e| bad("train_state", e))?;
-            check_train(&tf, &model, &config, &state)?;
-            let resume = if with_train {
+            check_train(&tf, &model, &config, &state, weights_only)?;
+            let resume = if with_train && !weights_only {
                 let shape = [model.layers, config.batch, model.hidden];
                 let carry = State {
                     h: tf.f32("state.h", Some(&shape))?,
@@ -239,6 +294,8 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
         params,
         train,
         file_bytes: tf.file_bytes(),
+        weights_only,
+        stored,
     })
 }
 
@@ -255,11 +312,12 @@ fn ensure(tf: &TensorFile, ok: bool, why: impl FnOnce() -> String) -> Result<()>
     }
 }
 
-/// Tensor `name` must exist as F32 of `shape`.
-fn check_f32(tf: &TensorFile, name: &str, shape: &[usize]) -> Result<()> {
+/// Tensor `name` must exist as F32 (or, for `weights`, BF16) of `shape`.
+fn check_f32(tf: &TensorFile, name: &str, shape: &[usize], weights: bool) -> Result<()> {
     ensure(tf, tf.has(name), || format!("it lacks tensor {name}"))?;
     let (dtype, got, _) = tf.raw(name)?;
-    ensure(tf, dtype == "F32" && got == shape, || {
+    let dtype_ok = dtype == "F32" || (weights && dtype == "BF16");
+    ensure(tf, dtype_ok && got == shape, || {
         format!("tensor {name} is {dtype} {got:?}, but the metadata says F32 {shape:?}")
     })
 }
@@ -296,9 +354,10 @@ fn check_model(tf: &TensorFile, m: &ModelConfig, vf: &VocabFile) -> Result<()> {
             .is_none_or(|u| vf.chars.get(u as usize) == Some(&UNK)),
         || "the vocabulary's unknown symbol is not U+FFFD".into(),
     )?;
-    // With the limits above no count overflows; the parameters alone must fit in the file.
+    // With the limits above no count overflows; the parameters alone must fit in the file
+    // (at 2 bytes each: an export may store them as bf16).
     let params = Layout::new(*m).total as u64;
-    ensure(tf, 4 * params <= tf.data_bytes(), || {
+    ensure(tf, 2 * params <= tf.data_bytes(), || {
         format!(
             "its metadata describes {params} parameters, more than its {} bytes of tensors hold",
             tf.data_bytes()
@@ -306,8 +365,15 @@ fn check_model(tf: &TensorFile, m: &ModelConfig, vf: &VocabFile) -> Result<()> {
     })
 }
 
-/// The training metadata: sane values, and a carried state that fits the file.
-fn check_train(tf: &TensorFile, m: &ModelConfig, c: &TrainConfig, s: &TrainState) -> Result<()> {
+/// The training metadata: sane values, and a carried state that fits the file (unless the
+/// file holds the weights only).
+fn check_train(
+    tf: &TensorFile,
+    m: &ModelConfig,
+    c: &TrainConfig,
+    s: &TrainState,
+    weights_only: bool,
+) -> Result<()> {
     let fine = |x: f64| x.is_finite();
     ensure(tf, c.batch >= 1 && c.seq >= 1, || {
         format!("batch {} × seq {} is empty", c.batch, c.seq)
@@ -317,7 +383,7 @@ fn check_train(tf: &TensorFile, m: &ModelConfig, c: &TrainConfig, s: &TrainState
         .saturating_mul(m.hidden as u64);
     ensure(
         tf,
-        state_floats.saturating_mul(8) <= tf.data_bytes(),
+        weights_only || state_floats.saturating_mul(8) <= tf.data_bytes(),
         || format!("batch {} does not fit the file's carried state", c.batch),
     )?;
     ensure(

@@ -1,7 +1,8 @@
 //! The safetensors container, through Hugging Face's `safetensors` crate: reading a file
 //! through a memory map (`memmap2`), so a command touches only the pages of the tensors it
 //! reads (sampling skips the optimiser moments), and writing one straight from the model's
-//! buffers into a temporary file that is synced and renamed (see `atomic`).
+//! buffers into a temporary file that is synced and renamed (see `atomic`). Values are f32;
+//! an exported file's weights may be bf16, widened exactly to f32 as they are read.
 //!
 //! The header is built and checked by the crate's `Metadata` (offsets contiguous, sizes
 //! matching dtype and shape, no overflow, the file exactly as long as the header says); the
@@ -11,6 +12,7 @@
 //!
 //! Owns the container. Does not know what the tensors or metadata mean (see `checkpoint`).
 
+use crate::engine::kernels::{bf16_to_f32, f32_to_bf16};
 use crate::error::{Error, Result};
 use safetensors::tensor::{Dtype, Metadata, SafeTensors, TensorInfo};
 use safetensors::SafeTensorError;
@@ -121,16 +123,47 @@ impl TensorFile {
     /// # Errors
     /// A missing tensor, another dtype, or another shape.
     pub fn f32_into(&self, name: &str, shape: Option<&[usize]>, out: &mut [f32]) -> Result<()> {
+        self.into_f32(name, shape, out, false)
+    }
+
+    /// As `f32_into`, but a BF16 tensor is read too (widened exactly to f32): the weights of
+    /// an exported checkpoint.
+    ///
+    /// # Errors
+    /// A missing tensor, a dtype other than F32 or BF16, or another shape.
+    pub fn weights_into(&self, name: &str, shape: Option<&[usize]>, out: &mut [f32]) -> Result<()> {
+        self.into_f32(name, shape, out, true)
+    }
+
+    fn into_f32(
+        &self,
+        name: &str,
+        shape: Option<&[usize]>,
+        out: &mut [f32],
+        bf16: bool,
+    ) -> Result<()> {
         let (dtype, got, bytes) = self.raw(name)?;
-        if dtype != "F32" || shape.is_some_and(|s| s != got) || bytes.len() != 4 * out.len() {
+        let width = match dtype.as_str() {
+            "F32" => 4,
+            "BF16" if bf16 => 2,
+            _ => 0,
+        };
+        if width == 0 || shape.is_some_and(|s| s != got) || bytes.len() != width * out.len() {
             crate::bail!(
-                "{} is not a valid checkpoint: tensor {name} is {dtype} {got:?}, expected F32 {:?}",
+                "{} is not a valid checkpoint: tensor {name} is {dtype} {got:?}, expected {} {:?}",
                 self.shown,
+                if bf16 { "F32 or BF16" } else { "F32" },
                 shape.unwrap_or(&got)
             );
         }
-        for (x, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-            *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        if width == 4 {
+            for (x, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        } else {
+            for (x, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *x = bf16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+            }
         }
         Ok(())
     }
@@ -150,21 +183,57 @@ impl TensorFile {
 /// One tensor to write: its name, shape (row-major) and f32 values.
 pub type Entry<'a> = (String, Vec<usize>, &'a [f32]);
 
-/// Writes `tensors` (in this order) and `metadata` as a safetensors file at `path`, atomically.
+/// How the values of the tensors written are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stored {
+    /// As they are: 4 bytes each.
+    #[default]
+    F32,
+    /// Rounded to bfloat16, to nearest even: 2 bytes each (8 bits of mantissa).
+    Bf16,
+}
+
+impl Stored {
+    /// "f32" or "bf16".
+    pub fn name(self) -> &'static str {
+        match self {
+            Stored::F32 => "f32",
+            Stored::Bf16 => "bf16",
+        }
+    }
+
+    fn bytes(self) -> usize {
+        match self {
+            Stored::F32 => 4,
+            Stored::Bf16 => 2,
+        }
+    }
+}
+
+/// Writes `tensors` (in this order) and `metadata` as a safetensors file at `path`, atomically,
+/// every value stored as `stored` says.
 ///
 /// # Errors
 /// An I/O failure (`cannot write PATH: …`); entries whose shapes do not match their data are a
 /// bug and panic.
-pub fn write(path: &Path, tensors: &[Entry], metadata: HashMap<String, String>) -> Result<()> {
+pub fn write(
+    path: &Path,
+    tensors: &[Entry],
+    metadata: HashMap<String, String>,
+    stored: Stored,
+) -> Result<()> {
     let mut infos = Vec::with_capacity(tensors.len());
     let mut offset = 0usize;
     for (name, shape, data) in tensors {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "{name}");
-        let end = offset + 4 * data.len();
+        let end = offset + stored.bytes() * data.len();
         infos.push((
             name.clone(),
             TensorInfo {
-                dtype: Dtype::F32,
+                dtype: match stored {
+                    Stored::F32 => Dtype::F32,
+                    Stored::Bf16 => Dtype::BF16,
+                },
                 shape: shape.clone(),
                 data_offsets: (offset, end),
             },
@@ -183,7 +252,12 @@ pub fn write(path: &Path, tensors: &[Entry], metadata: HashMap<String, String>) 
         for (_, _, data) in tensors {
             for chunk in data.chunks(1 << 14) {
                 buf.clear();
-                buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+                match stored {
+                    Stored::F32 => buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes())),
+                    Stored::Bf16 => {
+                        buf.extend(chunk.iter().flat_map(|&x| f32_to_bf16(x).to_le_bytes()))
+                    }
+                }
                 w.write_all(&buf)?;
             }
         }

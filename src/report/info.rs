@@ -52,6 +52,12 @@ pub fn info(a: &InfoArgs) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     println!("vocabulary: {vocab}");
+    if ck.weights_only {
+        println!(
+            "stored: the weights alone, in {} (exported: no optimiser moments or carried state, so it cannot be resumed; train --init-from starts a new run from it)",
+            ck.stored.name()
+        );
+    }
     if let Some(u) = ck.vocab.unk {
         println!("unknown symbol: id {u} (U+FFFD): rarer characters of the corpus map to it");
     }

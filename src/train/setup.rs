@@ -226,6 +226,13 @@ fn load_resumed(a: &TrainArgs) -> Result<Option<Resumed>> {
         return Ok(None);
     };
     let ck = checkpoint::load(p)?;
+    if ck.weights_only {
+        bail!(
+            "{} holds the weights alone (an export: no optimiser moments or carried state), so it cannot be resumed; start a new run from it with --init-from {}",
+            p.display(),
+            p.display()
+        );
+    }
     let Some(snap) = ck.train else {
         bail!(
             "{} holds no training state, so it cannot be resumed",

@@ -123,7 +123,7 @@ impl TensorFile {
     /// # Errors
     /// A missing tensor, another dtype, or another shape.
     pub fn f32_into(&self, name: &str, shape: Option<&[usize]>, out: &mut [f32]) -> Result<()> {
-        self.into_f32(name, shape, out, false)
+        self.read_as_f32(name, shape, out, false)
     }
 
     /// As `f32_into`, but a BF16 tensor is read too (widened exactly to f32): the weights of
@@ -132,10 +132,10 @@ impl TensorFile {
     /// # Errors
     /// A missing tensor, a dtype other than F32 or BF16, or another shape.
     pub fn weights_into(&self, name: &str, shape: Option<&[usize]>, out: &mut [f32]) -> Result<()> {
-        self.into_f32(name, shape, out, true)
+        self.read_as_f32(name, shape, out, true)
     }
 
-    fn into_f32(
+    fn read_as_f32(
         &self,
         name: &str,
         shape: Option<&[usize]>,

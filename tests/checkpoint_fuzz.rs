@@ -79,6 +79,7 @@ fn real_checkpoint(dir: &Path) -> PathBuf {
         encoding: None,
         val_chars: Some(1_000_000),
         precision: Default::default(),
+        init_from: None,
     };
     let state = TrainState {
         step: 7,

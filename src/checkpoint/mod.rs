@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::model::{Layout, ModelConfig};
 use crate::optim::Adam;
 use serde::Deserialize;
-pub use state::{default_lr_decay, CorpusInfo, Plan, TrainConfig, TrainState};
+pub use state::{default_lr_decay, CorpusInfo, InitFrom, Plan, TrainConfig, TrainState};
 use std::collections::HashMap;
 use std::path::Path;
 pub use summary::{summary, Summary};

@@ -45,6 +45,10 @@ pub struct TrainConfig {
     /// Not part of what an exact resume keeps: a run may resume in either precision.
     #[serde(default, with = "PrecisionName")]
     pub precision: MatmulPrecision,
+    /// The model a fine-tuning run started from (`train --init-from`); None for a run that
+    /// started from nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
 }
 
 /// `MatmulPrecision` as a checkpoint names it: "f32" or "bf16".
@@ -53,6 +57,27 @@ pub struct TrainConfig {
 enum PrecisionName {
     F32,
     Bf16,
+}
+
+/// The base model a fine-tuning run started from, as its checkpoints record it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitFrom {
+    /// The base checkpoint as named on the command line.
+    pub file: String,
+    /// SHA-256 of the base checkpoint file (lower-case hex).
+    pub sha256: String,
+    /// The base's model in words ("LSTM 2×384").
+    pub model: String,
+    /// The base's training step and best validation loss (nats/char, on its own text), and
+    /// the text it was trained on, when the base has a training state.
+    pub step: Option<u64>,
+    pub best_val: Option<f64>,
+    pub corpus: Option<String>,
+    /// Characters of the run's vocabulary the base knew (they kept its rows), new ones (new
+    /// rows), and the base's that the text lacks (kept, with the base's rows).
+    pub shared: usize,
+    pub new: usize,
+    pub base_only: usize,
 }
 
 pub fn default_lr_decay() -> f64 {

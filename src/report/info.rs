@@ -25,6 +25,31 @@ fn printable(c: char) -> String {
     }
 }
 
+/// "1.4621 nats/char (2.1094 bits/char)".
+fn nats(v: f64) -> String {
+    format!(
+        "{v:.4} nats/char ({:.4} bits/char)",
+        v / std::f64::consts::LN_2
+    )
+}
+
+/// The line about the base model a fine-tuning run started from.
+fn print_base(b: &checkpoint::InitFrom) {
+    println!(
+        "fine-tuned from: {} ({}{}{}{}; sha256 {}): {} of the text's characters kept the base's rows, {} new, {} of the base's not in the text",
+        b.file,
+        b.model,
+        b.step.map_or(String::new(), |s| format!(" at step {s}")),
+        b.best_val
+            .map_or(String::new(), |v| format!(", best validation loss {}", nats(v))),
+        b.corpus.as_ref().map_or(String::new(), |c| format!(" on {c}")),
+        b.sha256,
+        b.shared,
+        b.new,
+        b.base_only
+    );
+}
+
 pub fn info(a: &InfoArgs) -> Result<()> {
     let ck = checkpoint::load_model(&a.checkpoint)?;
     let layout = Layout::new(ck.model);
@@ -64,12 +89,6 @@ pub fn info(a: &InfoArgs) -> Result<()> {
     match &ck.train {
         Some(tr) => {
             let (c, s) = (&tr.config, &tr.state);
-            let bpc = |v: f64| {
-                format!(
-                    "{v:.4} nats/char ({:.4} bits/char)",
-                    v / std::f64::consts::LN_2
-                )
-            };
             println!(
                 "training: step {} (epoch {:.2}, {} steps per epoch), {:.1} minutes of training",
                 s.step,
@@ -79,8 +98,8 @@ pub fn info(a: &InfoArgs) -> Result<()> {
             );
             println!(
                 "validation loss: best {}, last {}",
-                s.best_val.map_or("-".into(), bpc),
-                s.last_val.map_or("-".into(), bpc)
+                s.best_val.map_or("-".into(), nats),
+                s.last_val.map_or("-".into(), nats)
             );
             println!(
                 "settings: batch {}, seq {}, lr {}, clip {}, amsgrad {}, seed {}, val-frac {}, ascii {}, max-vocab {}, min-count {}",
@@ -107,6 +126,9 @@ pub fn info(a: &InfoArgs) -> Result<()> {
                 },
                 c.warmup
             );
+            if let Some(b) = &c.init_from {
+                print_base(b);
+            }
             if let Some(p) = &s.plan {
                 println!(
                     "budget: {} (a plain --resume continues to it)",

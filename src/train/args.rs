@@ -13,7 +13,8 @@ Examples:
   charrnn train --gutenberg 27200 --out runs/fairy               # the blog post's fairy tales, 10 epochs
   charrnn train notes/ --epochs 20 --out runs/notes              # every text file of a folder
   charrnn train data/tinyshakespeare.txt --resume runs/tinyshakespeare/last.safetensors   # continue the same run
-  charrnn train old.txt --encoding windows-1252 --minutes 2      # a text in a legacy encoding";
+  charrnn train old.txt --encoding windows-1252 --minutes 2      # a text in a legacy encoding
+  charrnn train names.txt --init-from models/base.safetensors --minutes 1   # fine-tune a model on a small text";
 
 const INPUT: &str = "Input";
 const MODEL: &str = "Model (chosen for the budget when not given)";
@@ -38,7 +39,8 @@ pub struct TrainArgs {
     /// when neither --steps nor --minutes is given].
     #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<f64>,
-    /// Stop when the run has taken this many optimiser steps in all (resumed steps count).
+    /// Stop when the run has taken this many optimiser steps in all (resumed steps count). With
+    /// --init-from, 0 validates and saves the starting point without training.
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Folder for checkpoints (last.safetensors, best.safetensors) [default: runs/<file stem>,
@@ -51,6 +53,12 @@ pub struct TrainArgs {
     /// budget come from it (a budget flag re-plans the rest of the run).
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
+    /// Start from a trained model (fine-tuning): its architecture and weights, its vocabulary
+    /// matched to the text's by character (characters both have keep their rows, new ones get
+    /// new rows, the base's others stay); fresh optimiser state, and a learning rate, warm-up
+    /// and dropout for fine-tuning unless given. A file of `charrnn train` or `charrnn export`.
+    #[arg(long, value_name = "CKPT")]
+    pub init_from: Option<PathBuf>,
     /// Replace the run the output folder holds: its checkpoints, metrics.jsonl, loss.svg and
     /// config.json are removed before this run writes its own (other files are kept). With
     /// --resume of an older checkpoint of the same folder: only what came after it is removed.

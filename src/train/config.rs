@@ -31,6 +31,16 @@ pub fn default_lr(cell: crate::model::Cell) -> f64 {
     }
 }
 
+/// The learning rate of a fine-tuning run (`--init-from`) without `--lr`. PROVISIONAL.
+pub const FINETUNE_LR: f64 = 1e-3;
+
+/// The warm-up of a fine-tuning run without `--warmup`: fresh Adam moments make the first
+/// steps move every weight by about the learning rate, whatever its gradient's size. PROVISIONAL.
+pub const FINETUNE_WARMUP: u64 = 50;
+
+/// The dropout of a fine-tuning run without `--dropout`. PROVISIONAL.
+pub const FINETUNE_DROPOUT: f64 = 0.2;
+
 /// Streams per step without `--batch`: 32 (karpathy/char-rnn's was 50). More, smaller updates
 /// in the same minutes, and on AMX a whole number of 16-row tiles (50 streams pad to 64 rows).
 /// Measured at 5 minutes, defaults otherwise, 2 threads, one sitting
@@ -99,6 +109,7 @@ pub(super) fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> 
         encoding: a.encoding.clone(),
         val_chars: Some(a.val_chars.unwrap_or(DEFAULT_VAL_CHARS)),
         precision: a.precision.unwrap_or_else(default_precision),
+        init_from: None,
     };
     if !(cfg.dropout >= 0.0 && cfg.dropout < 1.0) {
         bail!("--dropout must be in [0, 1), got {}", cfg.dropout);
@@ -293,11 +304,17 @@ pub(super) fn plan(
 
 /// Checks the flags that do not depend on the text or the checkpoint.
 pub(super) fn check_run_flags(a: &TrainArgs) -> Result<()> {
+    if let (Some(r), Some(_)) = (&a.resume, &a.init_from) {
+        bail!(
+            "--init-from starts a new run from a model and --resume continues a run; give one of them (a fine-tuning run continues with --resume {} alone)",
+            r.display()
+        );
+    }
     if a.eval_every == Some(0) {
         bail!("--eval-every must be at least 1");
     }
-    if a.steps == Some(0) {
-        bail!("--steps must be at least 1");
+    if a.steps == Some(0) && a.init_from.is_none() {
+        bail!("--steps must be at least 1 (0 only with --init-from, to validate and save the starting point)");
     }
     if a.log_every == 0 {
         bail!("--log-every must be at least 1");

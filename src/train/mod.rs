@@ -1,6 +1,6 @@
-//! `charrnn train`: a training run of truncated BPTT from flags (fresh, sized for the budget)
-//! or a checkpoint (resumed exactly), with exact validation, checkpoints, a run folder,
-//! progress and Ctrl-C.
+//! `charrnn train`: a training run of truncated BPTT from flags (fresh, sized for the budget),
+//! from a base model (fine-tuning) or from a checkpoint (resumed exactly), with exact
+//! validation, checkpoints, a run folder, progress and Ctrl-C.
 //!
 //! Owns the run. Does not own the maths (`engine`, `optim`), the data rules (`data`) or the
 //! file format (`checkpoint`).
@@ -9,6 +9,7 @@
 //! - `sizing`: the model size and dropout a budget buys (the probe and the rule)
 //! - `probes`: the probe stored on this machine, so that runs of one shape choose one size
 //! - `setup`: text, model, config.json, the opening lines
+//! - `init_from`: a fine-tuning run's start from a base model (`--init-from`)
 //! - `folder`: the output folder, and what a run may do to one that holds something
 //! - `run`: the step loop, validation and saving, the closing line
 //! - `guard`: the rollback after a training blow-up
@@ -19,6 +20,7 @@ pub mod args;
 mod config;
 mod folder;
 pub mod guard;
+mod init_from;
 mod interrupt;
 mod lock;
 pub mod probes;

@@ -275,7 +275,9 @@ impl<'a> Run<'a> {
             self.log_step(&mut lp, loss, dt)?;
             self.checkpoint_if_due(&mut lp)?;
         };
-        if lp.last_eval_step != Some(self.st.step) && self.st.step > 0 {
+        // A fine-tuning run of --steps 0 validates and saves its starting point.
+        let started = self.st.step > 0 || self.config.init_from.is_some();
+        if lp.last_eval_step != Some(self.st.step) && started {
             self.validate(&mut lp)?;
         }
         if self.args.full_val

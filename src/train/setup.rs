@@ -1,14 +1,16 @@
-//! Setting a run up: the flags checked, the checkpoint read (a resumed run), the output
-//! folder claimed (and the run it held replaced, if so asked), the text read and split (`data::TrainingText`), the model built fresh (sized
-//! for the budget) or restored, `config.json` written, and the lines that say what is about to
-//! happen.
+//! Setting a run up: the flags checked, the checkpoint read (a resumed run, or the base of a
+//! fine-tuning run), the output folder claimed (and the run it held replaced, if so asked), the
+//! text read and split (`data::TrainingText`), the model built fresh (sized for the budget),
+//! carried over from the base (`init_from`) or restored, `config.json` written, and the lines
+//! that say what is about to happen.
 //!
-//! Owns everything before the first step. Does not step (see `run`) or own the folder's rules
-//! (see `folder`).
+//! Owns everything before the first step. Does not step (see `run`), own the folder's rules
+//! (see `folder`) or how a base model becomes a fine-tuning run's start (see `init_from`).
 
 use super::args::TrainArgs;
 use super::config::{check_resume_flags, check_run_flags, fresh_config, plan};
 use super::folder::{out_dir, RunFolder};
+use super::init_from::{carry_base, finetune_config, load_base, Base};
 use super::lock::RunLock;
 use super::progress::Progress;
 use super::runlog::RunLog;
@@ -49,8 +51,11 @@ pub(super) struct Start {
     pub(super) adam: Adam<f32>,
     pub(super) carry: State<f32>,
     pub(super) st: TrainState,
-    /// What the sizing chose and why (fresh runs that left something to it).
+    /// What the sizing chose and why (fresh runs that left something to it), or which
+    /// settings a fine-tuning run took.
     pub(super) sizing_line: Option<String>,
+    /// What a fine-tuning run took from its base (and a warning when that is little).
+    pub(super) init_lines: Vec<String>,
 }
 
 /// A checkpoint being resumed: its model, vocabulary, weights and training snapshot.
@@ -61,11 +66,13 @@ struct Resumed {
     snap: TrainSnapshot,
 }
 
-/// Where a run starts: a checkpoint, or the model the flags describe (its vocabulary, and
-/// the hidden size unless given, still open).
+/// Where a run starts: a checkpoint, the model the flags describe (its vocabulary, and
+/// the hidden size unless given, still open), or a base model to fine-tune (with the line
+/// that says which settings the run takes).
 enum Origin {
     Resumed(Box<Resumed>),
     Fresh(ModelConfig),
+    Base(Box<Base>, String),
 }
 
 impl Origin {
@@ -73,7 +80,7 @@ impl Origin {
     fn state(&self) -> Option<&TrainState> {
         match self {
             Origin::Resumed(r) => Some(&r.snap.state),
-            Origin::Fresh(_) => None,
+            Origin::Fresh(_) | Origin::Base(..) => None,
         }
     }
 }
@@ -90,10 +97,13 @@ pub(super) fn prepare(a: &TrainArgs, progress: Progress) -> Result<Prepared<'_>>
     let mut start = match origin {
         Origin::Resumed(r) => restore(*r),
         Origin::Fresh(m) => fresh_start(a, m, &mut config, &text, threads),
+        Origin::Base(b, line) => finetune_start(*b, line, &mut config, &text),
     };
     let steps_per_epoch = text.batches.steps_per_epoch as u64;
     let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), steps_per_epoch);
-    check_budget_left(&plan, &start.st)?;
+    if a.resume.is_some() {
+        check_budget_left(&plan, &start.st)?;
+    }
     let rng = rng_from_state(&start.st)?;
     let layout = Layout::new(start.model);
     folder.replace_old_run()?;
@@ -121,18 +131,21 @@ pub(super) fn prepare(a: &TrainArgs, progress: Progress) -> Result<Prepared<'_>>
     })
 }
 
-/// The checkpoint resumed (its flags checked against the command line) or the fresh model's
-/// flags, and the run's settings.
+/// The checkpoint resumed (its flags checked against the command line), the base model to
+/// fine-tune, or the fresh model's flags; and the run's settings.
 fn origin(a: &TrainArgs) -> Result<(Origin, TrainConfig)> {
-    Ok(match load_resumed(a)? {
-        Some(r) => {
-            let config = resumed_config(&r.snap.config, a);
-            (Origin::Resumed(Box::new(r)), config)
+    if let Some(r) = load_resumed(a)? {
+        let config = resumed_config(&r.snap.config, a);
+        return Ok((Origin::Resumed(Box::new(r)), config));
+    }
+    let base = load_base(a)?;
+    let (model, config) = fresh_config(a)?;
+    Ok(match base {
+        Some(b) => {
+            let (config, line) = finetune_config(a, config);
+            (Origin::Base(Box::new(b), line), config)
         }
-        None => {
-            let (model, config) = fresh_config(a)?;
-            (Origin::Fresh(model), config)
-        }
+        None => (Origin::Fresh(model), config),
     })
 }
 
@@ -165,6 +178,11 @@ fn text_spec<'a>(a: &'a TrainArgs, config: &'a TrainConfig, origin: &'a Origin) 
                 }
             }
             Origin::Fresh(_) => VocabFrom::Counts {
+                max_vocab: config.max_vocab,
+                min_count: config.min_count,
+            },
+            Origin::Base(b, _) => VocabFrom::Extends {
+                base: &b.vocab,
                 max_vocab: config.max_vocab,
                 min_count: config.min_count,
             },
@@ -259,6 +277,7 @@ fn restore(r: Resumed) -> Start {
         carry,
         st: state,
         sizing_line: None,
+        init_lines: Vec::new(),
     }
 }
 
@@ -276,9 +295,38 @@ fn fresh_start(
         ..m
     };
     let sizing_line = size_fresh_model(a, &mut m, config, &text.batches, threads);
-    let layout = Layout::new(m);
     let mut rng = Rng::new(config.seed);
-    let params: Vec<f32> = init_params(&layout, &mut rng);
+    let params: Vec<f32> = init_params(&Layout::new(m), &mut rng);
+    new_run(m, params, config, text, &rng, sizing_line)
+}
+
+/// A fine-tuning run: the base's model and weights carried to the text's vocabulary, with
+/// zero moments and state.
+fn finetune_start(
+    base: Base,
+    line: String,
+    config: &mut TrainConfig,
+    text: &TrainingText,
+) -> Start {
+    let (m, params, init_lines) = carry_base(base, text, config);
+    let rng = Rng::new(config.seed);
+    Start {
+        init_lines,
+        ..new_run(m, params, config, text, &rng, Some(line))
+    }
+}
+
+/// A run at step 0 from these weights: zero Adam moments and carried state, the generator
+/// `rng` as it is now.
+fn new_run(
+    m: ModelConfig,
+    params: Vec<f32>,
+    config: &TrainConfig,
+    text: &TrainingText,
+    rng: &Rng,
+    sizing_line: Option<String>,
+) -> Start {
+    let layout = Layout::new(m);
     let st = TrainState {
         step: 0,
         epoch: 0,
@@ -304,6 +352,7 @@ fn fresh_start(
         carry: State::zeros(m.layers, config.batch, m.hidden),
         st,
         sizing_line,
+        init_lines: Vec::new(),
     }
 }
 
@@ -402,7 +451,7 @@ fn print_header(
         split.train,
         split.val
     ));
-    if let Some(line) = &start.sizing_line {
+    for line in start.init_lines.iter().chain(&start.sizing_line) {
         progress.line(line);
     }
     if config.precision == MatmulPrecision::Bf16 && !crate::engine::amx::available() {

@@ -145,8 +145,8 @@ fn a_fine_tuning_run_resumes_exactly() {
         "notes.txt",
         "Die Füße über der Straße, the lazy dog.\n".repeat(300),
     );
-    // 60 steps in one go; 30 then a resume to 60. The warm-up (50 steps by default) and the
-    // dropout's masks run across the resume; a constant rate, since a cosine spans the
+    // 60 steps in one go; 30 then a resume to 60. A warm-up and the dropout's masks (the
+    // fine-tuning default's) run across the resume; a constant rate, since a cosine spans the
     // planned steps, which differ between the runs.
     let flags = |steps: &'static str| {
         [
@@ -154,6 +154,8 @@ fn a_fine_tuning_run_resumes_exactly() {
             steps,
             "--eval-every",
             "1000",
+            "--warmup",
+            "50",
             "--lr-schedule",
             "constant",
         ]

@@ -142,7 +142,7 @@ fn origin(a: &TrainArgs) -> Result<(Origin, TrainConfig)> {
     let (model, config) = fresh_config(a)?;
     Ok(match base {
         Some(b) => {
-            let (config, line) = finetune_config(a, config);
+            let (config, line) = finetune_config(a, &b, config);
             (Origin::Base(Box::new(b), line), config)
         }
         None => (Origin::Fresh(model), config),

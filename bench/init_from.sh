@@ -21,15 +21,17 @@
 #
 # Each fine-tuned run and its from-nothing twin run at the same time, one thread each (so the
 # two cores are used, and the pair sees the same machine). With the defaults (0.5 and 1 minute
-# at seeds 1 2 3, 5 minutes at seed 1) the whole takes about 35 minutes; SEEDS5="1 2 3" gives
-# three seeds at 5 minutes too, about 65 minutes. Nothing else should run meanwhile.
+# at seeds 1 2 3, 5 minutes at seed 1) that is 28.5 minutes of training; with the validation
+# and the checkpoint after every pass over a small text (not counted in --minutes) and the
+# sizing probes, about 40 minutes in all. SEEDS5="1 2 3" gives three seeds at 5 minutes too,
+# about 70 minutes. Nothing else should run meanwhile.
 #
 # Settings (environment): MINUTES ["0.5 1 5"], SEEDS ["1 2 3"] for budgets under 5 minutes,
 # SEEDS5 ["1"] for 5 minutes and more, SIZE [50000] characters per text, BIN
 # [target/release/charrnn, built if missing], OUT [bench/results/init-from-DATE-COMMIT.md],
 # KEEP (a folder to keep the runs in; default: a temporary one, removed).
 set -euo pipefail
-usage() { sed -n '2,33p' "$0"; exit 2; }
+usage() { sed -n '2,32p' "$0"; exit 2; }
 [ $# -ge 1 ] || usage
 BASE=$(realpath "$1")
 shift

@@ -11,13 +11,18 @@ use crate::model::Layout;
 
 impl<F: Float> Workspace<F> {
     /// Summed cross-entropy (nats) of the last forward's logits against targets `y`; logits
-    /// are left as they are.
+    /// are left as they are. Each row is `ln Σ exp(x − max) − (x_y − max)`, the difference
+    /// taken in f64, so any finite logits give the right loss (a loss formed as
+    /// `(max + ln Σ) − x_y` cancels to 0 when the logits are near 3e38).
     pub fn loss_sum(&self, y: &[u32], vocab: usize) -> f64 {
         let logits = &self.logits[..y.len() * vocab];
         logits
             .chunks_exact(vocab)
             .zip(y)
-            .map(|(row, &yi)| log_sum_exp(row) - row[yi as usize].to_f64())
+            .map(|(row, &yi)| {
+                let (max, ln_sum) = log_sum_exp(row);
+                ln_sum - (row[yi as usize].to_f64() - max)
+            })
             .sum()
     }
 
@@ -40,9 +45,10 @@ impl<F: Float> Workspace<F> {
 
 crate::multiversion! {
     /// One row of the head's loss: turns logits into scale·(softmax − onehot(y)) in place and
-    /// returns −log softmax[y] in nats. Max and sum run in 16 fixed lanes, so the loops
-    /// vectorise (with a large vocabulary this is a fifth of the step) and give the same bits
-    /// at every vector width.
+    /// returns −log softmax[y] in nats, as `ln Σ exp(x − max) − (x_y − max)` with the
+    /// difference in f64 (in the float type it overflows for logits of opposite signs near
+    /// 3e38). Max and sum run in 16 fixed lanes, so the loops vectorise (with a large
+    /// vocabulary this is a fifth of the step) and give the same bits at every vector width.
     fn softmax_grad_row<F: Float>(row: &mut [F], yi: usize, scale: F) -> f64 {
         const W: usize = 16;
         let mut lanes = [row[0]; W];
@@ -53,7 +59,7 @@ crate::multiversion! {
             }
         }
         let max = chunks.remainder().iter().fold(lanes.iter().fold(row[0], |m, &x| m.max(x)), |m, &x| m.max(x));
-        let z_y = (row[yi] - max).to_f64();
+        let z_y = row[yi].to_f64() - max.to_f64();
         for x in row.iter_mut() {
             *x = (*x - max).exp();
         }
@@ -81,10 +87,12 @@ crate::multiversion! {
 }
 
 crate::multiversion! {
-    /// ln Σ exp(row) for validation: exp in the float type (our vectorising exp for f32; the
-    /// largest term is exactly 1), summed in f64 over 16 fixed lanes. With a large vocabulary
-    /// this is most of a validation (was all f64: 4 s per validation at V=6003).
-    fn log_sum_exp<F: Float>(row: &[F]) -> f64 {
+    /// (max, ln Σ exp(row − max)) for validation: exp in the float type (our vectorising exp
+    /// for f32; the largest term is exactly 1), summed in f64 over 16 fixed lanes. The max is
+    /// returned apart, not added, so that the caller's `x_y − max` keeps its digits at any
+    /// magnitude. With a large vocabulary this is most of a validation (was all f64: 4 s per
+    /// validation at V=6003).
+    fn log_sum_exp<F: Float>(row: &[F]) -> (f64, f64) {
         const W: usize = 16;
         let max = row.iter().fold(row[0], |m, &x| m.max(x));
         let mut acc = [0.0f64; W];
@@ -98,7 +106,7 @@ crate::multiversion! {
         for &x in chunks.remainder() {
             sum += (x - max).exp().to_f64();
         }
-        max.to_f64() + sum.ln()
+        (max.to_f64(), sum.ln())
     }
 }
 
@@ -176,5 +184,50 @@ impl<'a> Evaluator<'a> {
         } else {
             self.total / self.n as f64
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Cell, ModelConfig};
+
+    fn workspace(vocab: usize, rows: usize) -> Workspace<f32> {
+        let layout = Layout::new(ModelConfig {
+            cell: Cell::Lstm,
+            vocab,
+            hidden: 4,
+            layers: 1,
+            embed: 0,
+        });
+        Workspace::new(&layout, 1, rows, false, Threads(1))
+    }
+
+    #[test]
+    fn any_finite_logits_give_the_right_loss() {
+        // Logits near 3e38, all equal: a uniform guess, ln V nats per row (a loss formed as
+        // (max + ln Σ) − x_y cancelled to 0 here).
+        let v = 5;
+        let mut ws = workspace(v, 2);
+        ws.logits[..2 * v].fill(3e38);
+        let want = 2.0 * (v as f64).ln();
+        assert!(
+            (ws.loss_sum(&[0, 3], v) - want).abs() < 1e-9,
+            "{}",
+            ws.loss_sum(&[0, 3], v)
+        );
+        // Logits of opposite signs near the largest float: x_y − max is −6e38, which f32
+        // cannot hold.
+        ws.logits[..v].copy_from_slice(&[3e38, -3e38, 0.0, 1.0, 2.0]);
+        let got = ws.loss_sum(&[1], v);
+        assert!((got / 6e38 - 1.0).abs() < 1e-6, "{got}");
+        let mut row = [3e38f32, -3e38, 0.0];
+        let got = softmax_grad_row(&mut row, 1, 1.0);
+        assert!((got / 6e38 - 1.0).abs() < 1e-6, "{got}");
+        assert_eq!(row[..2], [1.0, -1.0]);
+        assert!(row[2].abs() < 1e-30);
+        let mut row = [3e38f32; 4];
+        let got = softmax_grad_row(&mut row, 2, 1.0);
+        assert!((got - 4f64.ln()).abs() < 1e-6, "{got}");
     }
 }

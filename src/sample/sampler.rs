@@ -195,17 +195,18 @@ impl Sampler {
         pick(&self.logits[s * v..][..v], &mut self.probs, how, rng)
     }
 
-    /// Log-probability (nats) of `id` under stream `s`'s last logits at temperature 1.
+    /// Log-probability (nats) of `id` under stream `s`'s last logits at temperature 1:
+    /// `(x_id − max) − ln Σ exp(x − max)` in f64, right for any finite logits (adding the max
+    /// back first would cancel to 0 near 3e38).
     pub fn log_prob(&self, s: usize, id: u32) -> f64 {
         let logits = self.logits(s);
         let max = logits.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
-        let lse = max
-            + logits
-                .iter()
-                .map(|&x| (x as f64 - max).exp())
-                .sum::<f64>()
-                .ln();
-        logits[id as usize] as f64 - lse
+        let ln_sum = logits
+            .iter()
+            .map(|&x| (x as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+        (logits[id as usize] as f64 - max) - ln_sum
     }
 }
 
@@ -343,6 +344,29 @@ mod tests {
     use crate::engine::{init_params, State, Threads, Workspace};
     use crate::model::ModelConfig;
     use crate::rng::Rng;
+
+    #[test]
+    fn log_probabilities_are_right_for_any_finite_logits() {
+        let layout = Layout::new(ModelConfig {
+            cell: Cell::Lstm,
+            vocab: 4,
+            hidden: 4,
+            layers: 1,
+            embed: 0,
+        });
+        let params = init_params(&layout, &mut Rng::new(1));
+        let mut s = Sampler::new(&layout, &params, 1);
+        // Equal logits near 3e38: a uniform guess (adding the max back first gave 0).
+        s.logits.fill(3e38);
+        assert!(
+            (s.log_prob(0, 2) + 4f64.ln()).abs() < 1e-12,
+            "{}",
+            s.log_prob(0, 2)
+        );
+        s.logits.copy_from_slice(&[3e38, -3e38, 0.0, 0.0]);
+        assert!((s.log_prob(0, 1) / -6e38 - 1.0).abs() < 1e-6);
+        assert_eq!(s.log_prob(0, 0), 0.0);
+    }
 
     #[test]
     fn sampler_matches_the_batched_engine() {

@@ -89,3 +89,79 @@ fn eval_gives_the_right_loss_at_logits_near_the_largest_float() {
         out.stderr()
     );
 }
+
+#[test]
+fn weights_that_are_not_finite_are_refused_by_every_command_that_loads_them() {
+    let d = Dir::new("non-finite");
+    let text = d.write("t.txt", LINE.repeat(3));
+    let text = text.to_str().unwrap();
+    for (tensor, value) in [
+        ("head.bias", f32::NAN),
+        ("lstm.weight_hh_l1", f32::INFINITY),
+        ("lstm.bias_ih_l0", f32::NEG_INFINITY),
+    ] {
+        let ck = edited(
+            &d,
+            "format-v1-lstm-2x16-step40.safetensors",
+            "bad.safetensors",
+            |n, v| {
+                if n == tensor {
+                    v[3] = value;
+                }
+            },
+        );
+        let ck = ck.to_str().unwrap();
+        let named = format!("tensor {tensor} has {value} at index 3");
+        d.run(&["sample", ck, "--length", "5", "--seed", "1"])
+            .bad(&named);
+        d.run(&["eval", ck, text]).bad(&named);
+        d.run(&["info", ck]).bad(&named);
+        d.run(&["serve", ck, "--port", "0"]).bad(&named);
+        d.run(&["train", text, "--resume", ck, "--steps", "41"])
+            .bad(&named);
+        let e = charrnn::Model::load(ck).err().expect("refused");
+        assert!(e.msg.contains(&named), "{}", e.msg);
+    }
+    // The moments and the carried state, which only a resume reads.
+    let first = Layout::new(
+        checkpoint::load(&fixture("format-v1-lstm-2x16.safetensors"))
+            .unwrap()
+            .model,
+    )
+    .tensors[0]
+        .name
+        .clone();
+    for (what, named) in [
+        (
+            "moments",
+            format!("tensor adam.v.{first} has NaN at index 7"),
+        ),
+        ("state", "tensor state.h has inf at index 7".to_string()),
+    ] {
+        let mut full =
+            checkpoint::load(&fixture("format-v1-lstm-2x16-step40.safetensors")).unwrap();
+        let tr = full.train.as_mut().unwrap();
+        let r = tr.resume.as_mut().unwrap();
+        match what {
+            "moments" => r.adam.v[7] = f32::NAN,
+            _ => r.carry.h[7] = f32::INFINITY,
+        }
+        let train = TrainRef {
+            config: &tr.config,
+            state: &tr.state,
+            adam: &r.adam,
+            carry: &r.carry,
+        };
+        let bad = d.path("resume.safetensors");
+        checkpoint::save(&bad, &full.model, &full.vocab, &full.params, Some(train)).unwrap();
+        d.run(&[
+            "train",
+            text,
+            "--resume",
+            bad.to_str().unwrap(),
+            "--steps",
+            "41",
+        ])
+        .bad(&named);
+    }
+}

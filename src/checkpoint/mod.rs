@@ -10,7 +10,8 @@
 //! A checkpoint is input like any other (people download them): every metadata field is
 //! checked against sane limits and against the tensors' names, dtypes and shapes before
 //! anything is allocated, so a file that lies is one `… is not a valid checkpoint: …` line,
-//! never a panic or an allocation beyond the file's size.
+//! never a panic or an allocation beyond the file's size; and every value read must be finite
+//! (`check_finite`), so weights that blew up are refused by every command that loads them.
 //!
 //! Owns the file format: nothing else reads or writes a checkpoint's bytes (`tensors` is the
 //! container). Does not decide when to save (see `train`).
@@ -249,6 +250,7 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
                 true => tf.weights_into(&name, Some(&t.shape), out)?,
                 false => tf.f32_into(&name, Some(&t.shape), out)?,
             }
+            check_finite(&tf, &name, out)?;
         }
         Ok(v)
     };
@@ -269,6 +271,8 @@ fn read(path: &Path, with_train: bool) -> Result<Checkpoint> {
                     h: tf.f32("state.h", Some(&shape))?,
                     c: tf.f32("state.c", Some(&shape))?,
                 };
+                check_finite(&tf, "state.h", &carry.h)?;
+                check_finite(&tf, "state.c", &carry.c)?;
                 let mut adam = Adam::new(0, config.lr, false);
                 adam.t = state.adam_steps;
                 adam.m = flat("adam.m.")?;
@@ -310,6 +314,29 @@ fn ensure(tf: &TensorFile, ok: bool, why: impl FnOnce() -> String) -> Result<()>
             why()
         )))
     }
+}
+
+/// Every value of tensor `name` must be finite: a NaN or an infinity makes every output of
+/// the model NaN (`sample` printed newlines, `eval` NaN, `serve` answered 200). A pass over
+/// the values as they are read, about 0.5 ms for the 3.3 million weights (13 MB) of a 2×512
+/// LSTM: `load_model` took 2.1 ms with it and 1.6 ms without (fastest of 30, release build,
+/// a 2-core machine); `--resume` also reads the moments, three times that.
+fn check_finite(tf: &TensorFile, name: &str, values: &[f32]) -> Result<()> {
+    // A fold without early exit vectorises (a plain `all` ran at a third of the speed).
+    let finite = |c: &[f32]| c.iter().fold(true, |ok, x| ok & x.is_finite());
+    if values.chunks(4096).all(finite) {
+        return Ok(());
+    }
+    let (i, x) = values
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !x.is_finite())
+        .expect("a value that is not finite");
+    Err(Error::input(format!(
+        "{} holds weights that are not numbers: tensor {name} has {x} at index {i} of {}; the run that wrote it blew up: use an earlier checkpoint (best.safetensors or a step checkpoint)",
+        tf.shown,
+        values.len()
+    )))
 }
 
 /// Tensor `name` must exist as F32 (or, for `weights`, BF16) of `shape`.

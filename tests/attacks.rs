@@ -165,3 +165,31 @@ fn weights_that_are_not_finite_are_refused_by_every_command_that_loads_them() {
         .bad(&named);
     }
 }
+
+#[test]
+fn an_empty_stop_string_is_refused_by_sample_the_server_and_the_library_alike() {
+    let d = Dir::new("empty-stop");
+    let ck = fixture("format-v1-lstm-2x16.safetensors");
+    let ck = ck.to_str().unwrap();
+    let why = charrnn::sample::stop::refused(&[String::new()]).expect("refused");
+    d.run(&["sample", ck, "--stop", "", "--length", "5"])
+        .bad(&format!("--stop {why}"));
+    d.run(&["sample", ck, "--stop", "\n", "--stop", "", "--length", "5"])
+        .bad(&format!("--stop {why}"));
+    let settings = charrnn::Settings {
+        stop: vec!["a".into(), String::new()],
+        ..charrnn::Settings::default()
+    };
+    let model = charrnn::Model::load(ck).unwrap();
+    let e = model.generate("the ", &settings).err().expect("refused");
+    assert!(e.msg.contains(why), "{}", e.msg);
+    let server = serve(&d, &[&format!("m={ck}")]);
+    let r = ureq::post(&format!("{}/v1/completions", server.url))
+        .set("content-type", "application/json")
+        .send_string(r#"{"model":"m","prompt":"the","stop":[""]}"#);
+    let Err(ureq::Error::Status(400, resp)) = r else {
+        panic!("expected 400, got {r:?}");
+    };
+    let body = resp.into_string().unwrap();
+    assert!(body.contains(why), "{body}");
+}

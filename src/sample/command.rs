@@ -106,8 +106,8 @@ impl SampleArgs {
         if self.ngram == 0 {
             crate::bail!("--ngram must be at least 1");
         }
-        if self.stop.iter().any(String::is_empty) {
-            crate::bail!("--stop needs a non-empty string");
+        if let Some(why) = super::stop::refused(&self.stop) {
+            crate::bail!("--stop {why}");
         }
         Ok(())
     }

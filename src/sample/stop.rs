@@ -4,6 +4,16 @@
 //!
 //! Owns the matching and the holding back. Does not own generation (see `stream`).
 
+/// The one rule for stop strings, shared by `sample --stop`, the server's `stop` field and
+/// `Settings::stop`: why `stops` cannot be used, or None. An empty string is refused: every
+/// text ends with it, so it would end a sample before its first character.
+pub fn refused(stops: &[String]) -> Option<&'static str> {
+    stops
+        .iter()
+        .any(String::is_empty)
+        .then_some("must not be empty (every text ends with the empty string)")
+}
+
 /// The stop strings of one stream and the characters held back so far.
 #[derive(Clone, Debug, Default)]
 pub struct StopMatcher {
@@ -21,7 +31,7 @@ pub enum Matched {
 }
 
 impl StopMatcher {
-    /// A matcher for `stops` (empty strings are ignored).
+    /// A matcher for `stops` (empty strings, which `refused` keeps out, are ignored).
     pub fn new(stops: &[String]) -> StopMatcher {
         StopMatcher {
             stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),

@@ -130,7 +130,7 @@ impl Model {
     /// every machine.
     ///
     /// # Errors
-    /// As `encode_prompt`.
+    /// As `encode_prompt`; an empty stop string (see `stop::refused`).
     ///
     /// # Example
     /// ```
@@ -159,8 +159,11 @@ impl Model {
     /// stepped by `Stream::next_text` with this model's vocabulary.
     ///
     /// # Errors
-    /// As `encode_prompt`.
+    /// As `encode_prompt`; an empty stop string (see `stop::refused`).
     pub fn start(&self, prompt: &str, settings: &Settings) -> Result<(Sampler, Stream)> {
+        if let Some(why) = super::stop::refused(&settings.stop) {
+            crate::bail!("Settings::stop strings {why}");
+        }
         let ids = self.encode_prompt(prompt)?;
         Ok((self.sampler(1), Stream::new(ids, settings)))
     }

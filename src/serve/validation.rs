@@ -386,8 +386,8 @@ fn stops(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
             format!("'stop' has {} strings; at most 4 are allowed", list.len()),
         ));
     }
-    if list.iter().any(String::is_empty) {
-        return Err(ApiError::bad("stop", "'stop' strings must not be empty"));
+    if let Some(why) = crate::sample::stop::refused(&list) {
+        return Err(ApiError::bad("stop", format!("'stop' strings {why}")));
     }
     Ok(list)
 }

@@ -193,3 +193,56 @@ fn an_empty_stop_string_is_refused_by_sample_the_server_and_the_library_alike() 
     let body = resp.into_string().unwrap();
     assert!(body.contains(why), "{body}");
 }
+
+/// A mirror that accepts connections and never answers (kept open until the test ends);
+/// `headers`: it sends the response's headers and then falls silent in the body.
+fn silent_mirror(headers: bool) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            if headers {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nOnce upon");
+            }
+            open.push(s);
+        }
+    });
+    base
+}
+
+#[test]
+fn a_download_from_a_silent_mirror_says_it_timed_out_and_which_flag_waits_longer() {
+    let d = Dir::new("silent-mirror");
+    for headers in [false, true] {
+        let base = silent_mirror(headers);
+        let started = std::time::Instant::now();
+        let args = [
+            "--mirror",
+            &base,
+            "--cache",
+            "cache",
+            "--download-timeout",
+            "1",
+        ];
+        let mut fetch = vec!["fetch", "gutenberg", "7"];
+        fetch.extend(args);
+        d.run(&fetch).bad("did not answer for 1 s (timed out)");
+        let r = d.run(&fetch);
+        assert!(r.stderr().contains("--download-timeout"), "{}", r.stderr());
+        let mut train = vec!["train", "--gutenberg", "7"];
+        train.extend(args);
+        d.run(&train).bad("did not answer for 1 s (timed out)");
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "it waited {:?}",
+            started.elapsed()
+        );
+    }
+    d.run(&["fetch", "gutenberg", "7", "--download-timeout", "0"])
+        .bad("--download-timeout must be a positive number of seconds");
+}

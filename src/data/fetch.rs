@@ -33,6 +33,15 @@ pub struct GutenbergSource {
     /// https://www.gutenberg.org].
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+    /// Give up on a download after this many seconds without an answer (to connect, or
+    /// between two pieces of the book).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        allow_negative_numbers = true
+    )]
+    pub download_timeout: f64,
 }
 
 pub const DEFAULT_MIRROR: &str = "https://www.gutenberg.org";
@@ -69,8 +78,36 @@ pub fn strip_gutenberg(text: &str) -> (String, bool) {
     (format!("{body}\n"), true)
 }
 
+/// Whether an I/O error is a timeout (`WouldBlock` is how some systems report a read that
+/// timed out).
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
+}
+
+/// The message for a download that got no answer for `secs` seconds.
+fn timeout_message(url: &str, secs: f64) -> Error {
+    Error::input(format!(
+        "cannot download {url}: the server did not answer for {secs} s (timed out); try again later, give more time with --download-timeout SECS, or pass a local file"
+    ))
+}
+
 /// Downloads book `id` (or finds it in the cache) and returns the path of the stripped text.
-pub fn gutenberg(id: u32, cache: Option<&Path>, mirror: Option<&str>) -> Result<PathBuf> {
+///
+/// # Errors
+/// A bad `--download-timeout`; a book the mirror does not have; a mirror that cannot be
+/// reached, answers with an error or stays silent for longer than the timeout.
+pub fn gutenberg(id: u32, source: &GutenbergSource) -> Result<PathBuf> {
+    let (cache, mirror, secs) = (
+        source.cache.as_deref(),
+        source.mirror.as_deref(),
+        source.download_timeout,
+    );
+    if !(secs > 0.0 && secs.is_finite()) {
+        bail!("--download-timeout must be a positive number of seconds, got {secs}");
+    }
     let dir = cache_dir(cache);
     let path = dir.join(format!("gutenberg-{id}.txt"));
     if path.is_file() {
@@ -85,14 +122,22 @@ pub fn gutenberg(id: u32, cache: Option<&Path>, mirror: Option<&str>) -> Result<
         .unwrap_or_else(|| DEFAULT_MIRROR.into());
     let url = format!("{}/cache/epub/{id}/pg{id}.txt", base.trim_end_matches('/'));
     eprintln!("charrnn: downloading {url}");
+    let limit = std::time::Duration::from_secs_f64(secs);
     let agent = ureq::AgentBuilder::new()
-        .timeout_connect(std::time::Duration::from_secs(15))
-        .timeout_read(std::time::Duration::from_secs(60))
+        .timeout_connect(limit)
+        .timeout_read(limit)
         .build();
     let resp = match agent.get(&url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(404, _)) => bail!("Project Gutenberg has no plain-text book {id} ({url} was not found); check the number"),
         Err(ureq::Error::Status(code, _)) => bail!("cannot download {url}: the server answered {code}; try again later or pass a local file"),
+        Err(ureq::Error::Transport(t))
+            if std::error::Error::source(&t)
+                .and_then(|e| e.downcast_ref::<std::io::Error>())
+                .is_some_and(timed_out) =>
+        {
+            return Err(timeout_message(&url, secs))
+        }
         Err(ureq::Error::Transport(t)) => bail!(
             "cannot download {url} ({}); without a network, download the book yourself and pass the local file: charrnn train FILE",
             t.message().map_or_else(|| t.kind().to_string(), str::to_string)
@@ -103,6 +148,9 @@ pub fn gutenberg(id: u32, cache: Option<&Path>, mirror: Option<&str>) -> Result<
         .take(256 << 20)
         .read_to_end(&mut bytes)
         .map_err(|e| {
+            if timed_out(&e) {
+                return timeout_message(&url, secs);
+            }
             Error::input(format!(
                 "cannot download {url} ({e}); pass a local file instead"
             ))
@@ -124,7 +172,7 @@ pub fn gutenberg(id: u32, cache: Option<&Path>, mirror: Option<&str>) -> Result<
 
 /// `charrnn fetch gutenberg ID`: downloads (or finds in the cache) and prints the path.
 pub fn run(a: &GutenbergArgs) -> Result<()> {
-    let path = gutenberg(a.id, a.source.cache.as_deref(), a.source.mirror.as_deref())?;
+    let path = gutenberg(a.id, &a.source)?;
     println!("{}", path.display());
     Ok(())
 }

@@ -172,14 +172,6 @@ fn fetch(
     let Command::Fetch(FetchCommand::Gutenberg(a)) = parse(args)? else {
         unreachable!("parsed as fetch gutenberg")
     };
-    let path = py.detach(|| {
-        guarded(|| {
-            crate::data::fetch::gutenberg(
-                a.id,
-                a.source.cache.as_deref(),
-                a.source.mirror.as_deref(),
-            )
-        })
-    })?;
+    let path = py.detach(|| guarded(|| crate::data::fetch::gutenberg(a.id, &a.source)))?;
     Ok(path.display().to_string())
 }

@@ -55,11 +55,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
 /// As `train`; an observer's stop is `Kind::Interrupted`, after saving.
 pub fn train_observed(mut a: TrainArgs, observer: Option<Box<dyn Observer>>) -> Result<PathBuf> {
     if let Some(id) = a.gutenberg {
-        a.files.push(crate::data::fetch::gutenberg(
-            id,
-            a.source.cache.as_deref(),
-            a.source.mirror.as_deref(),
-        )?);
+        a.files.push(crate::data::fetch::gutenberg(id, &a.source)?);
     }
     let terminal = observer.is_none();
     let progress = match observer {

@@ -246,3 +246,46 @@ fn a_download_from_a_silent_mirror_says_it_timed_out_and_which_flag_waits_longer
     d.run(&["fetch", "gutenberg", "7", "--download-timeout", "0"])
         .bad("--download-timeout must be a positive number of seconds");
 }
+
+/// Seconds of an `H:MM:SS` clock.
+fn seconds(hms: &str) -> u64 {
+    hms.split(':').fold(0, |s, part| {
+        s * 60 + part.parse::<u64>().unwrap_or_else(|_| panic!("{hms}"))
+    })
+}
+
+/// The clock just before `what` in `line`.
+fn clock_before(line: &str, what: &str) -> u64 {
+    let head = &line[..line
+        .find(what)
+        .unwrap_or_else(|| panic!("no {what:?} in {line}"))];
+    seconds(head.rsplit(" ").next().unwrap().trim_start_matches('('))
+}
+
+#[test]
+fn after_a_resume_the_closing_line_never_has_in_all_shorter_than_training() {
+    let d = Dir::new("resume-clock");
+    let f = repetitive(&d);
+    // Three seconds of training, then a resume of a few steps: the run has trained longer
+    // than the resumed invocation took in all.
+    let r = train(&d, &f, "run", &["--minutes", "0.05", "--sample-every", "0"]).ok();
+    let closing = r.stderr().lines().last().unwrap().to_string();
+    let step: u64 = closing
+        .split("at step ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{closing}"));
+    let first = clock_before(&closing, " of training (");
+    assert!(
+        first >= 3 && clock_before(&closing, " in all") >= first,
+        "{closing}"
+    );
+    let r = resume(&d, &f, "run/last.safetensors", &(step + 5).to_string()).ok();
+    let closing = r.stderr().lines().last().unwrap().to_string();
+    let session = clock_before(&closing, " of training (");
+    let in_all = clock_before(&closing, " in all");
+    assert!(in_all >= session && in_all < first, "{closing}");
+    let total = clock_before(&closing, " of training since step 0");
+    assert!(total >= first && total >= session, "{closing}");
+}

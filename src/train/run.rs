@@ -53,8 +53,10 @@ pub(super) struct Run<'a> {
     _lock: RunLock,
     /// With --full-val: the loss on the whole validation part at the end.
     full_val: Option<f64>,
-    /// Seconds from the first step to the end, validation and saving included.
+    /// Seconds from this invocation's first step to its end, validation and saving included.
     wall_seconds: f64,
+    /// Training seconds of the run before this invocation (0 unless resumed).
+    trained_before: f64,
     /// Rollbacks the guard made in this invocation.
     rollbacks: u32,
 }
@@ -208,6 +210,7 @@ impl<'a> Run<'a> {
             st,
             ..
         } = start;
+        let trained_before = st.train_seconds;
         Run {
             args,
             config,
@@ -231,6 +234,7 @@ impl<'a> Run<'a> {
             _lock: lock,
             full_val: None,
             wall_seconds: 0.0,
+            trained_before,
             rollbacks: 0,
         }
     }
@@ -713,16 +717,39 @@ impl<'a> Run<'a> {
             n => format!("; {n} rollbacks after blow-ups (metrics.jsonl has them)"),
         };
         self.progress.line(&format!(
-            "charrnn: {} at step {} (epoch {:.2}): {} of training ({} in all, with validation and saving){val}{rolled}; checkpoints in {}",
+            "charrnn: {} at step {} (epoch {:.2}): {}{val}{rolled}; checkpoints in {}",
             reason.describe(),
             self.st.step,
             self.st.step as f64 / self.steps_per_epoch as f64,
-            hms(self.st.train_seconds),
-            hms(self.wall_seconds),
+            self.clocks(),
             self.out.display()
         ));
         self.progress.finish();
         Ok(())
+    }
+
+    /// The closing line's clocks: training, and all of it with validation and saving. Only
+    /// this invocation's wall clock is known, so a resumed run gives the whole run's training
+    /// and then both clocks of this invocation (the whole run's training beside this
+    /// invocation's wall clock made "in all" shorter than "of training").
+    fn clocks(&self) -> String {
+        let session = self.st.train_seconds - self.trained_before;
+        let both = |train: f64| {
+            format!(
+                "{} of training ({} in all, with validation and saving)",
+                hms(train),
+                hms(self.wall_seconds)
+            )
+        };
+        if self.trained_before > 0.0 {
+            format!(
+                "{} of training since step 0; in this invocation {}",
+                hms(self.st.train_seconds),
+                both(session)
+            )
+        } else {
+            both(session)
+        }
     }
 
     /// The command that continues this run: its files, the checkpoint, and the flags given

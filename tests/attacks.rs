@@ -289,3 +289,49 @@ fn after_a_resume_the_closing_line_never_has_in_all_shorter_than_training() {
     let total = clock_before(&closing, " of training since step 0");
     assert!(total >= first && total >= session, "{closing}");
 }
+
+#[test]
+fn eval_on_a_text_mostly_outside_the_vocabulary_says_what_share_it_scored() {
+    let d = Dir::new("oov-share");
+    // 15 known characters, 83 unknown: 40 '春', 30 '€', 13 '眠'.
+    let text = format!(
+        "{}{}{}the fox jumps.\n",
+        "春".repeat(40),
+        "€".repeat(30),
+        "眠".repeat(13)
+    );
+    let f = d.write("mostly-unknown.txt", &text);
+    let ck = fixture("format-v1-lstm-2x16.safetensors");
+    let out = d
+        .run(&["eval", ck.to_str().unwrap(), f.to_str().unwrap()])
+        .ok()
+        .stdout();
+    assert!(
+        out.contains("83 of 98 characters (84.7%) are outside the vocabulary and left out: the loss is on the other 15 (15.3%)")
+            && out.contains("most frequent first: '春'×40 '€'×30 '眠'×13"),
+        "{out}"
+    );
+    // A model with an unknown symbol scores them as it.
+    let fox = repetitive(&d);
+    train(
+        &d,
+        &fox,
+        "unk",
+        &["--steps", "2", "--max-vocab", "10", "--sample-every", "0"],
+    )
+    .ok();
+    let out = d
+        .run(&["eval", "unk/last.safetensors", f.to_str().unwrap()])
+        .ok()
+        .stdout();
+    assert!(
+        out.contains("characters (")
+            && out.contains("scored as the unknown symbol: the loss is on "),
+        "{out}"
+    );
+    let first = out
+        .split("most frequent first: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(first.starts_with("'春'×40 '€'×30 '眠'×13"), "{out}");
+}

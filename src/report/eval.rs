@@ -55,25 +55,45 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// "; N character(s) outside the vocabulary (…), scored as …", or nothing.
+/// "; N of M characters (P%) outside the vocabulary, …: scored K (Q%); D distinct, most
+/// frequent first: …", or nothing. The share scored says how much of the text the loss is
+/// about: on a text mostly outside the vocabulary it is a loss on a few characters.
 fn out_of_vocab_note(score: &Score) -> String {
     let oov = &score.out_of_vocab;
     let n: usize = oov.values().sum();
     if n == 0 {
         return String::new();
     }
-    let shown: Vec<String> = oov
+    // The characters of the text: the scored stream holds the unknown ones as the unknown
+    // symbol, or leaves them out.
+    let total = if score.unknown_scored {
+        score.chars
+    } else {
+        score.chars + n
+    };
+    let percent = |k: usize| 100.0 * k as f64 / total as f64;
+    let mut by_count: Vec<(&char, &usize)> = oov.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let shown: Vec<String> = by_count
         .iter()
         .take(10)
         .map(|(c, n)| format!("{c:?}×{n}"))
         .collect();
+    let known = total - n;
     let fate = if score.unknown_scored {
-        "scored as the unknown symbol"
+        format!(
+            "scored as the unknown symbol: the loss is on {known} known characters ({:.1}%) and {n} unknown ones",
+            percent(known)
+        )
     } else {
-        "left out of the score"
+        format!(
+            "left out: the loss is on the other {known} ({:.1}%)",
+            percent(known)
+        )
     };
     format!(
-        "; {n} character(s) outside the vocabulary ({} distinct: {}{}), {fate}",
+        "; {n} of {total} characters ({:.1}%) are outside the vocabulary and {fate}; {} distinct, most frequent first: {}{}",
+        percent(n),
         oov.len(),
         shown.join(" "),
         if oov.len() > 10 { " …" } else { "" }

@@ -335,3 +335,92 @@ fn eval_on_a_text_mostly_outside_the_vocabulary_says_what_share_it_scored() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(first.starts_with("'春'×40 '€'×30 '眠'×13"), "{out}");
 }
+
+#[test]
+fn a_folder_names_every_file_it_skips_and_why_in_the_output_and_config_json() {
+    let d = Dir::new("skips");
+    std::fs::create_dir_all(d.path("notes/more")).unwrap();
+    d.write("notes/a.txt", LINE.repeat(300));
+    // A long text with one bad byte far in: a flag reads it.
+    let mut one_bad = "it was the best of times, ".repeat(400).into_bytes();
+    one_bad[9000] = 0xFF;
+    d.write("notes/one-bad-byte.txt", &one_bad);
+    d.write("notes/empty.txt", "");
+    d.write(
+        "notes/logo.png",
+        [0x89u8, b'P', b'N', b'G', 0, 0, 0, 13].repeat(8),
+    );
+    let u16: Vec<u8> = "hello there, general."
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    d.write("notes/more/utf16.txt", u16.repeat(20));
+    let r = train(
+        &d,
+        std::path::Path::new("notes"),
+        "run",
+        &["--steps", "2", "--sample-every", "0"],
+    )
+    .ok();
+    let err = r.stderr();
+    let sep = std::path::MAIN_SEPARATOR;
+    for line in [
+        format!("charrnn: skipped notes{sep}one-bad-byte.txt: it is not valid UTF-8: invalid byte 0xFF at offset 9000; "),
+        format!("charrnn: skipped notes{sep}empty.txt: it is empty\n"),
+        format!("charrnn: skipped notes{sep}logo.png: it looks like binary data (a NUL byte at offset 4)\n"),
+        format!("charrnn: skipped notes{sep}more{sep}utf16.txt: it looks like UTF-16 without a byte-order mark"),
+    ] {
+        assert!(err.contains(&line), "no {line:?} in:\n{err}");
+    }
+    let bad_line = err.lines().find(|l| l.contains("one-bad-byte")).unwrap();
+    assert!(
+        bad_line.contains("--lossy") && bad_line.contains("--encoding"),
+        "{bad_line}"
+    );
+    assert!(err.contains("--encoding utf-16le"), "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("run/config.json")).unwrap()).unwrap();
+    let skipped = config["corpus"]["skipped_files"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    let bad = skipped
+        .iter()
+        .find(|s| s["path"].as_str().unwrap().ends_with("one-bad-byte.txt"))
+        .unwrap();
+    assert_eq!(
+        bad["reason"],
+        "is not valid UTF-8: invalid byte 0xFF at offset 9000"
+    );
+    assert!(bad["advice"].as_str().unwrap().contains("--lossy"), "{bad}");
+    // Many binary files: the first 20 are named, config.json has every one.
+    for i in 0..25 {
+        d.write(&format!("notes/more/blob{i:02}.bin"), [0u8, 1, 2, 3]);
+    }
+    let r = train(
+        &d,
+        std::path::Path::new("notes"),
+        "run2",
+        &["--steps", "2", "--sample-every", "0"],
+    )
+    .ok();
+    let err = r.stderr();
+    assert_eq!(err.matches("charrnn: skipped ").count(), 20, "{err}");
+    assert!(
+        err.contains("… and 9 more files skipped (the run's config.json lists them all)"),
+        "{err}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("run2/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["corpus"]["skipped_files"].as_array().unwrap().len(),
+        29
+    );
+    // A folder with no text names a file it skipped and the flag that reads it.
+    std::fs::create_dir_all(d.path("latin")).unwrap();
+    d.write("latin/x.txt", b"caf\xe9 ".repeat(200));
+    train(&d, std::path::Path::new("latin"), "run3", &["--steps", "2"])
+        .bad("--encoding windows-1252");
+}

@@ -1,15 +1,16 @@
 //! A training corpus: one file, several, or folders (walked recursively in sorted order,
 //! hidden entries skipped), joined with a blank line, read in passes that each stream over the
 //! files in constant memory: the first counts characters and takes the fingerprints, the
-//! second turns the text into ids. Files inside folders that are not text are skipped and
-//! counted (files up to 64 MiB are checked whole before any of them is used; a larger one that
+//! second turns the text into ids. Files inside folders that are not text are skipped, each
+//! named with why and, for a text in another encoding or with a few bad bytes, the flag that
+//! reads it (files up to 64 MiB are checked whole before any of them is used; a larger one that
 //! turns out not to be text is an error).
 //!
 //! Owns which files make the corpus and the passes over them. Does not own decoding (`text`)
 //! or what the ids become (`ids`, `batches`).
 
 use super::ids::{Ids, IdsWriter};
-use super::text::{decode_text, Ascii, Decoding, Fingerprint, TextStream};
+use super::text::{decode_text, Ascii, Decoding, Fingerprint, NotText, TextStream};
 use super::vocab::Vocab;
 use crate::bail;
 use crate::error::{Error, Result};
@@ -37,9 +38,9 @@ pub struct Corpus {
 pub struct Scan {
     /// How to name the corpus in messages: the file, or "N files from …".
     pub name: String,
-    /// Files used, and files in folders skipped for not being text.
+    /// Files used, and files in folders skipped for not being text (in reading order).
     pub files: usize,
-    pub skipped: usize,
+    pub skipped: Vec<Skipped>,
     /// Characters of the text as trained on (after `--ascii`).
     pub chars: u64,
     /// How often each of those characters occurs.
@@ -47,6 +48,45 @@ pub struct Scan {
     /// SHA-256 of the decoded text, and of the text as trained on (they differ with --ascii).
     pub sha256: String,
     pub fingerprint: String,
+}
+
+/// A file of a folder that was skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub path: String,
+    #[serde(flatten)]
+    pub why: NotText,
+}
+
+/// Skipped files named on stderr at most; `config.json` lists them all.
+const SKIPS_SHOWN: usize = 20;
+
+impl Scan {
+    /// The lines that name the skipped files: one per file (those a flag reads first), at
+    /// most `SKIPS_SHOWN`, then how many more the run's `config.json` lists.
+    pub fn skip_lines(&self) -> Vec<String> {
+        let mut order: Vec<&Skipped> = self.skipped.iter().collect();
+        order.sort_by_key(|s| !s.why.readable_with_a_flag());
+        let mut lines: Vec<String> = order
+            .iter()
+            .take(SKIPS_SHOWN)
+            .map(|s| {
+                let advice = if s.why.readable_with_a_flag() {
+                    format!("; {}", s.why.advice)
+                } else {
+                    String::new()
+                };
+                format!("charrnn: skipped {}: it {}{advice}", s.path, s.why.reason)
+            })
+            .collect();
+        if order.len() > SKIPS_SHOWN {
+            lines.push(format!(
+                "charrnn: … and {} more files skipped (the run's config.json lists them all)",
+                order.len() - SKIPS_SHOWN
+            ));
+        }
+        lines
+    }
 }
 
 /// What the second pass made.
@@ -193,7 +233,7 @@ impl Corpus {
         ascii: bool,
         what: &str,
         f: &mut dyn FnMut(&str, &str) -> Result<()>,
-    ) -> Result<(usize, usize)> {
+    ) -> Result<(usize, Vec<Skipped>)> {
         let progress = Reading::new(self.bytes, what);
         let mut translit = Ascii::default();
         let mut trained = String::new();
@@ -208,7 +248,7 @@ impl Corpus {
             }
             f(piece, &trained)
         };
-        let (mut used, mut skipped, mut done) = (0usize, 0usize, 0u64);
+        let (mut used, mut skipped, mut done) = (0usize, Vec::new(), 0u64);
         let mut piece = String::new();
         for (path, in_folder) in &self.files {
             let size = std::fs::metadata(path).map_or(0, |m| m.len());
@@ -216,7 +256,8 @@ impl Corpus {
                 // Decode it whole: a file that is not text is skipped before any of it is used.
                 let bytes = std::fs::read(path)
                     .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-                match decode_text(&bytes, &path.display().to_string(), d) {
+                let shown = path.display().to_string();
+                match decode_text(&bytes, &shown, d) {
                     Ok(text) => {
                         if used > 0 {
                             emit("\n\n", false)?;
@@ -224,7 +265,10 @@ impl Corpus {
                         emit(&text, false)?;
                         used += 1;
                     }
-                    Err(_) => skipped += 1,
+                    Err(e) => skipped.push(Skipped {
+                        why: NotText::of(&e, &shown).ok_or(e)?,
+                        path: shown,
+                    }),
                 }
             } else {
                 let mut stream = TextStream::open(path, d)?;
@@ -254,9 +298,17 @@ impl Corpus {
         }
         if used == 0 {
             let shown: Vec<String> = self.given.iter().map(|p| p.display().to_string()).collect();
+            let first = skipped
+                .iter()
+                .find(|s| s.why.readable_with_a_flag())
+                .or(skipped.first())
+                .map_or(String::new(), |s| {
+                    format!(": {} {}; {}", s.path, s.why.reason, s.why.advice)
+                });
             bail!(
-                "{} holds no text files ({skipped} skipped); give text files to train on",
-                shown.join(" ")
+                "{} holds no text files ({} skipped{first}); give text files to train on",
+                shown.join(" "),
+                skipped.len()
             );
         }
         emit("", true)?;

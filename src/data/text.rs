@@ -90,8 +90,44 @@ fn sniff(head: &[u8], d: &Decoding) -> (Scheme, usize) {
     }
 }
 
+/// Why a file is not a text as charrnn was told to read it: what is wrong, and what reads it
+/// anyway. Every such error has one shape, `NAME REASON; ADVICE`, made by `not_text` and read
+/// back by `NotText::of`, so that a folder can skip the file and say why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NotText {
+    /// What is wrong, e.g. "is not valid UTF-8: invalid byte 0xFF at offset 2".
+    pub reason: String,
+    /// What to do, e.g. "pass --encoding NAME …, or --lossy to replace invalid bytes with
+    /// U+FFFD" (the flags that read it), or "charrnn trains on text".
+    pub advice: String,
+}
+
+impl NotText {
+    /// The reason and advice of an error `not_text` made about `name`; None for any other
+    /// error (an unreadable file, …).
+    pub fn of(e: &Error, name: &str) -> Option<NotText> {
+        let rest = e.msg.strip_prefix(name)?.strip_prefix(' ')?;
+        let (reason, advice) = rest.split_once("; ")?;
+        Some(NotText {
+            reason: reason.to_string(),
+            advice: advice.to_string(),
+        })
+    }
+
+    /// Whether a flag reads the file (`--encoding`, `--lossy`): it is a text, in another
+    /// encoding or with a few bad bytes.
+    pub fn readable_with_a_flag(&self) -> bool {
+        self.advice.contains("--")
+    }
+}
+
+/// The error `NAME REASON; ADVICE` (see `NotText`); `reason` holds no "; ".
+fn not_text(name: &str, reason: impl std::fmt::Display, advice: &str) -> Error {
+    Error::input(format!("{name} {reason}; {advice}"))
+}
+
 /// The binary-data check of a text without a mark (like git and ripgrep: a NUL byte in the
-/// first 8 KiB), with a hint when the NULs look like UTF-16 without its mark.
+/// first 8 KiB); NULs at every other byte are UTF-16 without its mark.
 fn check_not_binary(head: &[u8], name: &str) -> Result<()> {
     let Some(pos) = head.iter().take(8192).position(|&b| b == 0) else {
         return Ok(());
@@ -106,16 +142,25 @@ fn check_not_binary(head: &[u8], name: &str) -> Result<()> {
             .count()
     };
     let half = sample.len() / 2;
-    let hint = if half >= 8 && zeros(1) * 10 >= half * 8 && zeros(0) * 10 < half {
-        "; it looks like UTF-16 without a byte-order mark: pass --encoding utf-16le"
+    let utf16 = if half >= 8 && zeros(1) * 10 >= half * 8 && zeros(0) * 10 < half {
+        Some("utf-16le")
     } else if half >= 8 && zeros(0) * 10 >= half * 8 && zeros(1) * 10 < half {
-        "; it looks like UTF-16 without a byte-order mark: pass --encoding utf-16be"
+        Some("utf-16be")
     } else {
-        ""
+        None
     };
-    bail!(
-        "{name} looks like binary data (a NUL byte at offset {pos}); charrnn trains on text{hint}"
-    )
+    Err(match utf16 {
+        Some(e) => not_text(
+            name,
+            format!("looks like UTF-16 without a byte-order mark (a NUL byte at every other offset from {pos})"),
+            &format!("pass --encoding {e}"),
+        ),
+        None => not_text(
+            name,
+            format!("looks like binary data (a NUL byte at offset {pos})"),
+            "charrnn trains on text",
+        ),
+    })
 }
 
 /// The message for an invalid byte in UTF-8 text.
@@ -123,14 +168,16 @@ fn invalid_utf8(name: &str, offset: u64, byte: u8, next: Option<u8>) -> Error {
     // A single-byte Western text (windows-1252, latin-1): a high byte alone between ASCII
     // bytes (é, ’, «), where UTF-8 would need a lead byte followed by continuation bytes.
     let western = byte >= 0x80 && next.is_none_or(|b| b < 0x80);
-    let hint = if western {
-        "; it looks like a single-byte Western text: pass --encoding windows-1252 (or the text's encoding), or --lossy to replace invalid bytes with U+FFFD"
+    let advice = if western {
+        "it looks like a single-byte Western text: pass --encoding windows-1252 (or the text's encoding), or --lossy to replace invalid bytes with U+FFFD"
     } else {
-        "; pass --encoding NAME if it is in another encoding, or --lossy to replace invalid bytes with U+FFFD"
+        "pass --encoding NAME if it is in another encoding, or --lossy to replace invalid bytes with U+FFFD"
     };
-    Error::input(format!(
-        "{name} is not valid UTF-8: invalid byte 0x{byte:02X} at offset {offset}{hint}"
-    ))
+    not_text(
+        name,
+        format!("is not valid UTF-8: invalid byte 0x{byte:02X} at offset {offset}"),
+        advice,
+    )
 }
 
 /// Decodes a whole text in memory by the rules above; `name` is used in messages. Says on
@@ -143,7 +190,11 @@ pub fn decode_text(bytes: &[u8], name: &str, d: &Decoding) -> Result<String> {
     let mut text = String::with_capacity(bytes.len());
     while stream.next_chunk(&mut text)? {}
     if text.is_empty() {
-        bail!("{name} holds only a byte-order mark; give a text file");
+        return Err(not_text(
+            name,
+            "holds only a byte-order mark",
+            "give a text file",
+        ));
     }
     Ok(text)
 }
@@ -157,10 +208,11 @@ pub fn read_text(path: &Path, d: &Decoding) -> Result<String> {
     let mut text = String::new();
     while stream.next_chunk(&mut text)? {}
     if text.is_empty() {
-        bail!(
-            "{} holds only a byte-order mark; give a text file",
-            path.display()
-        );
+        return Err(not_text(
+            &path.display().to_string(),
+            "holds only a byte-order mark",
+            "give a text file",
+        ));
     }
     Ok(text)
 }
@@ -214,7 +266,7 @@ impl<'r> TextStream<'r> {
         };
         s.fill(8192)?;
         if s.pending.is_empty() {
-            bail!("{name} is empty; give a text file");
+            return Err(not_text(name, "is empty", "give a text file"));
         }
         let (scheme, bom) = sniff(&s.pending, d);
         if bom == 0 && !matches!(scheme, Scheme::Other(e, _) if e == UTF_16LE || e == UTF_16BE) {
@@ -325,12 +377,17 @@ impl<'r> TextStream<'r> {
             match char::from_u32(v) {
                 Some(c) => out.push(c),
                 None if self.lossy => out.push('\u{FFFD}'),
-                None => bail!(
-                    "{} is not valid {}: no character 0x{v:X} at offset {}; pass --lossy to replace it with U+FFFD",
-                    self.name,
-                    self.scheme.name(),
-                    self.offset + 4 * i as u64
-                ),
+                None => {
+                    return Err(not_text(
+                        &self.name,
+                        format!(
+                            "is not valid {}: no character 0x{v:X} at offset {}",
+                            self.scheme.name(),
+                            self.offset + 4 * i as u64
+                        ),
+                        "pass --lossy to replace it with U+FFFD",
+                    ))
+                }
             }
         }
         Ok(self.pending.len().min(whole))
@@ -350,12 +407,15 @@ impl<'r> TextStream<'r> {
         }
         let (result, read) = dec.decode_to_string_without_replacement(&self.pending, out, last);
         match result {
-            DecoderResult::Malformed(bad, after) => bail!(
-                "{} is not valid {}: an invalid sequence at offset {}; pass --encoding with the text's encoding, or --lossy to replace it with U+FFFD",
-                self.name,
-                self.scheme.name(),
-                self.offset + read as u64 - bad as u64 - after as u64
-            ),
+            DecoderResult::Malformed(bad, after) => Err(not_text(
+                &self.name,
+                format!(
+                    "is not valid {}: an invalid sequence at offset {}",
+                    self.scheme.name(),
+                    self.offset + read as u64 - bad as u64 - after as u64
+                ),
+                "pass --encoding with the text's encoding, or --lossy to replace it with U+FFFD",
+            )),
             DecoderResult::InputEmpty | DecoderResult::OutputFull => Ok(read),
         }
     }
@@ -470,6 +530,67 @@ mod tests {
             .unwrap_err()
             .msg
             .contains("binary"));
+    }
+
+    #[test]
+    fn every_reason_a_file_is_not_a_text_reads_back_with_its_advice() {
+        let bare16: Vec<u8> = "Hello there, general."
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut bad32 = vec![0xFF, 0xFE, 0, 0];
+        bad32.extend(0x11_0000u32.to_le_bytes());
+        let sjis = Decoding::new(false, Some("shift_jis")).unwrap();
+        for (bytes, d, reason, flag) in [
+            (&b""[..], utf8(), "is empty", None),
+            (
+                b"\xEF\xBB\xBF",
+                utf8(),
+                "holds only a byte-order mark",
+                None,
+            ),
+            (
+                b"PK\x03\x04\x00\x00",
+                utf8(),
+                "looks like binary data (a NUL byte at offset 4)",
+                None,
+            ),
+            (
+                &bare16,
+                utf8(),
+                "looks like UTF-16 without a byte-order mark",
+                Some("--encoding utf-16le"),
+            ),
+            (
+                b"ok\xFFno",
+                utf8(),
+                "is not valid UTF-8: invalid byte 0xFF at offset 2",
+                Some("--lossy"),
+            ),
+            (
+                &bad32,
+                utf8(),
+                "is not valid UTF-32LE: no character 0x110000 at offset 4",
+                Some("--lossy"),
+            ),
+            (
+                b"\x82",
+                sjis,
+                "is not valid Shift_JIS: an invalid sequence at offset 0",
+                Some("--encoding"),
+            ),
+        ] {
+            let e = decode_text(bytes, "dir/f.txt", &d).unwrap_err();
+            let why = NotText::of(&e, "dir/f.txt").unwrap_or_else(|| panic!("{}", e.msg));
+            assert!(why.reason.starts_with(reason), "{why:?}");
+            assert_eq!(why.readable_with_a_flag(), flag.is_some(), "{why:?}");
+            assert!(flag.is_none_or(|f| why.advice.contains(f)), "{why:?}");
+            assert_eq!(e.msg, format!("dir/f.txt {}; {}", why.reason, why.advice));
+        }
+        assert_eq!(
+            NotText::of(&Error::input("cannot read dir/f.txt: gone"), "dir/f.txt"),
+            None
+        );
     }
 
     #[test]

@@ -436,8 +436,8 @@ fn print_header(
     progress.line(&format!(
         "charrnn: {}{}: {} characters, vocabulary {}{}; train {} / validation {}{slice}",
         scan.name,
-        if scan.skipped > 0 {
-            format!(" ({} files skipped: not text)", scan.skipped)
+        if !scan.skipped.is_empty() {
+            format!(" ({} files skipped: not text)", scan.skipped.len())
         } else {
             String::new()
         },
@@ -451,6 +451,9 @@ fn print_header(
         split.train,
         split.val
     ));
+    for line in scan.skip_lines() {
+        progress.line(&line);
+    }
     for line in start.init_lines.iter().chain(&start.sizing_line) {
         progress.line(line);
     }

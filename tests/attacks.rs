@@ -194,6 +194,51 @@ fn an_empty_stop_string_is_refused_by_sample_the_server_and_the_library_alike() 
     assert!(body.contains(why), "{body}");
 }
 
+/// A mirror that answers every request with `body`.
+fn mirror_serving(body: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    base
+}
+
+#[test]
+fn a_mirror_that_answers_with_no_text_is_named_without_flags_fetch_lacks() {
+    let d = Dir::new("mirror-not-text");
+    // UTF-16 without a mark: reading a file, the advice is --encoding utf-16le, which fetch
+    // does not have (`bad` checks every flag the error names).
+    let u16: Vec<u8> = "*** START OF IT\nOnce upon a time.\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    for body in [u16, Vec::new()] {
+        let base = mirror_serving(body);
+        d.run(&[
+            "fetch",
+            "gutenberg",
+            "8",
+            "--mirror",
+            &base,
+            "--cache",
+            "cache",
+        ])
+        .bad("the mirror's answer for book 8 is not a text");
+    }
+}
+
 /// A mirror that accepts connections and never answers (kept open until the test ends);
 /// `headers`: it sends the response's headers and then falls silent in the body.
 fn silent_mirror(headers: bool) -> String {
@@ -423,4 +468,217 @@ fn a_folder_names_every_file_it_skips_and_why_in_the_output_and_config_json() {
     d.write("latin/x.txt", b"caf\xe9 ".repeat(200));
     train(&d, std::path::Path::new("latin"), "run3", &["--steps", "2"])
         .bad("--encoding windows-1252");
+}
+
+/// Which commands show the messages of a source file (the longest matching prefix wins). A file
+/// whose string literals name a flag must be here, so that the test below knows whose flags
+/// they must be.
+const SHOWN_BY: &[(&str, &[&str])] = &[
+    ("src/train/", &["train"]),
+    ("src/data/batches.rs", &["train"]),
+    ("src/data/training.rs", &["train"]),
+    ("src/data/corpus.rs", &["train"]),
+    // Reading a text: training texts, eval's files, sample's --prime-file and --check-novelty
+    // (fetch maps these errors to its own).
+    ("src/data/text.rs", &["train", "eval", "sample"]),
+    ("src/data/fetch.rs", &["fetch gutenberg", "train"]),
+    ("src/sample/command.rs", &["sample"]),
+    ("src/report/eval.rs", &["eval"]),
+    ("src/report/info.rs", &["info"]),
+    ("src/report/plot.rs", &["plot"]),
+    ("src/serve/", &["serve"]),
+    // The page's "the same text from the command line" builds a `charrnn sample` command.
+    ("src/serve/page.html", &["sample"]),
+    ("src/bench.rs", &["bench"]),
+    // The Python package builds these commands' arguments from keyword arguments.
+    ("src/python/mod.rs", &["fetch gutenberg"]),
+    ("src/python/model.rs", &["sample"]),
+    // The flag values several commands share (--threads): every command with them.
+    (
+        "src/args.rs",
+        &["train", "sample", "eval", "bench", "serve"],
+    ),
+];
+
+/// The string literals of source `src` (Rust, or the page's HTML and script), comments left
+/// out, and in Rust the test module at the end of a file.
+fn string_literals(src: &str) -> Vec<String> {
+    let src = src.split("\n#[cfg(test)]").next().unwrap_or(src);
+    let c: Vec<char> = src.chars().collect();
+    let (mut out, mut i) = (Vec::new(), 0);
+    let ident = |k: usize| k > 0 && (c[k - 1].is_alphanumeric() || c[k - 1] == '_');
+    while i < c.len() {
+        let at = |s: &str| c[i..].iter().take(s.len()).copied().eq(s.chars());
+        if at("//") {
+            while i < c.len() && c[i] != '\n' {
+                i += 1;
+            }
+        } else if at("/*") {
+            i += 2;
+            while i + 1 < c.len() && !(c[i] == '*' && c[i + 1] == '/') {
+                i += 1;
+            }
+            i += 2;
+        } else if c[i] == 'r' && !ident(i) && matches!(c.get(i + 1), Some('"' | '#')) {
+            let hashes = c[i + 1..].iter().take_while(|&&x| x == '#').count();
+            let start = i + 2 + hashes;
+            let close: String = std::iter::once('"')
+                .chain("#".repeat(hashes).chars())
+                .collect();
+            let mut j = start;
+            while j < c.len() && !c[j..].iter().take(close.len()).copied().eq(close.chars()) {
+                j += 1;
+            }
+            out.push(c[start..j.min(c.len())].iter().collect());
+            i = j + close.len();
+        } else if c[i] == '"' {
+            let mut j = i + 1;
+            while j < c.len() && c[j] != '"' {
+                j += if c[j] == '\\' { 2 } else { 1 };
+            }
+            out.push(c[i + 1..j.min(c.len())].iter().collect());
+            i = j + 1;
+        } else if c[i] == '\'' {
+            // A character literal ('x', '\n', '\u{7F}') is skipped whole; a lifetime's quote alone.
+            i += match (c.get(i + 1), c.get(i + 2)) {
+                (Some('\\'), _) => c[i + 2..]
+                    .iter()
+                    .position(|&x| x == '\'')
+                    .map_or(1, |p| p + 3),
+                (Some(_), Some('\'')) => 3,
+                _ => 1,
+            };
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn source_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            source_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs" || x == "html") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every flag a message names, in every string of the source, is one its command accepts
+/// (`sample --prime-file` on invalid UTF-8 advised `--lossy`, which `sample` did not have).
+#[test]
+fn every_flag_a_message_names_is_one_its_command_accepts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    source_files(&root.join("src"), &mut files);
+    files.sort();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for f in files {
+        let rel = f
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel.ends_with("/tests.rs") {
+            continue; // a test module of its own
+        }
+        let shown_by = SHOWN_BY
+            .iter()
+            .filter(|(prefix, _)| rel.starts_with(prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, commands)| *commands);
+        for lit in string_literals(&std::fs::read_to_string(&f).unwrap()) {
+            if named_flags(&["sample".into()], &lit).is_empty() {
+                continue;
+            }
+            let Some(commands) = shown_by else {
+                wrong.push(format!("{rel} names flags in {lit:?}: add it to SHOWN_BY"));
+                continue;
+            };
+            for command in commands {
+                let command: Vec<String> = command.split(' ').map(String::from).collect();
+                checked += 1;
+                for flag in foreign_flags(&command, &lit) {
+                    wrong.push(format!("{rel}: {lit:?} names {flag}"));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} messages checked: is the scan broken?"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn sample_reads_a_prime_file_with_the_flags_its_advice_names() {
+    let d = Dir::new("prime-lossy");
+    let ck = fixture("format-v1-lstm-2x16.safetensors");
+    let ck = ck.to_str().unwrap();
+    d.write("prime.txt", b"the \xFFfox");
+    // The advice names --encoding and --lossy (`bad` checks that sample accepts both) ...
+    d.run(&["sample", ck, "--prime-file", "prime.txt", "--length", "5"])
+        .bad("--lossy to replace invalid bytes");
+    // ... and --lossy reads it (U+FFFD, unknown to this model, is then dropped).
+    let r = d
+        .run(&[
+            "sample",
+            ck,
+            "--prime-file",
+            "prime.txt",
+            "--lossy",
+            "--skip-unknown",
+            "--length",
+            "5",
+            "--seed",
+            "1",
+        ])
+        .ok();
+    assert!(r.stdout().starts_with("the fox"), "{}", r.stdout());
+    assert!(
+        r.stderr().contains("dropped 1 character(s)"),
+        "{}",
+        r.stderr()
+    );
+}
+
+/// The same for `--help`: every flag a command's help names is one it accepts, or one of the
+/// command the help names it with (`charrnn fetch gutenberg`).
+#[test]
+fn every_flag_a_help_names_is_one_its_command_accepts() {
+    use clap::CommandFactory;
+    let top = charrnn::cli::Cli::command();
+    let mut wrong = Vec::new();
+    let mut paths: Vec<Vec<String>> = Vec::new();
+    for sub in top.get_subcommands() {
+        let name = sub.get_name().to_string();
+        if name == "help" {
+            continue;
+        }
+        paths.push(vec![name.clone()]);
+        for inner in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+            paths.push(vec![name.clone(), inner.get_name().to_string()]);
+        }
+    }
+    for path in &paths {
+        let mut cmd = charrnn::cli::Cli::command();
+        for p in path {
+            cmd = cmd.find_subcommand(p).unwrap().clone();
+        }
+        let help = cmd.render_long_help().to_string();
+        for line in help.lines() {
+            for flag in foreign_flags(path, line) {
+                wrong.push(format!(
+                    "charrnn {} --help: {line:?} names {flag}",
+                    path.join(" ")
+                ));
+            }
+        }
+    }
+    assert!(paths.len() >= 8, "{paths:?}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -105,9 +105,12 @@ fn samples_do_not_depend_on_the_cpus_vector_width() {
         "1.5",
     ];
     let wide = d.run(&args).ok().stdout();
-    let base = Run(d.cmd(&args).env("CHARRNN_NO_SIMD", "1").output().unwrap())
-        .ok()
-        .stdout();
+    let base = Run(
+        d.cmd(&args).env("CHARRNN_NO_SIMD", "1").output().unwrap(),
+        Vec::new(),
+    )
+    .ok()
+    .stdout();
     assert_eq!(wide, base);
 }
 

@@ -159,7 +159,13 @@ pub fn gutenberg(id: u32, source: &GutenbergSource) -> Result<PathBuf> {
         lossy: true,
         encoding: None,
     };
-    let text = crate::data::decode_text(&bytes, &url, &lossy)?;
+    // The rules' advice names reading flags `fetch` does not have: say what the answer was.
+    let text = crate::data::decode_text(&bytes, &url, &lossy).map_err(|e| {
+        let why = super::text::NotText::of(&e, &url).map_or(e.msg, |n| n.reason);
+        Error::input(format!(
+            "the mirror's answer for book {id} is not a text ({url} {why}); check the number and --mirror, or download the book yourself and pass the local file"
+        ))
+    })?;
     let (book, stripped) = strip_gutenberg(&text);
     if !stripped {
         eprintln!("charrnn: no '*** START OF' marker in book {id}: kept the whole text");

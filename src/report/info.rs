@@ -131,7 +131,7 @@ pub fn info(a: &InfoArgs) -> Result<()> {
             }
             if let Some(p) = &s.plan {
                 println!(
-                    "budget: {} (a plain --resume continues to it)",
+                    "budget: {} (charrnn train --resume without a budget flag continues to it)",
                     p.describe()
                 );
             }

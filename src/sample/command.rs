@@ -36,6 +36,10 @@ pub struct SampleArgs {
     /// windows-1252 [default: UTF-8].
     #[arg(long, value_name = "NAME")]
     pub encoding: Option<String>,
+    /// Replace invalid bytes of --prime-file with U+FFFD instead of stopping with an error (the
+    /// --check-novelty corpus is always read so).
+    #[arg(long)]
+    pub lossy: bool,
     /// Drop prime characters the model does not know (named on stderr) instead of stopping.
     #[arg(long)]
     pub skip_unknown: bool,
@@ -141,7 +145,7 @@ fn prime(a: &SampleArgs, model: &Model) -> Result<(String, Vec<u32>)> {
         (Some(p), _) => p.clone(),
         (None, Some(f)) => crate::data::read_text(
             f,
-            &crate::data::Decoding::new(false, a.encoding.as_deref())?,
+            &crate::data::Decoding::new(a.lossy, a.encoding.as_deref())?,
         )?,
         (None, None) => String::new(),
     };

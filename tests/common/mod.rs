@@ -39,7 +39,8 @@ impl Dir {
         c
     }
     pub fn run(&self, args: &[&str]) -> Run {
-        Run(self.cmd(args).output().unwrap())
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Run(self.cmd(&[]).args(&args).output().unwrap(), args)
     }
 }
 
@@ -50,7 +51,8 @@ impl Drop for Dir {
     }
 }
 
-pub struct Run(pub Output);
+/// A finished run of the binary and its arguments (empty when not known).
+pub struct Run(pub Output, pub Vec<String>);
 
 impl Run {
     pub fn code(&self) -> i32 {
@@ -71,7 +73,8 @@ impl Run {
         );
         self
     }
-    /// Bad input: exit 2, one `charrnn: …` line containing `needle`, and never a panic.
+    /// Bad input: exit 2, one `charrnn: …` line containing `needle`, and never a panic; every
+    /// flag the error names is one the command accepts.
     pub fn bad(self, needle: &str) {
         let err = self.stderr();
         assert_eq!(self.code(), 2, "expected exit 2; stderr:\n{err}");
@@ -81,6 +84,15 @@ impl Run {
             .find(|l| l.starts_with("charrnn: ") || l.starts_with("error: "));
         assert!(first.is_some(), "no clear error line: {err}");
         assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+        let last = err.lines().last().unwrap_or_default();
+        if let Some(command) = subcommand(&self.1) {
+            let foreign = foreign_flags(&command, last);
+            assert!(
+                foreign.is_empty(),
+                "the error names {foreign:?}, which `charrnn {}` does not accept: {last}",
+                command.join(" ")
+            );
+        }
     }
 }
 
@@ -236,4 +248,89 @@ pub fn serve(d: &Dir, args: &[&str]) -> Server {
         let _ = err.read_to_string(&mut sink);
     });
     Server { child, url }
+}
+
+/// The subcommand path (`["train"]`, `["fetch", "gutenberg"]`) an argument list runs, if any.
+pub fn subcommand(args: &[String]) -> Option<Vec<String>> {
+    use clap::CommandFactory;
+    let mut cmd = charrnn::cli::Cli::command();
+    let mut path = Vec::new();
+    for a in args {
+        match cmd.find_subcommand(a) {
+            Some(sub) => {
+                path.push(a.clone());
+                cmd = sub.clone();
+            }
+            None => break,
+        }
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// The long flags (`--name`) of subcommand `path`, with `--help` (and `--version` at the top).
+pub fn accepted_flags(path: &[String]) -> Vec<String> {
+    use clap::CommandFactory;
+    let mut cmd = charrnn::cli::Cli::command();
+    for p in path {
+        cmd = cmd
+            .find_subcommand(p)
+            .unwrap_or_else(|| panic!("no subcommand {p}"))
+            .clone();
+    }
+    let mut flags: Vec<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(|l| format!("--{l}"))
+        .collect();
+    flags.push("--help".into());
+    flags
+}
+
+/// The flags `text` names (`--name`, as a word of its own) with the subcommand each belongs
+/// to: `command`'s, or after "charrnn NAME" the named command's until the end of that clause
+/// (";" or the end of the text).
+pub fn named_flags(command: &[String], text: &str) -> Vec<(Vec<String>, String)> {
+    let mut out = Vec::new();
+    let mut context: Option<Vec<String>> = None;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        // "charrnn train", "`charrnn train", "(charrnn train": not the "charrnn:" of a line.
+        if w.trim_start_matches(['(', '`', '\'']) == "charrnn" {
+            let rest: Vec<String> = words[i + 1..]
+                .iter()
+                .map(|w| {
+                    w.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+                        .to_string()
+                })
+                .collect();
+            context = subcommand(&rest);
+        }
+        let start = w.find("--");
+        if let Some(at) =
+            start.filter(|&at| at == 0 || !w.as_bytes()[at - 1].is_ascii_alphanumeric())
+        {
+            let name: String = w[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            let name = name.trim_end_matches('-');
+            if name.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
+                let owner = context.clone().unwrap_or_else(|| command.to_vec());
+                out.push((owner, format!("--{name}")));
+            }
+        }
+        if w.ends_with(';') {
+            context = None;
+        }
+    }
+    out
+}
+
+/// The flags `text` names that their command (see `named_flags`) does not accept.
+pub fn foreign_flags(command: &[String], text: &str) -> Vec<String> {
+    named_flags(command, text)
+        .into_iter()
+        .filter(|(owner, flag)| !accepted_flags(owner).contains(flag))
+        .map(|(owner, flag)| format!("{flag} (of charrnn {})", owner.join(" ")))
+        .collect()
 }

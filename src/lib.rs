@@ -3,9 +3,9 @@
 //! `main.rs` is a thin shell over this library. The modules follow the pipeline, and imports
 //! flow one way down it:
 //!
-//! `error`, `rng`, `atomic` (foundations) → `data` (text, vocabulary, batches) → `model`
-//! (cells, parameter layout, init) → `engine` (forward, loss, backward) → `args` (what the
-//! values of flags several commands share mean) → `optim` (Adam, the training step) →
+//! `error`, `rng`, `atomic`, `memory` (foundations) → `data` (text, vocabulary, batches) →
+//! `model` (cells, parameter layout, init) → `engine` (forward, loss, backward) → `args` (what
+//! the values of flags several commands share mean) → `optim` (Adam, the training step) →
 //! `checkpoint` (the file format) → `sample` (generation) → `report` (eval, info, plot) →
 //! `train` (the run) → `bench`, `serve` (HTTP) → `cli` (commands) → `python` (the Python
 //! package's native module, with the `python` feature).
@@ -42,6 +42,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod memory;
 pub mod model;
 pub mod optim;
 #[cfg(feature = "python")]

@@ -124,6 +124,11 @@ impl<'a> ARef<'a> {
 }
 
 impl PackedA {
+    /// Bytes its buffer holds (it only grows).
+    pub fn bytes(&self) -> usize {
+        self.data.capacity() * 2
+    }
+
     /// Lays the buffer out for an (m × k) operand with zero padding; returns kp. The values
     /// are left to the caller (`pack`, or team members writing their columns through
     /// `data_mut` and `a_row_runs`).
@@ -232,6 +237,11 @@ fn pair(lo: f32, hi: f32) -> u32 {
 }
 
 impl PackedB {
+    /// Bytes its buffer holds (it only grows).
+    pub fn bytes(&self) -> usize {
+        self.data.capacity() * 4
+    }
+
     /// Index of the word holding rows (kk & !1, kk | 1) of column j, for depth kp.
     #[inline(always)]
     fn at(kp: usize, kk: usize, j: usize) -> usize {

@@ -231,6 +231,78 @@ impl<F: Float> Workspace<F> {
         }
     }
 
+    /// Bytes a workspace of this shape holds once it has run a step: what `new` allocates
+    /// (the same shapes, term by term), the dropout masks when `dropout`, and in bf16 the
+    /// packed operands (an upper bound: the largest product's, and W_hh's for the
+    /// recurrence). Saturates instead of wrapping, so that shapes from flags can be checked
+    /// before anything is allocated (see `memory`).
+    pub fn bytes(
+        layout: &Layout,
+        (batch, seq): (usize, usize),
+        (with_grad, dropout): (bool, bool),
+        (precision, threads): (MatmulPrecision, Threads),
+    ) -> u64 {
+        use crate::memory::buffer;
+        let cfg = layout.config;
+        let (l, h, v, d) = (cfg.layers, cfg.hidden, cfg.vocab, cfg.embed);
+        let g = cfg.cell.gates();
+        let gh = g * h;
+        let f = std::mem::size_of::<F>();
+        let n = batch.saturating_mul(seq);
+        let steps = seq.saturating_add(1);
+        let team = threads.0.clamp(1, h);
+        let onehot = if d > 0 { 0 } else { v };
+        let lstm = usize::from(cfg.cell == Cell::Lstm);
+        let gru = usize::from(cfg.cell == Cell::Gru);
+        let mut sum = [
+            buffer(&[l, n, gh], f),                                // gates
+            buffer(&[l, steps, batch, h], f),                      // h
+            buffer(&[lstm, l, steps, batch, h], f),                // c
+            buffer(&[gru, l, n, h], f),                            // hn
+            buffer(&[n, v], f),                                    // logits
+            buffer(&[gh], f),                                      // bias
+            buffer(&[onehot, gh], f),                              // wih0_t
+            buffer(&[n, d], f),                                    // emb
+            buffer(&[gh, h], f),                                   // whh_pack
+            buffer(&[team, batch, g.max(2), h.div_ceil(team)], f), // scratch
+        ]
+        .iter()
+        .fold(0u64, |a, &b| a.saturating_add(b));
+        if with_grad {
+            sum = [
+                buffer(&[2, n, h], f),        // dh, dx
+                buffer(&[gh], f),             // dbias
+                buffer(&[onehot, gh], f),     // dwih0_t
+                buffer(&[n, d], f),           // demb
+                buffer(&[v], 1),              // seen
+                buffer(&[2, l, batch, h], f), // dstate
+            ]
+            .iter()
+            .fold(sum, |a, &b| a.saturating_add(b));
+        }
+        if dropout {
+            sum = sum.saturating_add(buffer(&[2, l, seq, batch, h], f)); // masks, dropped
+        }
+        if precision == MatmulPrecision::Bf16 {
+            // Packed A (m × k) and B (k × n) in bf16, padded to 32: at most the largest
+            // product's operands (rows over all T·B, the widest of G·H, V, H and D), the
+            // transposed product's f32 scratch, and the team's packed W_hh with two step
+            // operands.
+            let wide = gh.max(v).max(h).max(d).saturating_add(32);
+            let rows = n.saturating_add(32);
+            sum = [
+                buffer(&[2, rows, wide], 2),
+                buffer(&[h.max(d).saturating_add(32), wide], 2),
+                buffer(&[gh.max(v), h.max(d)], 4),
+                buffer(&[h.saturating_add(32), gh.saturating_add(32 * team)], 2),
+                buffer(&[2, batch.saturating_add(32), h.saturating_add(32)], 2),
+            ]
+            .iter()
+            .fold(sum, |a, &b| a.saturating_add(b));
+        }
+        sum
+    }
+
     /// Sets the operands' precision of every matrix product of the step (f32 by default).
     pub fn set_precision(&mut self, p: MatmulPrecision) {
         self.products.precision = p;
@@ -677,5 +749,82 @@ fn apply_mask<F: Float>(out: &mut [F], x: &[F], mask: &[F]) {
 fn mask_in_place<F: Float>(x: &mut [F], mask: &[F]) {
     for (a, &m) in x.iter_mut().zip(mask) {
         *a *= m;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+
+    impl<F> Workspace<F> {
+        /// Bytes its buffers hold now.
+        fn allocated(&self) -> u64 {
+            fn vecs<T>(v: &[Vec<T>]) -> usize {
+                v.iter()
+                    .map(|x| x.capacity() * std::mem::size_of::<T>())
+                    .sum()
+            }
+            let f = std::mem::size_of::<F>();
+            let mut n = vecs(&self.gates) + vecs(&self.h) + vecs(&self.c) + vecs(&self.hn);
+            n += vecs(&self.scratch);
+            n += f * (self.logits.capacity() + self.bias.capacity() + self.wih0_t.capacity());
+            n +=
+                f * (self.emb.capacity() + self.whh_pack.capacity() + self.products.out.capacity());
+            if let Some(g) = &self.grad {
+                n += f * (g.dh.capacity() + g.dx.capacity() + g.dbias.capacity());
+                n += f * (g.dwih0_t.capacity() + g.demb.capacity());
+                n += g.seen.capacity() + f * (g.dstate.h.capacity() + g.dstate.c.capacity());
+            }
+            if let Some(d) = &self.dropout {
+                n += vecs(&d.masks) + vecs(&d.dropped);
+            }
+            n += self.products.packs.a.bytes() + self.products.packs.b.bytes();
+            if let Some(r) = &self.recur_packs {
+                n += r.members.iter().map(|m| m.bytes()).sum::<usize>();
+                n += r.steps.iter().map(|s| s.bytes()).sum::<usize>();
+            }
+            n as u64
+        }
+    }
+
+    #[test]
+    fn bytes_is_what_a_workspace_holds_after_a_step() {
+        use crate::model::Cell;
+        let mut rng = crate::rng::Rng::new(3);
+        for (cell, embed, vocab) in [(Cell::Lstm, 0, 70), (Cell::Gru, 12, 300), (Cell::Rnn, 0, 9)] {
+            let layout = Layout::new(ModelConfig {
+                cell,
+                vocab,
+                hidden: 40,
+                layers: 2,
+                embed,
+            });
+            let params = crate::engine::init_params(&layout, &mut rng);
+            let (b, t) = (6, 11);
+            let x: Vec<u32> = (0..b * t).map(|i| (i % vocab) as u32).collect();
+            for precision in [MatmulPrecision::F32, MatmulPrecision::Bf16] {
+                let threads = Threads(2);
+                let mut ws = Workspace::<f32>::new(&layout, b, t, true, threads);
+                ws.set_precision(precision);
+                ws.set_dropout(0.1, &mut rng);
+                ws.forward(&params, &layout, &x, &State::zeros(2, b, 40));
+                ws.loss_and_grad(&x, vocab);
+                let mut grads = vec![0.0; layout.total];
+                ws.backward(&params, &layout, &x, &mut grads);
+                let want =
+                    Workspace::<f32>::bytes(&layout, (b, t), (true, true), (precision, threads));
+                let got = ws.allocated();
+                match precision {
+                    // f32: term by term what `new` and `set_dropout` allocate.
+                    MatmulPrecision::F32 => assert_eq!(got, want, "{cell:?}"),
+                    // bf16: a bound on the packed operands, not too loose.
+                    MatmulPrecision::Bf16 => assert!(
+                        got <= want && want <= 3 * got,
+                        "{cell:?}: holds {got}, estimated {want}"
+                    ),
+                }
+            }
+        }
     }
 }

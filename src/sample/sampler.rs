@@ -87,6 +87,25 @@ impl Sampler {
         s
     }
 
+    /// Bytes a sampler of `streams` streams over `layout` holds, at most: the weights as
+    /// converted (no more than the f32 parameters, whatever the precision), the members' cell
+    /// scratch, and each stream's state, gates and logits, twice (grown a stream at a time, a
+    /// buffer may hold up to twice its length). Saturates, so that counts from flags can be
+    /// checked before anything is allocated (see `memory`).
+    pub fn bytes(layout: &Layout, streams: usize) -> u64 {
+        use crate::memory::buffer;
+        let c = layout.config;
+        let (l, h, v, g) = (c.layers, c.hidden, c.vocab, c.cell.gates());
+        let lstm = usize::from(c.cell == Cell::Lstm);
+        let gru = usize::from(c.cell == Cell::Gru);
+        // h twice, c (LSTM), the embedded input, the id, the gates (and the GRU's hidden
+        // side), the members' share of the logits and the logits.
+        let per_stream = (2 + lstm) * l * h + c.embed + 1 + g * h * (1 + gru) + 2 * v;
+        buffer(&[layout.total], 4)
+            .saturating_add(buffer(&[v + h], 4))
+            .saturating_add(buffer(&[2, streams, per_stream], 4))
+    }
+
     /// The number of streams.
     pub fn streams(&self) -> usize {
         self.n
@@ -344,6 +363,49 @@ mod tests {
     use crate::engine::{init_params, State, Threads, Workspace};
     use crate::model::ModelConfig;
     use crate::rng::Rng;
+
+    #[test]
+    fn bytes_bounds_what_a_sampler_holds() {
+        for (cell, embed) in [(Cell::Lstm, 0), (Cell::Gru, 6), (Cell::Rnn, 0)] {
+            let layout = Layout::new(ModelConfig {
+                cell,
+                vocab: 50,
+                hidden: 24,
+                layers: 2,
+                embed,
+            });
+            let params = init_params(&layout, &mut Rng::new(1));
+            for streams in [1, 7] {
+                let s = Sampler::with(&layout, &params, streams, Precision::F32, 3);
+                let vecs = |v: &[Vec<f32>]| v.iter().map(Vec::capacity).sum::<usize>();
+                let mut floats = vecs(&s.h[0]) + vecs(&s.h[1]) + vecs(&s.c) + s.emb.capacity();
+                floats += s.ids.capacity() + s.logits.capacity() + s.probs.capacity();
+                for sc in &s.scratch {
+                    floats += sc.gates.capacity() + sc.hgates.capacity();
+                    floats += sc.c_new.capacity() + sc.logits.capacity();
+                }
+                let weights: usize = s.packed.bytes_per_member().iter().sum::<usize>()
+                    + s.packed
+                        .shares
+                        .iter()
+                        .map(|sh| {
+                            4 * (sh.head_b.len()
+                                + sh.layers
+                                    .iter()
+                                    .map(|l| l.onehot.len() + 2 * l.b_ih.len())
+                                    .sum::<usize>())
+                        })
+                        .sum::<usize>()
+                    + 4 * s.packed.embed.len();
+                let held = (4 * floats + weights) as u64;
+                let want = Sampler::bytes(&layout, streams);
+                assert!(
+                    held <= want && want <= held * 3 / 2,
+                    "{cell:?} {streams}: {held} {want}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn log_probabilities_are_right_for_any_finite_logits() {

@@ -149,6 +149,7 @@ pub(super) fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> 
             bail!("{name} must be at least 1");
         }
     }
+    check_model_limits(a.hidden, layers, a.embed)?;
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
         bail!("--lr must be a positive number, got {}", cfg.lr);
     }
@@ -174,6 +175,27 @@ pub(super) fn fresh_config(a: &TrainArgs) -> Result<(ModelConfig, TrainConfig)> 
         },
         cfg,
     ))
+}
+
+/// A model a checkpoint can hold (`checkpoint::MAX_HIDDEN`, `MAX_LAYERS`; the embedding as wide
+/// as a hidden size at most): beyond them a run could not be saved or read back, and they keep
+/// every count of the layout within 64 bits. `bench` keeps to them too.
+pub fn check_model_limits(
+    hidden: Option<usize>,
+    layers: usize,
+    embed: Option<usize>,
+) -> Result<()> {
+    use crate::checkpoint::{MAX_HIDDEN, MAX_LAYERS};
+    for (name, v, max) in [
+        ("--hidden", hidden.unwrap_or(1), MAX_HIDDEN),
+        ("--layers", layers, MAX_LAYERS),
+        ("--embed", embed.unwrap_or(0), MAX_HIDDEN),
+    ] {
+        if v > max {
+            bail!("{name} must be at most {max} (the largest a checkpoint holds), got {v}");
+        }
+    }
+    Ok(())
 }
 
 /// On resume, a flag that would change the arithmetic must agree with the checkpoint.

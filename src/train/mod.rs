@@ -13,6 +13,7 @@
 //! - `folder`: the output folder, and what a run may do to one that holds something
 //! - `run`: the step loop, validation and saving, the closing line
 //! - `guard`: the rollback after a training blow-up
+//! - `memory`: what a run holds in memory, checked before it is allocated
 //! - `progress`, `runlog`, `interrupt`: the status line (or an `Observer`), metrics.jsonl and
 //!   loss.svg, Ctrl-C
 
@@ -23,6 +24,7 @@ pub mod guard;
 mod init_from;
 mod interrupt;
 mod lock;
+pub mod memory;
 pub mod probes;
 mod progress;
 mod run;
@@ -31,6 +33,7 @@ mod setup;
 pub mod sizing;
 
 pub use args::TrainArgs;
+pub use config::check_model_limits;
 pub use progress::{Observer, Status};
 
 use crate::error::Result;

@@ -91,9 +91,11 @@ pub(super) fn prepare(a: &TrainArgs, progress: Progress) -> Result<Prepared<'_>>
     let threads = Threads(a.threads.count()?);
     check_run_flags(a)?;
     let (origin, mut config) = origin(a)?;
+    check_memory(a, &origin, &config, threads, None)?;
     let out = out_dir(a);
     let mut folder = RunFolder::claim(out.clone(), a, origin.state())?;
     let text = TrainingText::read(&text_spec(a, &config, &origin), || folder.make())?;
+    check_memory(a, &origin, &config, threads, Some(&text))?;
     let mut start = match origin {
         Origin::Resumed(r) => restore(*r),
         Origin::Fresh(m) => fresh_start(a, m, &mut config, &text, threads),
@@ -147,6 +149,39 @@ fn origin(a: &TrainArgs) -> Result<(Origin, TrainConfig)> {
         }
         None => (Origin::Fresh(model), config),
     })
+}
+
+/// Refuses a run past the memory available, before what it sizes is allocated (see
+/// `memory`): before the text is read (`text` None) with what is known, a resumed run's text
+/// and vocabulary from its checkpoint, a base model's vocabulary, a fresh run's as of one
+/// character, the text as empty (a lower bound); after, exactly.
+fn check_memory(
+    a: &TrainArgs,
+    origin: &Origin,
+    config: &TrainConfig,
+    threads: Threads,
+    text: Option<&TrainingText>,
+) -> Result<()> {
+    use super::memory::{as_flags_give, check, Text};
+    let (model, chars, vocab) = match origin {
+        Origin::Resumed(r) => (r.model, r.snap.state.corpus.chars as u64, r.vocab.len()),
+        Origin::Base(b, _) => (b.model, 0, b.vocab.len()),
+        Origin::Fresh(m) => (*m, 0, 1),
+    };
+    let text = text.map_or(Text { chars, vocab }, |t| Text {
+        chars: t.scan.chars,
+        vocab: t.vocab.len(),
+    });
+    let model = match origin {
+        Origin::Fresh(_) => as_flags_give(a, model, text.vocab),
+        // A base model's vocabulary grows by the text's new characters.
+        _ => ModelConfig {
+            vocab: text.vocab,
+            ..model
+        },
+    };
+    let resumed = matches!(origin, Origin::Resumed(_));
+    check(&model, config, threads.0, text, resumed)
 }
 
 /// A resumed run's settings: the checkpoint's, but for what a run may change when it resumes

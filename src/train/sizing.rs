@@ -449,6 +449,48 @@ impl Candidates {
     }
 }
 
+/// Memory was checked for the probe's sizes (see `memory`); a larger choice must fit too: the
+/// largest that does, said on the sizing line.
+fn keep_within_memory(
+    s: &mut Sizing,
+    m: &ModelConfig,
+    config: &TrainConfig,
+    train_len: usize,
+    threads: Threads,
+) {
+    let text = super::memory::Text {
+        chars: (train_len as f64 / (1.0 - config.val_frac)).ceil() as u64,
+        vocab: m.vocab,
+    };
+    let available = crate::memory::available();
+    let fits = |h: usize| {
+        let m = ModelConfig { hidden: h, ..*m };
+        super::memory::fits(&m, config, threads.0, text, available)
+    };
+    let h = largest_that_fits(s.hidden, fits);
+    if h < s.hidden {
+        s.reason = format!(
+            "{}; limited by memory to hidden {h} (the {} available)",
+            s.reason,
+            available.map_or("?".into(), crate::memory::bytes)
+        );
+        s.hidden = h;
+    }
+}
+
+/// The largest candidate size up to `h` (h itself, or a multiple of `HIDDEN_STEP` below it)
+/// that `fits`; `MIN_HIDDEN` when none does (the memory check then says why).
+fn largest_that_fits(h: usize, fits: impl Fn(usize) -> bool) -> usize {
+    if fits(h) {
+        return h;
+    }
+    (MIN_HIDDEN..h)
+        .step_by(HIDDEN_STEP)
+        .rev()
+        .find(|&c| fits(c))
+        .unwrap_or(MIN_HIDDEN)
+}
+
 /// From this many distinct characters a fresh run without `--embed` learns an embedding of
 /// width `AUTO_EMBED` instead of one-hot input.
 pub const AUTO_EMBED_VOCAB: usize = 1000;
@@ -531,7 +573,10 @@ pub(super) fn size_fresh_model(
         }
         Budget::Epochs(_) => None,
     };
-    let s = choose(*m, (a.hidden, a.dropout), train_len, budget, speed.as_ref());
+    let mut s = choose(*m, (a.hidden, a.dropout), train_len, budget, speed.as_ref());
+    if a.hidden.is_none() {
+        keep_within_memory(&mut s, m, config, train_len, threads);
+    }
     m.hidden = s.hidden;
     config.dropout = s.dropout;
     Some(format!(
@@ -565,6 +610,14 @@ mod tests {
             layers: 2,
             embed: 0,
         }
+    }
+
+    #[test]
+    fn the_size_chosen_is_the_largest_that_fits_in_memory() {
+        assert_eq!(largest_that_fits(1024, |_| true), 1024);
+        assert_eq!(largest_that_fits(1024, |h| h <= 500), 496);
+        assert_eq!(largest_that_fits(1024, |_| false), MIN_HIDDEN);
+        assert_eq!(largest_that_fits(100, |h| h < 100), 96);
     }
 
     #[test]

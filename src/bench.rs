@@ -118,6 +118,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         crate::sample::Precision::Bf16 => MatmulPrecision::Bf16,
         _ => MatmulPrecision::F32,
     };
+    check_memory(a, &layout, (thr, train_precision))?;
     let (step_s, params) = time_steps(
         &layout,
         (b, t),
@@ -182,7 +183,59 @@ fn check(a: &BenchArgs) -> Result<()> {
             a.dropout
         );
     }
+    crate::train::check_model_limits(Some(a.hidden), a.layers, Some(a.embed))?;
+    if a.vocab > crate::checkpoint::MAX_VOCAB {
+        crate::bail!(
+            "--vocab must be at most {} (the largest a checkpoint holds), got {}",
+            crate::checkpoint::MAX_VOCAB,
+            a.vocab
+        );
+    }
     Ok(())
+}
+
+/// Refuses sizes that would not fit in the memory available, before they are allocated: the
+/// training step's weights, gradients, moments and workspace (as `optim::step::time_steps`
+/// holds them), the sampler's streams and the 512³ matmul.
+fn check_memory(
+    a: &BenchArgs,
+    layout: &Layout,
+    (threads, precision): (Threads, MatmulPrecision),
+) -> Result<()> {
+    use crate::memory::{buffer, Need};
+    use crate::sample::Sampler;
+    let mut need = Need::default();
+    need.add(
+        "the weights, gradients and Adam moments",
+        buffer(&[4, layout.total], 4),
+    )
+    .add(
+        format!("the workspace of batch {} × seq {}", a.batch, a.seq),
+        crate::engine::Workspace::<f32>::bytes(
+            layout,
+            (a.batch, a.seq),
+            (true, a.dropout > 0.0),
+            (precision, threads),
+        )
+        .saturating_add(buffer(&[2, a.batch, a.seq], 4))
+        .saturating_add(buffer(&[2, a.layers, a.batch, a.hidden], 4)),
+    )
+    .add(
+        format!("{} sampled streams", a.streams),
+        Sampler::bytes(layout, a.streams),
+    )
+    .add("the matmul", buffer(&[5, 512, 512], 4));
+    need.check(
+        &format!(
+            "bench of {} {}×{} with vocabulary {}",
+            a.cell.label(),
+            a.layers,
+            a.hidden,
+            a.vocab
+        ),
+        crate::memory::available(),
+        "choose a smaller --hidden, --layers, --vocab, --embed, --batch, --seq or --streams",
+    )
 }
 
 /// Sampling: --streams streams (1: batch-1) stepped together, feed + pick per character, in

@@ -682,3 +682,132 @@ fn every_flag_a_help_names_is_one_its_command_accepts() {
     assert!(paths.len() >= 8, "{paths:?}");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// One line that names the bytes needed and the bytes available, exit 2.
+fn past_memory(r: Run) {
+    let err = r.stderr();
+    let last = err.lines().last().unwrap_or_default().to_string();
+    r.bad("of memory (");
+    assert!(
+        last.contains(" needs ") && last.contains(" available; "),
+        "{last}"
+    );
+}
+
+#[test]
+fn training_sizes_past_memory_are_one_line_never_an_abort() {
+    let d = Dir::new("train-sizes");
+    let f = repetitive(&d);
+    let f = f.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", f, "--out", "run", "--sample-every", "0"];
+        args.extend_from_slice(extra);
+        d.run(&args)
+    };
+    // Past what a checkpoint holds (and what 64-bit counts of the layout hold).
+    for (flag, v) in [
+        ("--hidden", "100000"),
+        ("--layers", "100000"),
+        ("--embed", "100000000"),
+    ] {
+        run(&[flag, v, "--steps", "1"]).bad(&format!("{flag} must be at most"));
+    }
+    // Within it, past any machine's memory.
+    past_memory(run(&["--hidden", "65536"]));
+    past_memory(run(&["--layers", "64", "--hidden", "8192"]));
+    past_memory(run(&["--embed", "65536", "--hidden", "32768"]));
+    past_memory(run(&["--batch", "400", "--seq", "40", "--hidden", "60000"]));
+    past_memory(run(&[
+        "--minutes",
+        "1",
+        "--batch",
+        "100000000000",
+        "--seq",
+        "100000000",
+    ]));
+    assert!(!d.path("run").exists(), "a refused run leaves no folder");
+    // --hidden 20000 took 19 GB for its weights alone (about 240 GB in all): refused where the
+    // machine has less.
+    match charrnn::memory::available() {
+        Some(a) if a < 200_000_000_000 => past_memory(run(&["--hidden", "20000"])),
+        a => eprintln!("skipped --hidden 20000: {a:?} bytes available"),
+    }
+    // A checkpoint whose batch × seq is past memory: the resume is refused the same way.
+    run(&["--steps", "2"]).ok();
+    let mut ck = checkpoint::load(&d.path("run/last.safetensors")).unwrap();
+    let tr = ck.train.as_mut().unwrap();
+    tr.config.seq = 1 << 40;
+    let r = tr.resume.as_ref().unwrap();
+    let train = TrainRef {
+        config: &tr.config,
+        state: &tr.state,
+        adam: &r.adam,
+        carry: &r.carry,
+    };
+    let huge = d.path("run/huge.safetensors");
+    checkpoint::save(&huge, &ck.model, &ck.vocab, &ck.params, Some(train)).unwrap();
+    let r = d.run(&[
+        "train",
+        f,
+        "--resume",
+        huge.to_str().unwrap(),
+        "--steps",
+        "3",
+    ]);
+    assert!(
+        r.stderr()
+            .contains("resume it on a machine with more memory"),
+        "{}",
+        r.stderr()
+    );
+    past_memory(r);
+}
+
+#[test]
+fn sampling_benching_and_serving_sizes_past_memory_are_one_line_never_an_abort() {
+    let d = Dir::new("other-sizes");
+    let ck = fixture("format-v1-lstm-2x16.safetensors");
+    let ck = ck.to_str().unwrap();
+    past_memory(d.run(&["sample", ck, "--num-samples", "1000000000", "--length", "1"]));
+    past_memory(d.run(&[
+        "sample",
+        ck,
+        "--num-samples",
+        "4",
+        "--length",
+        "1000000000000",
+    ]));
+    past_memory(d.run(&[
+        "sample",
+        ck,
+        "--num-samples",
+        "1000000",
+        "--length",
+        "10000000",
+    ]));
+    for args in [
+        &["--hidden", "65536"][..],
+        &["--layers", "64", "--hidden", "8192"],
+        &["--vocab", "2000000", "--hidden", "8192"],
+        &["--batch", "100000000000", "--seq", "100000000"],
+        &["--streams", "1000000000000"],
+    ] {
+        let mut a = vec!["bench", "--steps", "1", "--warmup", "0"];
+        a.extend_from_slice(args);
+        past_memory(d.run(&a));
+    }
+    d.run(&["bench", "--vocab", "100000000"])
+        .bad("--vocab must be at most");
+    d.run(&["bench", "--hidden", "100000"])
+        .bad("--hidden must be at most");
+    for args in [
+        &["--queue", "100000000000"][..],
+        &["--max-streams", "100000000000", "--max-choices", "1"],
+        &["--max-prompt", "100000000000"],
+        &["--max-tokens", "100000000000000"],
+    ] {
+        let mut a = vec!["serve", ck, "--port", "0"];
+        a.extend_from_slice(args);
+        past_memory(d.run(&a));
+    }
+}

@@ -116,7 +116,7 @@ fn timed_steps(
     let mut times = Vec::new();
     let mut drop_rng = Rng::new(2);
     let mut i = 0;
-    while i < warmup + steps || times.iter().sum::<f64>() < min_seconds {
+    while i < warmup.saturating_add(steps) || times.iter().sum::<f64>() < min_seconds {
         i += 1;
         let t0 = Instant::now();
         step(

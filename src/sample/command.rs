@@ -183,6 +183,32 @@ fn prime(a: &SampleArgs, model: &Model) -> Result<(String, Vec<u32>)> {
     Ok((kept.clone(), model.encode_prompt(&kept)?))
 }
 
+/// Refuses what would not fit in the memory available, before it is allocated: the streams
+/// (`Sampler::bytes`), each stream's copy of the prime, and the text of every sample kept until
+/// the end (all but the first, which is written as it comes, unless --check-novelty reads it
+/// afterwards), at most `--length` characters of the vocabulary's widest in UTF-8 each.
+fn check_memory(a: &SampleArgs, model: &Model, prime: usize) -> Result<()> {
+    use crate::memory::{buffer, Need};
+    let n = a.num_samples;
+    let kept = n - 1 + usize::from(a.check_novelty.is_some());
+    let widest = model.vocab().chars.iter().map(|c| c.len_utf8()).max();
+    let mut need = Need::default();
+    need.add(
+        format!("{n} streams"),
+        super::Sampler::bytes(model.layout(), n),
+    )
+    .add("their primes", buffer(&[n, prime], 4))
+    .add(
+        "the samples kept until the end",
+        buffer(&[kept, a.length, widest.unwrap_or(1)], 1),
+    );
+    need.check(
+        &format!("--num-samples {n} of --length {}", a.length),
+        crate::memory::available(),
+        "ask for fewer --num-samples or a shorter --length",
+    )
+}
+
 /// `charrnn sample`: prime, then stream up to `length` characters per sample to stdout.
 pub fn run(a: &SampleArgs) -> Result<()> {
     a.check()?;
@@ -199,6 +225,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         .with_precision(a.compute.precision)
         .with_threads(threads);
     let (shown_prime, prime_ids) = prime(a, &model)?;
+    check_memory(a, &model, prime_ids.len())?;
     let greedy = a.temperature <= 1e-6;
     let seed = a.seed.unwrap_or_else(|| {
         let s = clock_seed();
@@ -212,7 +239,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     for k in 0..n {
         batch.add(k, Stream::new(prime_ids.clone(), &a.settings(seed, k)));
     }
-    let texts = write_samples(&mut batch, n, &shown_prime)?;
+    let texts = write_samples(&mut batch, n, &shown_prime, a.check_novelty.is_some())?;
     report(a, &texts, novelty_corpus.as_deref());
     Ok(())
 }
@@ -225,8 +252,15 @@ struct Sampled {
 }
 
 /// Steps the batch to the end; sample 1 goes to stdout as it is generated, the others after
-/// it, each under a header when there are several.
-fn write_samples(batch: &mut Batch<usize>, n: usize, prime: &str) -> Result<Vec<Sampled>> {
+/// it, each under a header when there are several. Sample 1's text is kept only when
+/// `keep_first` (the novelty check reads it), so a single sample streams in constant memory
+/// however long it is.
+fn write_samples(
+    batch: &mut Batch<usize>,
+    n: usize,
+    prime: &str,
+    keep_first: bool,
+) -> Result<Vec<Sampled>> {
     let stdout = std::io::stdout();
     let interactive = std::io::IsTerminal::is_terminal(&stdout);
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -260,7 +294,9 @@ fn write_samples(batch: &mut Batch<usize>, n: usize, prime: &str) -> Result<Vec<
                 }
                 written += 1;
             }
-            samples[k].text.push_str(&t);
+            if k > 0 || keep_first {
+                samples[k].text.push_str(&t);
+            }
         }
         for (k, stream) in batch.take_finished() {
             samples[k].log_prob = stream.log_prob().map(|lp| (lp, stream.generated()));

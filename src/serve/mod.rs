@@ -146,6 +146,54 @@ fn check(a: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuses limits past the memory available, before the queues are made: the most each
+/// model's serving holds at them (see `add_serving`).
+fn check_memory(a: &ServeArgs, loaded: &[models::Loaded]) -> Result<()> {
+    let mut need = crate::memory::Need::default();
+    for m in loaded {
+        add_serving(&mut need, a, &m.name, &m.model);
+    }
+    need.check(
+        "serving at these limits",
+        crate::memory::available(),
+        "lower --max-streams, --queue, --max-choices, --max-prompt or --max-tokens",
+    )
+}
+
+/// The most one model's serving holds at these limits, added to `need` by part: its streams
+/// (`--max-streams` at once) and their text (`--max-tokens` characters of the vocabulary's
+/// widest, and its JSON), the prompts of the running streams and of every choice of the
+/// requests waiting in the queue (`--max-prompt` ids each), and the queue's slots.
+fn add_serving(
+    need: &mut crate::memory::Need,
+    a: &ServeArgs,
+    name: &str,
+    model: &crate::sample::Model,
+) {
+    use crate::memory::buffer;
+    let widest = model.vocab().chars.iter().map(|c| c.len_utf8()).max();
+    let waiting = a.queue.saturating_add(1).saturating_mul(a.max_choices);
+    need.add(
+        format!("{name}'s {} streams", a.max_streams),
+        crate::sample::Sampler::bytes(model.layout(), a.max_streams),
+    )
+    .add(
+        format!("{name}'s texts"),
+        buffer(&[2, a.max_streams, a.max_tokens, widest.unwrap_or(1)], 1),
+    )
+    .add(
+        format!("{name}'s prompts, running and queued"),
+        buffer(&[a.max_streams.saturating_add(waiting), a.max_prompt], 4),
+    )
+    .add(
+        format!("{name}'s queue"),
+        buffer(
+            &[a.queue.saturating_add(1), std::mem::size_of::<queue::Job>()],
+            1,
+        ),
+    );
+}
+
 /// Runs `charrnn serve` until Ctrl-C or SIGTERM.
 ///
 /// # Errors
@@ -155,6 +203,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     check(a)?;
     let threads = a.compute.threads.count()?;
     let loaded = models::load(&a.models, a.compute.precision, threads)?;
+    check_memory(a, &loaded)?;
     let metrics = Arc::new(Metrics::new());
     let shutting_down = Arc::new(AtomicBool::new(false));
     let settings = scheduler::Settings {

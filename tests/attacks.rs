@@ -288,8 +288,17 @@ fn a_download_from_a_silent_mirror_says_it_timed_out_and_which_flag_waits_longer
             started.elapsed()
         );
     }
-    d.run(&["fetch", "gutenberg", "7", "--download-timeout", "0"])
-        .bad("--download-timeout must be a positive number of seconds");
+    for bad in ["0", "-1", "1e300", "1e18", "NaN"] {
+        d.run(&["fetch", "gutenberg", "7", "--download-timeout", bad])
+            .bad("--download-timeout must be a positive number of seconds");
+    }
+    let ck = fixture("format-v1-lstm-2x16.safetensors");
+    for flag in ["--timeout", "--shutdown-grace"] {
+        for bad in ["1e300", "1e18"] {
+            d.run(&["serve", ck.to_str().unwrap(), flag, bad])
+                .bad(&format!("{flag} must be a positive number of seconds"));
+        }
+    }
 }
 
 /// Seconds of an `H:MM:SS` clock.

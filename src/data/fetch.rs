@@ -105,9 +105,11 @@ pub fn gutenberg(id: u32, source: &GutenbergSource) -> Result<PathBuf> {
         source.mirror.as_deref(),
         source.download_timeout,
     );
-    if !(secs > 0.0 && secs.is_finite()) {
-        bail!("--download-timeout must be a positive number of seconds, got {secs}");
+    // At most a year: a deadline an instant plus it away cannot overflow.
+    if !(secs > 0.0 && secs <= 31_536_000.0) {
+        bail!("--download-timeout must be a positive number of seconds (at most a year, 31536000), got {secs}");
     }
+    let limit = std::time::Duration::from_secs_f64(secs);
     let dir = cache_dir(cache);
     let path = dir.join(format!("gutenberg-{id}.txt"));
     if path.is_file() {
@@ -122,7 +124,6 @@ pub fn gutenberg(id: u32, source: &GutenbergSource) -> Result<PathBuf> {
         .unwrap_or_else(|| DEFAULT_MIRROR.into());
     let url = format!("{}/cache/epub/{id}/pg{id}.txt", base.trim_end_matches('/'));
     eprintln!("charrnn: downloading {url}");
-    let limit = std::time::Duration::from_secs_f64(secs);
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(limit)
         .timeout_read(limit)

@@ -139,8 +139,11 @@ fn check(a: &ServeArgs) -> Result<()> {
         ("--timeout", a.timeout),
         ("--shutdown-grace", a.shutdown_grace),
     ] {
-        if !(v > 0.0 && v.is_finite()) {
-            crate::bail!("{flag} must be a positive number of seconds, got {v}");
+        // At most a year: a request's deadline, an instant plus it, cannot overflow.
+        if !(v > 0.0 && v <= 31_536_000.0) {
+            crate::bail!(
+                "{flag} must be a positive number of seconds (at most a year, 31536000), got {v}"
+            );
         }
     }
     Ok(())

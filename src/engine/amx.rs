@@ -430,6 +430,7 @@ fn fallback(c: &mut [f32], a: ARef, b: &PackedB, start: Start, threads: Threads)
 
 /// The tile configuration: C tiles 0–3 (16 rows × 16 f32), A tiles 4–5 (16 rows × 32 bf16),
 /// B tiles 6–7 (16 row pairs × 16 columns × 2 bf16): every row 64 bytes.
+#[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct TileConfig {
     palette: u8,
@@ -439,6 +440,7 @@ struct TileConfig {
     rows: [u8; 16],
 }
 
+#[cfg(target_arch = "x86_64")]
 const CONFIG: TileConfig = TileConfig {
     palette: 1,
     start_row: 0,
@@ -559,7 +561,7 @@ unsafe fn kernel(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_: &mut [f32], _: ARef, _: &PackedB, _: std::ops::Range<usize>, _: bool) {
+unsafe fn kernel(_: &mut [f32], _: ARef, _: &PackedB, _: std::ops::Range<usize>, _: Start) {
     unreachable!("AMX is x86-64 only; `available` is false elsewhere")
 }
 

@@ -2,7 +2,7 @@
 //! T·B-row products at H=256) against the f32 GEMM, and the cost of packing each operand.
 //!
 //!     cargo run --release --example amx_shapes
-use charrnn::engine::amx::{gemm, Packs};
+use charrnn::engine::bf16::{gemm, Packs};
 use charrnn::engine::linalg::{matmul, MatRef, Threads};
 use std::time::Instant;
 fn main() {

@@ -6,7 +6,7 @@
 //! With bf16 products (`RecurPacks`) member k packs its block of W_hh once per pass, and
 //! writes its units' columns of each step's left operand (h_t, or dgates_t) in bf16 into one
 //! of two shared packed buffers, alternating by step, before the barrier that precedes their
-//! use: the operand is converted once per step, not once per member (see `amx`).
+//! use: the operand is converted once per step, not once per member (see `bf16`).
 //!
 //! Reads top down: the two time loops (`recur_forward`, `recur_backward`), then one row of one
 //! step for one member, forward beside backward (`ForwardBuffers::step_row`,
@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use super::amx::{a_row_runs, convert, gemm_any, ARef, PackedA, PackedB};
+use super::bf16::{a_row_runs, convert, gemm_any, ARef, PackedA, PackedB};
 use super::cells::{
     cell_backward, cell_forward, gru_backward, gru_forward, rnn_backward, rnn_forward,
 };

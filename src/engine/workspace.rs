@@ -7,7 +7,7 @@
 //! Owns the buffers (allocated once; a step allocates nothing) and the order of the passes.
 //! Does not own the gate equations (`cells`), the time loop (`recurrent`) or the loss (`loss`).
 
-use super::amx::{self, Packs};
+use super::bf16::{self, Packs};
 use super::float::Float;
 use super::linalg::{matmul, MatRef, Threads};
 use super::recurrent::{recur_backward, recur_forward, RecurPacks};
@@ -87,7 +87,7 @@ impl<F: Float> Products<F> {
                 self.packs.a.pack(a);
                 self.packs.b.pack(b);
                 let par = (self.crew.as_ref(), threads);
-                amx::gemm_any(
+                bf16::gemm_any(
                     c,
                     self.packs.a.view(),
                     &self.packs.b,
@@ -117,7 +117,7 @@ impl<F: Float> Products<F> {
         self.packs.a.pack(a);
         self.packs.b.pack(b);
         let par = (self.crew.as_ref(), threads);
-        amx::gemm_any(
+        bf16::gemm_any(
             c,
             self.packs.a.view(),
             &self.packs.b,
@@ -141,7 +141,7 @@ impl<F: Float> Products<F> {
         self.out.resize(k * m, F::ZERO);
         let out = &mut self.out[..k * m];
         let par = (self.crew.as_ref(), threads);
-        amx::gemm_any(out, self.packs.a.view(), &self.packs.b, (false, None), par);
+        bf16::gemm_any(out, self.packs.a.view(), &self.packs.b, (false, None), par);
         // c += outᵀ in 16 × 16 blocks (both sides stay within a few cache lines).
         for k0 in (0..k).step_by(16) {
             for m0 in (0..m).step_by(16) {

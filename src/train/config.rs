@@ -91,7 +91,7 @@ pub fn default_eval_every(steps_per_epoch: u64, batch: usize, seq: usize) -> u64
 /// The products' precision without `--precision`: bf16 where the CPU multiplies bf16 in
 /// hardware (AMX tiles), else f32 (see `engine::MatmulPrecision`).
 pub fn default_precision() -> MatmulPrecision {
-    if crate::engine::amx::available() {
+    if crate::engine::isa::kernels().bf16.in_hardware() {
         MatmulPrecision::Bf16
     } else {
         MatmulPrecision::F32

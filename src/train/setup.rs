@@ -454,7 +454,9 @@ fn print_header(
     for line in start.init_lines.iter().chain(&start.sizing_line) {
         progress.line(line);
     }
-    if config.precision == MatmulPrecision::Bf16 && !crate::engine::amx::available() {
+    if config.precision == MatmulPrecision::Bf16
+        && !crate::engine::isa::kernels().bf16.in_hardware()
+    {
         progress.line("charrnn: this CPU has no bf16 matrix unit (AMX): bf16 products run as f32 products of the rounded operands, correct but no faster; --precision f32 is faster here");
     }
     let model = start.model;

@@ -461,7 +461,7 @@ fn print_header(
     }
     let model = start.model;
     progress.line(&format!(
-        "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} products, {} thread(s){}",
+        "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {}, {} thread(s){}",
         model.cell.label(),
         model.layers,
         model.hidden,
@@ -472,7 +472,7 @@ fn print_header(
         config.lr,
         config.clip,
         if config.amsgrad { ", AMSGrad" } else { "" },
-        config.precision.name(),
+        crate::engine::isa::kernels().products(config.precision == MatmulPrecision::Bf16),
         threads.0,
         if start.st.step > 0 {
             format!(", resuming at step {}", start.st.step)

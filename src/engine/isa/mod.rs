@@ -16,8 +16,10 @@
 //! behind `cfg(all(target_arch = "x86_64", not(feature = "portable")))`, so that the `portable`
 //! feature builds on x86-64 exactly the code another architecture builds, and CI proves it.
 //!
-//! The choice (`Path`): the best this CPU has; `CHARRNN_NO_SIMD=1` means `portable` and
-//! `CHARRNN_NO_AMX=1` caps the path at `avx512`.
+//! The choice (`Path`): the best this CPU has, or `CHARRNN_KERNELS=portable|avx2|avx512|amx`
+//! (a path the machine lacks is an error; `init` turns it into one line for the binary). The
+//! older `CHARRNN_NO_SIMD=1` means `portable` and `CHARRNN_NO_AMX=1` caps the path at `avx512`;
+//! `CHARRNN_KERNELS` wins over both.
 //!
 //! Owns the detection, the choice and the `multiversion!` macro. Does not own what the kernels
 //! compute (the contracts are in `kernels`, `bf16` and `linalg`).
@@ -48,7 +50,7 @@ impl Path {
     /// Every path, in order.
     pub const ALL: [Path; 4] = [Path::Portable, Path::Avx2, Path::Avx512, Path::Amx];
 
-    /// Its name: "portable", "avx2", "avx512", "amx".
+    /// Its name, as `CHARRNN_KERNELS` takes it: "portable", "avx2", "avx512", "amx".
     pub fn name(self) -> &'static str {
         match self {
             Path::Portable => "portable",
@@ -56,6 +58,10 @@ impl Path {
             Path::Avx512 => "avx512",
             Path::Amx => "amx",
         }
+    }
+
+    fn parse(s: &str) -> Option<Path> {
+        Path::ALL.into_iter().find(|p| p.name() == s)
     }
 
     /// The vector loops' instruction set, for people: "portable", "AVX2", "AVX-512".
@@ -200,18 +206,14 @@ fn f32_gemm_label() -> &'static str {
     }
 }
 
-/// The kernels chosen for this process, once.
+/// The kernels chosen for this process (see `init`). Panics with `init`'s message when
+/// `CHARRNN_KERNELS` names a path this machine lacks: the binary calls `init` first, so only a
+/// library user meets the panic.
 pub fn kernels() -> Kernels {
-    static CHOSEN: OnceLock<Kernels> = OnceLock::new();
-    *CHOSEN.get_or_init(|| {
-        let cpu = Cpu::here();
-        let set = |name: &str| std::env::var_os(name).is_some();
-        let path = choose(cpu, (set("CHARRNN_NO_SIMD"), set("CHARRNN_NO_AMX")));
-        Kernels {
-            path,
-            bf16: cpu.bf16_at(path),
-        }
-    })
+    match chosen() {
+        Ok(k) => *k,
+        Err(e) => panic!("charrnn: {e}"),
+    }
 }
 
 /// The path of `kernels`, for the dispatch of every vectorised loop.
@@ -220,13 +222,65 @@ pub fn level() -> Path {
     kernels().path
 }
 
-/// The path for `cpu` given `CHARRNN_NO_SIMD` and `CHARRNN_NO_AMX` (set or not).
-pub fn choose(cpu: Cpu, (no_simd, no_amx): (bool, bool)) -> Path {
-    match (no_simd, no_amx) {
-        (true, _) => Path::Portable,
-        (false, true) => cpu.best.min(Path::Avx512),
-        _ => cpu.best,
+/// Chooses the kernels from the CPU and `CHARRNN_KERNELS` (or the older `CHARRNN_NO_SIMD`,
+/// `CHARRNN_NO_AMX`), once; an unknown name or a path this machine lacks is an input error
+/// (exit 2) that names the paths it runs.
+pub fn init() -> crate::error::Result<Kernels> {
+    chosen()
+        .as_ref()
+        .copied()
+        .map_err(|e| crate::error::Error::input(e.clone()))
+}
+
+fn chosen() -> &'static Result<Kernels, String> {
+    static CHOSEN: OnceLock<Result<Kernels, String>> = OnceLock::new();
+    CHOSEN.get_or_init(|| {
+        let cpu = Cpu::here();
+        let var = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+        let legacy = (
+            var("CHARRNN_NO_SIMD").is_some(),
+            var("CHARRNN_NO_AMX").is_some(),
+        );
+        let path = choose(cpu, var("CHARRNN_KERNELS").as_deref(), legacy)?;
+        Ok(Kernels {
+            path,
+            bf16: cpu.bf16_at(path),
+        })
+    })
+}
+
+/// The path for `cpu` given `CHARRNN_KERNELS` (`forced`) and whether the older
+/// `CHARRNN_NO_SIMD` and `CHARRNN_NO_AMX` are set, or the one line that says why not.
+pub fn choose(
+    cpu: Cpu,
+    forced: Option<&str>,
+    (no_simd, no_amx): (bool, bool),
+) -> Result<Path, String> {
+    let Some(name) = forced.filter(|s| !s.is_empty()) else {
+        return Ok(match (no_simd, no_amx) {
+            (true, _) => Path::Portable,
+            (false, true) => cpu.best.min(Path::Avx512),
+            _ => cpu.best,
+        });
+    };
+    let runs = cpu.paths().iter().map(|p| p.name()).collect::<Vec<_>>();
+    let runs = runs.join(", ");
+    let Some(path) = Path::parse(&name.trim().to_ascii_lowercase()) else {
+        return Err(format!(
+            "CHARRNN_KERNELS={name} is not a set of kernels: use portable, avx2, avx512 or amx (this machine runs {runs}), or unset it"
+        ));
+    };
+    if path > cpu.best {
+        let what = if cfg!(all(target_arch = "x86_64", not(feature = "portable"))) {
+            "this CPU lacks it"
+        } else {
+            "this build has only the portable kernels"
+        };
+        return Err(format!(
+            "CHARRNN_KERNELS={name}: {what} (this machine runs {runs}); pick one of those or unset it"
+        ));
     }
+    Ok(path)
 }
 
 /// A bf16 kernel over the 32-row blocks `blocks` of a product, `c` holding exactly their rows
@@ -284,15 +338,37 @@ macro_rules! multiversion {
 mod tests {
     use super::*;
 
+    const AVX512: Cpu = Cpu { best: Path::Avx512 };
+
     #[test]
-    fn the_variables_cap_the_path() {
+    fn a_forced_path_is_taken_when_the_cpu_has_it_and_refused_in_one_line_when_not() {
+        assert_eq!(choose(AVX512, None, (false, false)), Ok(Path::Avx512));
+        assert_eq!(choose(AVX512, Some("avx2"), (false, false)), Ok(Path::Avx2));
+        assert_eq!(choose(AVX512, Some("AVX2"), (false, false)), Ok(Path::Avx2));
+        assert_eq!(
+            choose(AVX512, Some("portable"), (false, false)),
+            Ok(Path::Portable)
+        );
+        assert_eq!(choose(AVX512, Some(""), (false, false)), Ok(Path::Avx512));
+        let e = choose(AVX512, Some("amx"), (false, false)).unwrap_err();
+        assert!(e.starts_with("CHARRNN_KERNELS=amx: "), "{e}");
+        assert!(e.contains("runs portable, avx2, avx512)"), "{e}");
+        let e = choose(AVX512, Some("neon"), (false, false)).unwrap_err();
+        assert!(e.contains("neon is not a set of kernels"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn the_older_variables_still_cap_the_path_and_charrnn_kernels_wins() {
         let amx = Cpu { best: Path::Amx };
-        assert_eq!(choose(amx, (false, false)), Path::Amx);
-        assert_eq!(choose(amx, (true, false)), Path::Portable);
-        assert_eq!(choose(amx, (false, true)), Path::Avx512);
+        assert_eq!(choose(amx, None, (false, false)), Ok(Path::Amx));
+        assert_eq!(choose(amx, None, (true, false)), Ok(Path::Portable));
+        assert_eq!(choose(amx, None, (false, true)), Ok(Path::Avx512));
         let avx2 = Cpu { best: Path::Avx2 };
-        assert_eq!(choose(avx2, (false, true)), Path::Avx2);
+        assert_eq!(choose(avx2, None, (false, true)), Ok(Path::Avx2));
+        assert_eq!(choose(amx, Some("amx"), (true, true)), Ok(Path::Amx));
         assert_eq!(avx2.paths(), [Path::Portable, Path::Avx2]);
         assert_eq!(amx.bf16_at(Path::Avx512), Bf16Products::F32Gemm);
+        assert_eq!(amx.bf16_at(Path::Amx), Bf16Products::Amx);
     }
 }

@@ -452,24 +452,19 @@ unsafe fn split_rows(
     });
 }
 
-/// `c = [c +] a · b` with bf16 operands for any engine float: f32 runs `gemm`; f64 (the
-/// gradient checks' type) multiplies the same rounded operands exactly in f64.
+/// `c = [c +] a · b` with bf16 operands for any engine float: f32 runs `gemm_with` on
+/// `kernel`; f64 (the gradient checks' type) multiplies the same rounded operands exactly in
+/// f64.
 pub fn gemm_any<F: Float>(
     c: &mut [F],
     a: ARef,
     b: &PackedB,
     (accumulate, bias): (bool, Option<&[F]>),
-    (crew, threads): (Option<&Crew>, Threads),
+    (kernel, crew, threads): (Bf16Products, Option<&Crew>, Threads),
 ) {
     if let (Some(c32), Some(bias32)) = (F::as_f32_mut(c), bias.map(F::as_f32)) {
-        return gemm_on(
-            c32,
-            a,
-            b,
-            bias32.map_or(Start::from(accumulate), Start::Bias),
-            crew,
-            threads,
-        );
+        let start = bias32.map_or(Start::from(accumulate), Start::Bias);
+        return gemm_with(kernel, c32, a, b, start, (crew, threads));
     }
     if let Some(bias) = bias {
         for row in c[..a.m * b.n].chunks_exact_mut(b.n) {
@@ -478,7 +473,7 @@ pub fn gemm_any<F: Float>(
     }
     let accumulate = accumulate || bias.is_some();
     if let Some(c32) = F::as_f32_mut(c) {
-        return gemm_on(c32, a, b, Start::from(accumulate), crew, threads);
+        return gemm_with(kernel, c32, a, b, Start::from(accumulate), (crew, threads));
     }
     let (au, bu) = (a.unpack(), b.unpack());
     let au: Vec<F> = au.into_iter().map(|x| F::from_f64(x as f64)).collect();
@@ -523,6 +518,7 @@ mod tests {
             (1, 3, 2, false, false, true),
             (64, 512, 32, true, false, false),
             (65, 2500, 40, true, true, false),
+            (300, 600, 70, false, false, false), // several depths, row groups and a column edge
         ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
@@ -544,36 +540,30 @@ mod tests {
                 MatRef::new(&b, k, n)
             };
             let want = reference(av, bv, &c0, acc);
-            let mut first: Option<Vec<f32>> = None;
             let mut packs = Packs::default();
             packs.a.pack(av);
             packs.b.pack(bv);
-            let mut c = c0.clone();
-            isa::portable::bf16_products(&mut c, packs.a.view(), &packs.b, acc.into(), Threads(1));
-            for (g, w) in c.iter().zip(&want) {
-                let tol = 1e-6 * (1.0 + w.abs()) * (k as f64).sqrt();
-                assert!(
-                    (*g as f64 - w).abs() <= tol,
-                    "fallback {m}×{k}×{n}: {g} vs {w}"
-                );
-            }
-            for threads in [1, 2] {
-                let mut c = c0.clone();
-                // AMX where available (else the fallback again).
-                gemm(&mut c, packs.a.view(), &packs.b, acc, Threads(threads));
-                for (g, w) in c.iter().zip(&want) {
-                    // f32 accumulation of exact bf16 products: a few ulps of the running sum.
-                    let tol = 1e-6 * (1.0 + w.abs()) * (k as f64).sqrt();
-                    assert!((*g as f64 - w).abs() <= tol, "{m}×{k}×{n}: {g} vs {w}");
-                }
-                // The tiles give the same bits whatever the thread count (the fallback's f32
-                // GEMM need not).
-                match &first {
-                    None => first = Some(c),
-                    Some(f) => assert!(
-                        !isa::kernels().bf16.in_hardware() || f == &c,
-                        "{m}×{k}×{n}: threads change the bits"
-                    ),
+            for kernel in isa::Cpu::here().bf16_kernels() {
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2] {
+                    let mut c = c0.clone();
+                    let (start, on) = (Start::from(acc), (None, Threads(threads)));
+                    gemm_with(kernel, &mut c, packs.a.view(), &packs.b, start, on);
+                    for (g, w) in c.iter().zip(&want) {
+                        // f32 sums of exact bf16 products: a few ulps of the running sum.
+                        let tol = 1e-6 * (1.0 + w.abs()) * (k as f64).sqrt();
+                        let at = format!("{kernel:?} {m}×{k}×{n}");
+                        assert!((*g as f64 - w).abs() <= tol, "{at}: {g} vs {w}");
+                    }
+                    // The kernels of the CPU give the same bits whatever the thread count (the
+                    // portable kernel's f32 GEMM need not).
+                    match &first {
+                        None => first = Some(c),
+                        Some(f) => assert!(
+                            !kernel.in_hardware() || f == &c,
+                            "{kernel:?} {m}×{k}×{n}: threads change the bits"
+                        ),
+                    }
                 }
             }
         }
@@ -582,7 +572,7 @@ mod tests {
     #[test]
     fn a_bias_start_equals_filling_c_with_the_bias() {
         let mut rng = Rng::new(4);
-        for (m, k, n) in [(50, 256, 1024), (37, 40, 45), (64, 64, 64)] {
+        for (m, k, n) in [(50, 256, 1024), (37, 40, 45), (64, 64, 64), (140, 300, 33)] {
             let a: Vec<f32> = (0..m * k)
                 .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
                 .collect();
@@ -593,12 +583,15 @@ mod tests {
             let mut packs = Packs::default();
             packs.a.pack(MatRef::new(&a, m, k));
             packs.b.pack(MatRef::new(&b, k, n));
-            let mut filled: Vec<f32> = bias.iter().copied().cycle().take(m * n).collect();
-            gemm(&mut filled, packs.a.view(), &packs.b, true, Threads(1));
-            let mut c = vec![f32::NAN; m * n]; // a bias start never reads c
-            let start = Start::Bias(&bias);
-            gemm_on(&mut c, packs.a.view(), &packs.b, start, None, Threads(2));
-            assert_eq!(c, filled, "{m}×{k}×{n}");
+            for kernel in isa::Cpu::here().bf16_kernels() {
+                let mut filled: Vec<f32> = bias.iter().copied().cycle().take(m * n).collect();
+                let (a, b) = (packs.a.view(), &packs.b);
+                gemm_with(kernel, &mut filled, a, b, Start::C, (None, Threads(1)));
+                let mut c = vec![f32::NAN; m * n]; // a bias start never reads c
+                let start = Start::Bias(&bias);
+                gemm_with(kernel, &mut c, a, b, start, (None, Threads(2)));
+                assert_eq!(c, filled, "{kernel:?} {m}×{k}×{n}");
+            }
         }
     }
 
@@ -632,7 +625,7 @@ mod tests {
             packs.a.view(),
             &packs.b,
             (false, None),
-            (None, Threads(1)),
+            (Bf16Products::F32Gemm, None, Threads(1)),
         );
         assert_eq!(
             c[0], 4.0,

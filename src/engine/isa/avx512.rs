@@ -1,12 +1,14 @@
 //! The AVX-512 room: the sampler's matrix-vector kernels (`kernels::matvecs`) with 16 lanes,
-//! in exactly the portable kernels' order (see `kernels`), so that they give the same bits.
+//! in exactly the portable kernels' order (see `kernels`), so that they give the same bits;
+//! and, where the CPU has AVX512_BF16, the bf16 products (`bf16_kernel`) with `vdpbf16ps`.
 //!
-//! Owns these kernels. Does not own their contract or dispatch (`kernels`), nor the choice of
-//! path (`isa`).
+//! Owns these kernels. Does not own their contracts, the packed layout or the dispatch
+//! (`kernels`, `bf16`), nor the choice of path (`isa`).
 
 #![allow(clippy::needless_range_loop)] // the tails index weights and inputs by one column
 
 use super::portable::{dot_row, weight};
+use crate::engine::bf16::{a_index, ARef, PackedB, Start, BLOCK};
 use crate::engine::kernels::Rows;
 use std::arch::x86_64::*;
 
@@ -191,4 +193,139 @@ pub unsafe fn matvecs(ys: &mut [f32], w: Rows, xs: &[f32], k: usize, n: usize) {
             ys[s * n + r] += dot_row(&w, r, k, x);
         }
     }
+}
+
+/// Rows of the bf16 kernel's register tile (within one 32-row block of the packed A).
+const MR: usize = 8;
+/// Depth of one pass over C: a panel of B this deep (32 columns, 16 KB) stays in L1 while the
+/// row tiles of a group pass over it.
+const KC: usize = 256;
+/// Rows of a group: its A rows at depth KC (64 KB) stay in L2 while the panels of B pass.
+const MC: usize = 128;
+
+/// C [+]= A · B with `vdpbf16ps` (AVX512_BF16: per f32 lane, the two products of a pair of
+/// bf16 values, exact, added to the lane) on the 32-row blocks `blocks` of A, with `c` holding
+/// exactly those rows (n columns each): the same contract and packed operands as the AMX
+/// kernel (`isa::amx::kernel`). Each 8 × 32 tile of C is 16 registers; for every pair of k
+/// it reads one 128-byte row of pairs of B's panel and broadcasts each row's pair of A.
+/// Every element of C sums its k in the same order whatever the blocks, so the bits do not
+/// depend on the threads. The instruction treats denormal inputs and outputs as zero.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW, VL and AVX512_BF16, and `a`, `b` are packed with equal k.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn bf16_kernel(
+    c: &mut [f32],
+    a: ARef,
+    b: &PackedB,
+    blocks: std::ops::Range<usize>,
+    start: Start,
+) {
+    let (m, n, kp) = (a.rows(), b.cols(), a.padded_depth());
+    debug_assert_eq!(kp, b.padded_depth());
+    let (first, end) = (blocks.start * BLOCK, (blocks.end * BLOCK).min(m));
+    assert!(c.len() >= (end - first) * n, "output too small");
+    let panel = kp / 2 * BLOCK; // words of one 32-column panel of B
+    for k0 in (0..kp).step_by(KC) {
+        let chunks = (KC.min(kp - k0)) / BLOCK;
+        let from = if k0 == 0 { start } else { Start::C };
+        for g0 in (first..end).step_by(MC) {
+            let g1 = (g0 + MC).min(end);
+            for j0 in (0..n).step_by(BLOCK) {
+                let bp = b.data().as_ptr().add((j0 / BLOCK) * panel + k0 / 2 * BLOCK);
+                for r0 in (g0..g1).step_by(MR) {
+                    let tile = Tile {
+                        c: c.as_mut_ptr().add((r0 - first) * n + j0),
+                        ldc: n,
+                        rows: MR.min(g1 - r0),
+                        cols: BLOCK.min(n - j0),
+                    };
+                    // Rows r0..r0 + 8 lie in one 32-row block of A (r0 is a multiple of 8).
+                    let ap = a.data().as_ptr().add(a_index(kp, r0, k0));
+                    tile.multiply(ap, bp, chunks, from, j0);
+                }
+            }
+        }
+    }
+}
+
+/// An 8 × 32 tile of C: `rows` × `cols` of it are real, row stride `ldc` floats.
+struct Tile {
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl Tile {
+    /// The tile from `from` (bias `j0..` for `Start::Bias`), plus `chunks` × 32 of k: A's rows
+    /// at `ap` (32 values apart, chunks 1024 apart), B's panel at `bp` (pairs of rows 32 words
+    /// apart); stored back.
+    ///
+    /// # Safety
+    /// As `bf16_kernel`; the tile's real rows and columns are inside c, and A and B hold
+    /// `chunks` chunks past `ap` and `bp`.
+    #[inline(always)]
+    unsafe fn multiply(
+        &self,
+        ap: *const u16,
+        bp: *const u32,
+        chunks: usize,
+        from: Start,
+        j0: usize,
+    ) {
+        let lo = mask(self.cols.min(16));
+        let hi = mask(self.cols.saturating_sub(16));
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        match from {
+            Start::Zero => {}
+            Start::C => {
+                for (q, row) in acc.iter_mut().enumerate().take(self.rows) {
+                    let p = self.c.add(q * self.ldc);
+                    *row = [
+                        _mm512_maskz_loadu_ps(lo, p),
+                        _mm512_maskz_loadu_ps(hi, p.add(16)),
+                    ];
+                }
+            }
+            Start::Bias(bias) => {
+                let p = bias.as_ptr().add(j0);
+                let row = [
+                    _mm512_maskz_loadu_ps(lo, p),
+                    _mm512_maskz_loadu_ps(hi, p.add(16)),
+                ];
+                acc = [row; MR];
+            }
+        }
+        for ch in 0..chunks {
+            let (a, b) = (ap.add(ch * BLOCK * BLOCK), bp.add(ch * BLOCK / 2 * BLOCK));
+            for p in 0..BLOCK / 2 {
+                let b0 = bh(_mm512_loadu_si512(b.add(p * BLOCK) as *const _));
+                let b1 = bh(_mm512_loadu_si512(b.add(p * BLOCK + 16) as *const _));
+                for (q, row) in acc.iter_mut().enumerate() {
+                    let pair = (a.add(q * BLOCK + 2 * p) as *const u32).read_unaligned();
+                    let av = bh(_mm512_set1_epi32(pair as i32));
+                    row[0] = _mm512_dpbf16_ps(row[0], av, b0);
+                    row[1] = _mm512_dpbf16_ps(row[1], av, b1);
+                }
+            }
+        }
+        for (q, row) in acc.iter().enumerate().take(self.rows) {
+            let p = self.c.add(q * self.ldc);
+            _mm512_mask_storeu_ps(p, lo, row[0]);
+            _mm512_mask_storeu_ps(p.add(16), hi, row[1]);
+        }
+    }
+}
+
+/// The lowest `n` (≤ 16) lanes.
+#[inline(always)]
+fn mask(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+/// 32 bf16 values in a register, from their bits.
+#[inline(always)]
+unsafe fn bh(v: __m512i) -> __m512bh {
+    std::mem::transmute(v)
 }

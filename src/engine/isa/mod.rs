@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `portable` | plain Rust: the sampler's matvecs, bf16 products as the f32 GEMM of the rounded operands | every target (aarch64, any x86-64, others) |
 //! | `avx2` | the sampler's matvecs with AVX2 + FMA | x86-64 with AVX2 and FMA |
-//! | `avx512` | the same with AVX-512 | x86-64 with AVX-512 (F, BW, VL, DQ) |
+//! | `avx512` | the same with AVX-512, and bf16 products with `vdpbf16ps` | x86-64 with AVX-512 (F, BW, VL, DQ); AVX512_BF16 for the products |
 //! | `amx` | the detection of AMX and the bf16 tile kernel | x86-64 with AMX, on Linux |
 //!
 //! The loops written once in plain Rust (the gate maths, the loss, the f32 matvec) are compiled
@@ -37,7 +37,8 @@ use super::bf16::{ARef, PackedB, Start};
 use std::sync::OnceLock;
 
 /// A set of kernels, each path a superset of the one before it on x86-64: `Avx512` runs the
-/// AVX-512 loops and matvecs, `Amx` the same with the bf16 products on AMX tiles.
+/// AVX-512 loops and matvecs (and bf16 products with `vdpbf16ps` where the CPU has
+/// AVX512_BF16), `Amx` the same with the bf16 products on AMX tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Path {
     Portable,
@@ -79,21 +80,24 @@ impl Path {
 pub enum Bf16Products {
     /// AMX tiles (`tdpbf16ps`).
     Amx,
+    /// AVX512_BF16's `vdpbf16ps`: two bf16 products per f32 lane per instruction.
+    Avx512Bf16,
     /// No bf16 arithmetic: the rounded operands unpacked to f32 and the f32 GEMM (correct,
     /// slower than f32).
     F32Gemm,
 }
 
 impl Bf16Products {
-    /// For people: "AMX", "f32 GEMM of the rounded operands".
+    /// For people: "AMX", "AVX512-BF16", "f32 GEMM of the rounded operands".
     pub fn label(self) -> &'static str {
         match self {
             Bf16Products::Amx => "AMX",
+            Bf16Products::Avx512Bf16 => "AVX512-BF16",
             Bf16Products::F32Gemm => "f32 GEMM of the rounded operands",
         }
     }
 
-    /// Whether the CPU multiplies bf16 itself (AMX).
+    /// Whether the CPU multiplies bf16 itself (AMX or AVX512_BF16).
     pub fn in_hardware(self) -> bool {
         self != Bf16Products::F32Gemm
     }
@@ -104,6 +108,8 @@ impl Bf16Products {
 pub struct Cpu {
     /// The best path.
     pub best: Path,
+    /// AVX512_BF16 (with the AVX-512 path).
+    pub avx512_bf16: bool,
 }
 
 impl Cpu {
@@ -117,6 +123,7 @@ impl Cpu {
     pub fn bf16_at(self, path: Path) -> Bf16Products {
         match path {
             Path::Amx => Bf16Products::Amx,
+            Path::Avx512 if self.avx512_bf16 => Bf16Products::Avx512Bf16,
             _ => Bf16Products::F32Gemm,
         }
     }
@@ -125,8 +132,21 @@ impl Cpu {
     pub fn runs(self, k: Bf16Products) -> bool {
         match k {
             Bf16Products::Amx => self.best == Path::Amx,
+            Bf16Products::Avx512Bf16 => self.best >= Path::Avx512 && self.avx512_bf16,
             Bf16Products::F32Gemm => true,
         }
+    }
+
+    /// Every bf16 kernel this CPU runs, the portable one first (for tests and benchmarks).
+    pub fn bf16_kernels(self) -> Vec<Bf16Products> {
+        [
+            Bf16Products::F32Gemm,
+            Bf16Products::Avx512Bf16,
+            Bf16Products::Amx,
+        ]
+        .into_iter()
+        .filter(|&k| self.runs(k))
+        .collect()
     }
 
     /// Every path this CPU runs, portable first.
@@ -150,13 +170,17 @@ fn detect() -> Cpu {
         (false, true) => Path::Avx2,
         _ => Path::Portable,
     };
-    Cpu { best }
+    Cpu {
+        best,
+        avx512_bf16: avx512 && std::arch::is_x86_feature_detected!("avx512bf16"),
+    }
 }
 
 #[cfg(not(all(target_arch = "x86_64", not(feature = "portable"))))]
 fn detect() -> Cpu {
     Cpu {
         best: Path::Portable,
+        avx512_bf16: false,
     }
 }
 
@@ -292,8 +316,10 @@ pub fn block_kernel(k: Bf16Products) -> Option<BlockKernel> {
     match k {
         #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
         Bf16Products::Amx => Some(amx::kernel),
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        Bf16Products::Avx512Bf16 => Some(avx512::bf16_kernel),
         #[cfg(not(all(target_arch = "x86_64", not(feature = "portable"))))]
-        Bf16Products::Amx => None,
+        Bf16Products::Amx | Bf16Products::Avx512Bf16 => None,
         Bf16Products::F32Gemm => None,
     }
 }
@@ -338,7 +364,10 @@ macro_rules! multiversion {
 mod tests {
     use super::*;
 
-    const AVX512: Cpu = Cpu { best: Path::Avx512 };
+    const AVX512: Cpu = Cpu {
+        best: Path::Avx512,
+        avx512_bf16: true,
+    };
 
     #[test]
     fn a_forced_path_is_taken_when_the_cpu_has_it_and_refused_in_one_line_when_not() {
@@ -360,15 +389,36 @@ mod tests {
 
     #[test]
     fn the_older_variables_still_cap_the_path_and_charrnn_kernels_wins() {
-        let amx = Cpu { best: Path::Amx };
+        let amx = Cpu {
+            best: Path::Amx,
+            ..AVX512
+        };
         assert_eq!(choose(amx, None, (false, false)), Ok(Path::Amx));
         assert_eq!(choose(amx, None, (true, false)), Ok(Path::Portable));
         assert_eq!(choose(amx, None, (false, true)), Ok(Path::Avx512));
-        let avx2 = Cpu { best: Path::Avx2 };
+        let avx2 = Cpu {
+            best: Path::Avx2,
+            ..AVX512
+        };
         assert_eq!(choose(avx2, None, (false, true)), Ok(Path::Avx2));
         assert_eq!(choose(amx, Some("amx"), (true, true)), Ok(Path::Amx));
         assert_eq!(avx2.paths(), [Path::Portable, Path::Avx2]);
-        assert_eq!(amx.bf16_at(Path::Avx512), Bf16Products::F32Gemm);
         assert_eq!(amx.bf16_at(Path::Amx), Bf16Products::Amx);
+    }
+
+    #[test]
+    fn bf16_products_follow_the_path_and_the_cpu() {
+        assert_eq!(AVX512.bf16_at(Path::Avx512), Bf16Products::Avx512Bf16);
+        assert_eq!(AVX512.bf16_at(Path::Avx2), Bf16Products::F32Gemm);
+        let without = Cpu {
+            avx512_bf16: false,
+            ..AVX512
+        };
+        assert_eq!(without.bf16_at(Path::Avx512), Bf16Products::F32Gemm);
+        assert_eq!(without.bf16_kernels(), [Bf16Products::F32Gemm]);
+        assert_eq!(
+            AVX512.bf16_kernels(),
+            [Bf16Products::F32Gemm, Bf16Products::Avx512Bf16]
+        );
     }
 }

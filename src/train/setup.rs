@@ -457,7 +457,7 @@ fn print_header(
     if config.precision == MatmulPrecision::Bf16
         && !crate::engine::isa::kernels().bf16.in_hardware()
     {
-        progress.line("charrnn: this CPU has no bf16 matrix unit (AMX): bf16 products run as f32 products of the rounded operands, correct but no faster; --precision f32 is faster here");
+        progress.line("charrnn: this CPU multiplies no bf16 itself (neither AMX nor AVX512_BF16, or CHARRNN_KERNELS chose neither): bf16 products run as f32 products of the rounded operands, correct but slower; --precision f32 is faster here");
     }
     let model = start.model;
     progress.line(&format!(

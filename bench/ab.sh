@@ -6,6 +6,7 @@
 #   bench/ab.sh OLD_BINARY target/release/charrnn [ROUNDS]      (default 3 rounds)
 #   HIDDENS="128 256 512" THREADS="1 2"                          which configurations
 #   STEPS=30                                                     timed steps per run
+#   PRECISION=bf16                                               the products' precision (f32)
 #
 # Nothing else heavy should run meanwhile.
 set -euo pipefail
@@ -14,9 +15,10 @@ A=$1; B=$2; ROUNDS=${3:-3}
 HIDDENS=${HIDDENS:-128 256 512}
 THREADS=${THREADS:-1 2}
 STEPS=${STEPS:-30}
+PRECISION=${PRECISION:-f32}
 source bench/common.sh
 header "charrnn A/B: A=$A, B=$B" "$ROUNDS"
-echo "workload: 2-layer LSTM, V=65, B=50, T=50; training chars/s and batch-1 sampling chars/s"
+echo "workload: 2-layer LSTM, V=65, B=50, T=50, $PRECISION; training chars/s and batch-1 sampling chars/s"
 echo
 echo "| H | threads | A train | B train | B/A | A sample | B sample | B/A |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -26,7 +28,7 @@ for H in $HIDDENS; do
     for ((r = 0; r < ROUNDS; r++)); do
       for side in A B; do
         bin=$A; [ $side = B ] && bin=$B
-        j=$($bin bench --hidden "$H" --threads "$TH" --steps "$STEPS" --warmup 5 --sample-chars 2000 --json)
+        j=$($bin bench --hidden "$H" --threads "$TH" --steps "$STEPS" --warmup 5 --sample-chars 2000 --precision "$PRECISION" --json)
         if [ $side = A ]; then
           at+=("$(json_field "$j" train_chars_per_s)"); as+=("$(json_field "$j" sample_chars_per_s)")
         else

@@ -44,7 +44,9 @@ source bench/common.sh
 
 header "charrnn vs PyTorch peer" "$ROUNDS"
 echo "workload: 2-layer $CELL (peer: LSTM), $TEXT: V=$VOCAB, embedding $EMBED (0 = one-hot), B=50, T=50, training chars/s (forward, backward, clip, Adam)"
-echo "precisions: f32; bf16 = charrnn --precision bf16 (AMX: $(grep -q amx_bf16 /proc/cpuinfo && echo yes || echo no)) and the peer's forward under torch.autocast(cpu, bfloat16) (bench/peer_bf16.py)"
+echo "precisions: f32; bf16 = charrnn --precision bf16 and the peer's forward under torch.autocast(cpu, bfloat16) (bench/peer_bf16.py)"
+echo "machine flags: AMX $(grep -qw amx_bf16 /proc/cpuinfo && echo yes || echo no), AVX512_BF16 $(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no); CHARRNN_KERNELS=${CHARRNN_KERNELS:-unset}"
+echo "charrnn kernels: $($BIN bench --hidden 32 --steps 1 --warmup 0 --sample-chars 10 --threads 1 | grep '^kernels' || echo unknown)"
 echo
 echo "| H | threads | PyTorch f32 | PyTorch bf16 | charrnn f32 | charrnn bf16 | f32 / PyTorch f32 | bf16 / PyTorch f32 | bf16 / PyTorch bf16 | f32 share of f32 peak |"
 echo "|---|---|---|---|---|---|---|---|---|---|"

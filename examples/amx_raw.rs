@@ -3,9 +3,18 @@
 //! (measured on the development VM: 74 ns per iteration against 21 ns without loads), the
 //! kernel's 2×2 tile blocking (one load per multiply, the best 8 tiles allow) is load-bound.
 //!
-//!     cargo run --release --example amx_raw      (needs AMX; prints nonsense without it)
+//!     cargo run --release --example amx_raw      (needs AMX; x86-64 only)
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 use std::arch::asm;
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 use std::time::Instant;
+
+#[cfg(not(all(target_arch = "x86_64", not(feature = "portable"))))]
+fn main() {
+    eprintln!("AMX is x86-64 only (and not in the portable build)");
+}
+
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 #[repr(C, align(64))]
 struct Cfg {
     p: u8,
@@ -14,8 +23,10 @@ struct Cfg {
     c: [u16; 16],
     rows: [u8; 16],
 }
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 fn main() {
-    if !charrnn::engine::amx::available() {
+    use charrnn::engine::isa::{kernels, Bf16Products};
+    if kernels().bf16 != Bf16Products::Amx {
         eprintln!("no AMX on this CPU (or CHARRNN_NO_AMX is set)");
         return;
     }

@@ -1,11 +1,15 @@
 //! bf16 products of the training step's shapes (B=50 per-step products, 512³, the hoisted
-//! T·B-row products at H=256) against the f32 GEMM, and the cost of packing each operand.
+//! T·B-row products at H=256) against the f32 GEMM, and the cost of packing each operand, on
+//! the bf16 kernel chosen for this process (`CHARRNN_KERNELS=avx512` for AVX512-BF16 on a CPU
+//! with AMX).
 //!
 //!     cargo run --release --example amx_shapes
-use charrnn::engine::amx::{gemm, Packs};
+use charrnn::engine::bf16::{gemm, Packs};
+use charrnn::engine::isa::kernels;
 use charrnn::engine::linalg::{matmul, MatRef, Threads};
 use std::time::Instant;
 fn main() {
+    let label = kernels().bf16.label();
     for &(m, k, n, th) in &[
         (50usize, 1024usize, 128usize, 1usize),
         (50, 256, 512, 1),
@@ -50,7 +54,7 @@ fn main() {
             p.b.pack(MatRef::new(&b, k, n));
         }
         let dpb = t.elapsed().as_secs_f64() / reps as f64;
-        println!("{m}x{k}x{n} th{th}: amx {:.1} us ({:.0} GF/s), f32 {:.1} us ({:.0} GF/s), packA {:.1} us, packB {:.1} us",
+        println!("{m}x{k}x{n} th{th}: {label} {:.1} us ({:.0} GF/s), f32 {:.1} us ({:.0} GF/s), packA {:.1} us, packB {:.1} us",
             dt * 1e6, 2.0 * (m * n * k) as f64 / dt / 1e9, df * 1e6, 2.0 * (m * n * k) as f64 / df / 1e9, dpa * 1e6, dpb * 1e6);
     }
 }

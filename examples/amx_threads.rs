@@ -1,10 +1,10 @@
 //! Measures what a thread pays for AMX: a product on the main thread, on a new thread per
 //! call (each new thread's first tile instruction makes the kernel grant it the tile state),
-//! on one and on two persistent threads. The reason `team::run_on` and `amx::gemm_on` use a
+//! on one and on two persistent threads. The reason `team::run_on` and `bf16::gemm_on` use a
 //! crew of persistent threads for bf16 training.
 //!
 //!     cargo run --release --example amx_threads
-use charrnn::engine::amx::{gemm, Packs};
+use charrnn::engine::bf16::{gemm, Packs};
 use charrnn::engine::linalg::{MatRef, Threads};
 use std::time::Instant;
 fn setup(m: usize, k: usize, n: usize) -> (Packs, Vec<f32>) {

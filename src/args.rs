@@ -51,7 +51,7 @@ impl clap::ValueEnum for MatmulPrecision {
             MatmulPrecision::F32 => "f32 operands (the reference)",
             MatmulPrecision::Bf16 => {
                 "Operands rounded to bf16 (8 significant bits) as they are packed, products \
-                 exact: AMX tiles where the CPU has them (`amx::available`), else the f32 GEMM \
+                 exact: AMX tiles or AVX512-BF16 where the CPU has them, else the f32 GEMM \
                  on the rounded operands (correct, slower)"
             }
         };

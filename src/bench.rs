@@ -7,7 +7,8 @@
 //! A benchmark, never a test: numbers from it are compared side by side with the PyTorch peer
 //! (`bench/compare.sh`), never against a fixed threshold.
 
-use crate::engine::amx::{self, Packs};
+use crate::engine::bf16::{self, Packs};
+use crate::engine::isa;
 use crate::engine::linalg::{matmul, MatRef, Threads};
 use crate::engine::MatmulPrecision;
 use crate::error::Result;
@@ -92,7 +93,7 @@ fn matmul_peak(n: usize, threads: Threads, precision: MatmulPrecision) -> f64 {
                 false,
                 threads,
             ),
-            MatmulPrecision::Bf16 => amx::gemm(&mut c, packs.a.view(), &packs.b, false, threads),
+            MatmulPrecision::Bf16 => bf16::gemm(&mut c, packs.a.view(), &packs.b, false, threads),
         }
         if i >= 2 {
             times.push(t0.elapsed().as_secs_f64());
@@ -269,9 +270,10 @@ fn sampling_rate(a: &BenchArgs, layout: &Layout, params: &[f32], threads: usize)
 
 fn print_json(a: &BenchArgs, m: &Measured) {
     let (b, t, n, threads) = (a.batch, a.seq, a.streams, m.threads);
+    let k = isa::kernels();
     println!(
-        "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"dropout\":{},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n}}}",
-        a.cell.name(), a.hidden, a.layers, a.vocab, a.dropout, a.steps, m.step_s * 1e3, m.train_cps, m.gflops, m.peak, m.gflops / m.peak, m.sample_cps, a.compute.precision.name(), m.train_precision.name(), amx::available()
+        "{{\"cell\":\"{}\",\"hidden\":{},\"layers\":{},\"vocab\":{},\"batch\":{b},\"seq\":{t},\"threads\":{threads},\"dropout\":{},\"steps\":{},\"median_step_ms\":{:.3},\"train_chars_per_s\":{:.1},\"gflops\":{:.2},\"matmul_peak_gflops\":{:.2},\"share_of_peak\":{:.3},\"sample_chars_per_s\":{:.1},\"precision\":\"{}\",\"train_precision\":\"{}\",\"amx\":{},\"streams\":{n},\"kernels\":\"{}\",\"products\":\"{}\",\"f32_products\":\"{}\",\"bf16_products\":\"{}\"}}",
+        a.cell.name(), a.hidden, a.layers, a.vocab, a.dropout, a.steps, m.step_s * 1e3, m.train_cps, m.gflops, m.peak, m.gflops / m.peak, m.sample_cps, a.compute.precision.name(), m.train_precision.name(), k.bf16 == isa::Bf16Products::Amx, k.path.name(), k.products(m.train_precision == MatmulPrecision::Bf16), k.f32_label(), k.bf16.label()
     );
 }
 
@@ -287,16 +289,19 @@ fn print_text(a: &BenchArgs, m: &Measured) {
         m.step_s * 1e3,
         a.steps
     );
+    let k = isa::kernels();
+    println!(
+        "kernels   {}: {}, {}, vector loops {}",
+        k.path.name(),
+        k.products(false),
+        k.products(true),
+        k.path.loops_label()
+    );
     let (cps, gflops, peak) = (m.train_cps, m.gflops, m.peak);
     println!(
-        "train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ {} matmul{})",
+        "train     {cps:>10.0} chars/s  {gflops:7.1} GFLOP/s  ({:.0}% of a {peak:.1} GFLOP/s 512³ matmul; {})",
         100.0 * gflops / peak,
-        m.train_precision.name(),
-        match (m.train_precision, amx::available()) {
-            (MatmulPrecision::Bf16, true) => ", AMX",
-            (MatmulPrecision::Bf16, false) => ", no AMX: f32 products of rounded operands",
-            _ => "",
-        }
+        k.products(m.train_precision == MatmulPrecision::Bf16),
     );
     println!(
         "sample    {:>10.0} chars/s  ({} stream(s), {}, {} thread(s))",

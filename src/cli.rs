@@ -60,6 +60,8 @@ pub enum FetchCommand {
 /// # Errors
 /// Whatever the command fails with (see `error::Error` for the exit codes).
 pub fn run(cli: Cli) -> Result<()> {
+    // CHARRNN_KERNELS naming kernels this machine lacks: one line, exit 2, before any work.
+    crate::engine::isa::init()?;
     match cli.command {
         Command::Train(a) => crate::train::train(&a),
         Command::Sample(a) => crate::sample::command::run(&a),

@@ -87,10 +87,11 @@ fn same_seed_gives_the_same_sample_and_a_different_seed_does_not() {
 }
 
 #[test]
-fn samples_do_not_depend_on_the_cpus_vector_width() {
-    // The same seed must give the same text on any machine: compare this CPU's widest vector
-    // code with the baseline build of the same loops (CHARRNN_NO_SIMD), at a temperature where
-    // the smallest difference in a logit would change the draw somewhere in 2000 characters.
+fn samples_do_not_depend_on_the_cpus_kernels() {
+    // The same seed must give the same text on any machine: the text on every set of kernels
+    // this machine runs (CHARRNN_KERNELS; a path it lacks exits 2 and is skipped). The kernels'
+    // own tests prove the bits equal (`engine::kernels`); this proves each path is reached from
+    // the command line (a wrong AVX2 fold changes the text; a one-ulp change may not).
     let d = Dir::new("simd");
     let f = repetitive(&d);
     train(&d, &f, "run", &["--steps", "40"]).ok();
@@ -104,14 +105,39 @@ fn samples_do_not_depend_on_the_cpus_vector_width() {
         "--temperature",
         "1.5",
     ];
-    let wide = d.run(&args).ok().stdout();
+    let best = d.run(&args).ok().stdout();
+    let mut ran = Vec::new();
+    for path in ["portable", "avx2", "avx512", "amx"] {
+        let r = Run(
+            d.cmd(&args).env("CHARRNN_KERNELS", path).output().unwrap(),
+            Vec::new(),
+        );
+        if r.code() == 2 {
+            r.bad(&format!("CHARRNN_KERNELS={path}: "));
+            continue;
+        }
+        assert_eq!(r.ok().stdout(), best, "{path}");
+        ran.push(path);
+    }
+    assert!(
+        ran.contains(&"portable"),
+        "every machine runs the portable kernels"
+    );
+    // The older variable still means the portable kernels.
     let base = Run(
         d.cmd(&args).env("CHARRNN_NO_SIMD", "1").output().unwrap(),
         Vec::new(),
+    );
+    assert_eq!(base.ok().stdout(), best);
+    // A name that is not a set of kernels: one line, exit 2, before any work.
+    Run(
+        d.cmd(&args)
+            .env("CHARRNN_KERNELS", "neon")
+            .output()
+            .unwrap(),
+        Vec::new(),
     )
-    .ok()
-    .stdout();
-    assert_eq!(wide, base);
+    .bad("CHARRNN_KERNELS=neon is not a set of kernels: use portable, avx2, avx512 or amx");
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn precisions_are_deterministic_and_close_to_f32() {
                 "ROMEO:",
             ]);
             if !simd {
-                c.env("CHARRNN_NO_SIMD", "1");
+                c.env("CHARRNN_KERNELS", "portable");
             }
             let o = c.output().unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -47,7 +47,8 @@ pub struct GutenbergSource {
 pub const DEFAULT_MIRROR: &str = "https://www.gutenberg.org";
 
 /// The cache folder: `--cache`, else `$CHARRNN_CACHE`, `$XDG_CACHE_HOME/charrnn`,
-/// `$HOME/.cache/charrnn`, or `.charrnn-cache` in the current folder.
+/// `$HOME/.cache/charrnn`, `%LOCALAPPDATA%\charrnn` (Windows, where HOME is not set), or
+/// `.charrnn-cache` in the current folder.
 pub fn cache_dir(flag: Option<&Path>) -> PathBuf {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -58,6 +59,7 @@ pub fn cache_dir(flag: Option<&Path>) -> PathBuf {
         .or_else(|| env("CHARRNN_CACHE"))
         .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("charrnn")))
         .or_else(|| env("HOME").map(|p| p.join(".cache/charrnn")))
+        .or_else(|| env("LOCALAPPDATA").map(|p| p.join("charrnn")))
         .unwrap_or_else(|| PathBuf::from(".charrnn-cache"))
 }
 

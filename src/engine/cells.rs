@@ -1,7 +1,7 @@
 //! The cells' gate maths, one row of B at a time, each cell's forward beside its backward:
 //! LSTM (gates i, f, g, o and a cell state), GRU (r, z, n, PyTorch's nn.GRU with b_hn inside
 //! the reset product) and the tanh RNN. Every loop is written so that all lanes do the same
-//! IEEE operations in the same order at any vector width (see `simd`).
+//! IEEE operations in the same order at any vector width (see `isa`).
 //!
 //! Owns the per-unit equations. Does not own the recurrence over time or the threads (see
 //! `recurrent`).

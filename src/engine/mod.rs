@@ -17,18 +17,20 @@
 //! - `recurrent`: the time loop of one layer, split over a team of threads
 //! - `cells`: the gate maths of each cell, forward beside backward
 //! - `loss`: softmax cross-entropy, its gradient, exact validation loss
-//! - `linalg`, `simd`, `team`, `float`: GEMM and matvec, vector width, threads, scalars
-//! - `amx`: the bf16 products of `MatmulPrecision::Bf16` (AMX tiles, or a correct fallback)
+//! - `linalg`, `team`, `float`: GEMM and matvec, threads, scalars
+//! - `bf16`: the bf16 products of `MatmulPrecision::Bf16` (packing, threads, dispatch)
 //! - `kernels`: the sampler's matrix-vector kernels (f32, bf16, int8 weights)
+//! - `isa`: which kernels run on this CPU, each instruction set's code in its own room
+//!   (`portable`, `avx2`, `avx512`, `amx`)
 
-pub mod amx;
+pub mod bf16;
 pub mod cells;
 pub mod float;
+pub mod isa;
 pub mod kernels;
 pub mod linalg;
 pub mod loss;
 pub mod recurrent;
-pub mod simd;
 pub mod team;
 pub mod workspace;
 
@@ -42,8 +44,8 @@ pub enum MatmulPrecision {
     #[default]
     F32,
     /// Operands rounded to bf16 (8 significant bits) as they are packed, products exact:
-    /// AMX tiles where the CPU has them (`amx::available`), else the f32 GEMM on the rounded
-    /// operands (correct, slower).
+    /// AMX tiles where the CPU has them, else the f32 GEMM on the rounded operands (correct,
+    /// slower); `isa::Kernels::bf16` says which.
     Bf16,
 }
 

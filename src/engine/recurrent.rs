@@ -6,7 +6,7 @@
 //! With bf16 products (`RecurPacks`) member k packs its block of W_hh once per pass, and
 //! writes its units' columns of each step's left operand (h_t, or dgates_t) in bf16 into one
 //! of two shared packed buffers, alternating by step, before the barrier that precedes their
-//! use: the operand is converted once per step, not once per member (see `amx`).
+//! use: the operand is converted once per step, not once per member (see `bf16`).
 //!
 //! Reads top down: the two time loops (`recur_forward`, `recur_backward`), then one row of one
 //! step for one member, forward beside backward (`ForwardBuffers::step_row`,
@@ -17,29 +17,32 @@
 
 use std::ops::Range;
 
-use super::amx::{a_row_runs, convert, gemm_any, ARef, PackedA, PackedB};
+use super::bf16::{a_row_runs, convert, gemm_any, ARef, PackedA, PackedB};
 use super::cells::{
     cell_backward, cell_forward, gru_backward, gru_forward, rnn_backward, rnn_forward,
 };
 use super::float::Float;
+use super::isa::Bf16Products;
 use super::linalg::{matmul, matvec_acc, MatRef, Threads};
 use super::team::{self, share, Crew, Shared};
 use crate::model::Cell;
 
 /// The recurrence's bf16 operands: each team member's packed block of W_hh, and two packed
 /// left operands (B rows) that the members fill column by column, step t using `steps[t % 2]`.
-#[derive(Default)]
 pub struct RecurPacks {
     pub members: Vec<PackedB>,
     pub steps: [PackedA; 2],
+    /// The kernel that multiplies them.
+    pub kernel: Bf16Products,
 }
 
 impl RecurPacks {
-    /// For a team of `n`.
-    pub fn new(n: usize) -> RecurPacks {
+    /// For a team of `n`, multiplied by `kernel`.
+    pub fn new(n: usize, kernel: Bf16Products) -> RecurPacks {
         RecurPacks {
             members: (0..n).map(|_| PackedB::default()).collect(),
             steps: Default::default(),
+            kernel,
         }
     }
 
@@ -53,6 +56,7 @@ impl RecurPacks {
             members: Shared::new(&mut self.members[..]),
             kp,
             steps: [Shared::new(s0.data_mut()), Shared::new(s1.data_mut())],
+            kernel: self.kernel,
         }
     }
 }
@@ -63,6 +67,7 @@ struct Handoff {
     members: Shared<PackedB>,
     kp: usize,
     steps: [Shared<u16>; 2],
+    kernel: Bf16Products,
 }
 
 impl Handoff {
@@ -433,7 +438,7 @@ impl<F: Float> Block<'_, F> {
             }
             Block::Bf16(packed, hand) => {
                 let a = hand.operand(t, b, k);
-                gemm_any(c, a, packed, (acc, None), (None, Threads(1)));
+                gemm_any(c, a, packed, (acc, None), (hand.kernel, None, Threads(1)));
             }
         }
     }

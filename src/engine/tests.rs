@@ -1,6 +1,7 @@
 //! The engine's proofs: a naive forward, an f64 numeric gradient check of every parameter
 //! tensor and of the carried-in state, and the PyTorch reference fixture.
 
+use super::isa::{Bf16Products, Cpu};
 use super::*;
 use crate::model::{Cell, Layout, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
@@ -320,7 +321,10 @@ fn gradients_at_training_sizes_match_the_f64_engine() {
         let mut want = vec![0.0; p.len()];
         ws.backward(&p, &layout, &x, &mut want);
 
-        for (precision, tol) in [(MatmulPrecision::F32, 1e-5), (MatmulPrecision::Bf16, 1e-2)] {
+        // f32, and bf16 on every kernel this CPU runs.
+        let kernels = Cpu::here().bf16_kernels().into_iter().map(Some);
+        for (kernel, tol) in [(None, 1e-5)].into_iter().chain(kernels.map(|k| (k, 1e-2))) {
+            let precision = kernel.map_or(MatmulPrecision::F32, |_| MatmulPrecision::Bf16);
             let p32 = to_f32(&p);
             let s32 = State {
                 h: to_f32(&s0.h),
@@ -328,6 +332,9 @@ fn gradients_at_training_sizes_match_the_f64_engine() {
             };
             let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(2));
             ws.set_precision(precision);
+            if let Some(k) = kernel {
+                ws.set_bf16_kernel(k);
+            }
             ws.forward(&p32, &layout, &x, &s32);
             ws.loss_and_grad(&y, v);
             let mut got = vec![0.0f32; p.len()];
@@ -341,7 +348,7 @@ fn gradients_at_training_sizes_match_the_f64_engine() {
                     .sqrt();
                 assert!(
                     diff <= tol * norm,
-                    "H={h} {precision:?} {}: off by {:.1e} of its norm",
+                    "H={h} {precision:?} on {kernel:?} {}: off by {:.1e} of its norm",
                     ti.name,
                     diff / norm
                 );
@@ -500,22 +507,22 @@ fn assert_close_bf16(name: &str, got: &[f32], want: &[f32]) {
 
 #[test]
 fn matches_pytorch_reference_forward_and_gradients() {
-    matches_reference("reference_lstm.safetensors", MatmulPrecision::F32);
+    matches_reference("reference_lstm.safetensors", None);
 }
 
 #[test]
 fn matches_pytorch_reference_with_an_embedding() {
-    matches_reference("reference_embed.safetensors", MatmulPrecision::F32);
+    matches_reference("reference_embed.safetensors", None);
 }
 
 #[test]
 fn matches_pytorch_reference_gru() {
-    matches_reference("reference_gru.safetensors", MatmulPrecision::F32);
+    matches_reference("reference_gru.safetensors", None);
 }
 
 #[test]
 fn matches_pytorch_reference_rnn() {
-    matches_reference("reference_rnn.safetensors", MatmulPrecision::F32);
+    matches_reference("reference_rnn.safetensors", None);
 }
 
 #[test]
@@ -526,15 +533,20 @@ fn bf16_products_match_pytorch_reference_within_bf16_tolerance() {
         "reference_gru.safetensors",
         "reference_rnn.safetensors",
     ] {
-        matches_reference(file, MatmulPrecision::Bf16);
+        // On every bf16 kernel this CPU runs.
+        for kernel in Cpu::here().bf16_kernels() {
+            matches_reference(file, Some(kernel));
+        }
     }
 }
 
-fn matches_reference(file: &str, precision: MatmulPrecision) {
-    let bf16 = precision == MatmulPrecision::Bf16;
+/// The fixture `file`'s forward and gradients, with f32 products (`bf16` None) or bf16 ones on
+/// the kernel given.
+fn matches_reference(file: &str, bf16_on: Option<Bf16Products>) {
+    let bf16 = bf16_on.is_some();
     let assert_close = |name: &str, got: &[f32], want: &[f32]| {
         if bf16 {
-            assert_close_bf16(&format!("{file}: {name}"), got, want)
+            assert_close_bf16(&format!("{file} on {bf16_on:?}: {name}"), got, want)
         } else {
             assert_close(name, got, want)
         }
@@ -570,7 +582,10 @@ fn matches_reference(file: &str, precision: MatmulPrecision) {
     };
 
     let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(1));
-    ws.set_precision(precision);
+    if let Some(kernel) = bf16_on {
+        ws.set_precision(MatmulPrecision::Bf16);
+        ws.set_bf16_kernel(kernel);
+    }
     ws.forward(&p, &layout, &x, &s0);
     // PyTorch logits are (B, T, V); ours are time-major (T, B, V).
     let want_logits = fx.f32("logits");

@@ -7,8 +7,9 @@
 //! Owns the buffers (allocated once; a step allocates nothing) and the order of the passes.
 //! Does not own the gate equations (`cells`), the time loop (`recurrent`) or the loss (`loss`).
 
-use super::amx::{self, Packs};
+use super::bf16::{self, Packs};
 use super::float::Float;
+use super::isa::{self, Bf16Products};
 use super::linalg::{matmul, MatRef, Threads};
 use super::recurrent::{recur_backward, recur_forward, RecurPacks};
 use super::team::Crew;
@@ -65,6 +66,7 @@ pub struct Workspace<F> {
 /// The hoisted GEMMs in one precision; in bf16 the packed operands are kept between calls.
 struct Products<F> {
     precision: MatmulPrecision,
+    kernel: Bf16Products, // bf16: the kernel that multiplies
     packs: Packs,
     out: Vec<F>,        // bf16: (K, M) scratch of `matmul_tn`'s transposed product
     crew: Option<Crew>, // bf16: the team's threads, kept for the whole run (see `team::run_on`)
@@ -86,8 +88,8 @@ impl<F: Float> Products<F> {
             MatmulPrecision::Bf16 => {
                 self.packs.a.pack(a);
                 self.packs.b.pack(b);
-                let par = (self.crew.as_ref(), threads);
-                amx::gemm_any(
+                let par = (self.kernel, self.crew.as_ref(), threads);
+                bf16::gemm_any(
                     c,
                     self.packs.a.view(),
                     &self.packs.b,
@@ -116,8 +118,8 @@ impl<F: Float> Products<F> {
         }
         self.packs.a.pack(a);
         self.packs.b.pack(b);
-        let par = (self.crew.as_ref(), threads);
-        amx::gemm_any(
+        let par = (self.kernel, self.crew.as_ref(), threads);
+        bf16::gemm_any(
             c,
             self.packs.a.view(),
             &self.packs.b,
@@ -140,8 +142,8 @@ impl<F: Float> Products<F> {
         self.packs.b.pack(a); // (N, M)
         self.out.resize(k * m, F::ZERO);
         let out = &mut self.out[..k * m];
-        let par = (self.crew.as_ref(), threads);
-        amx::gemm_any(out, self.packs.a.view(), &self.packs.b, (false, None), par);
+        let par = (self.kernel, self.crew.as_ref(), threads);
+        bf16::gemm_any(out, self.packs.a.view(), &self.packs.b, (false, None), par);
         // c += outᵀ in 16 × 16 blocks (both sides stay within a few cache lines).
         for k0 in (0..k).step_by(16) {
             for m0 in (0..m).step_by(16) {
@@ -223,6 +225,7 @@ impl<F: Float> Workspace<F> {
             threads,
             products: Products {
                 precision: MatmulPrecision::F32,
+                kernel: isa::kernels().bf16,
                 packs: Packs::default(),
                 out: Vec::new(),
                 crew: None,
@@ -308,10 +311,23 @@ impl<F: Float> Workspace<F> {
         self.products.precision = p;
         self.recur_packs = match p {
             MatmulPrecision::F32 => None,
-            MatmulPrecision::Bf16 => Some(RecurPacks::new(self.team)),
+            MatmulPrecision::Bf16 => Some(RecurPacks::new(self.team, self.products.kernel)),
         };
         self.products.crew =
             (p == MatmulPrecision::Bf16 && self.team > 1).then(|| Crew::new(self.team));
+    }
+
+    /// Multiplies bf16 operands with `kernel` instead of this process's (`isa::kernels`), so
+    /// that tests run every kernel the CPU has. Panics for a kernel this CPU lacks.
+    pub fn set_bf16_kernel(&mut self, kernel: Bf16Products) {
+        assert!(
+            isa::Cpu::here().runs(kernel),
+            "{kernel:?} on a CPU without it"
+        );
+        self.products.kernel = kernel;
+        if let Some(r) = &mut self.recur_packs {
+            r.kernel = kernel;
+        }
     }
 
     /// The operands' precision of the step's matrix products.

@@ -173,16 +173,33 @@ pub(crate) fn structured_text(len: usize) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::isa::Bf16Products;
 
     /// Losses of `steps` training steps on a text with structure (each character follows
     /// from the two before it nine times in ten), in `precision`, from the same seed.
     fn losses(precision: MatmulPrecision, steps: usize, threads: usize) -> Vec<f64> {
+        losses_on(
+            precision,
+            crate::engine::isa::kernels().bf16,
+            steps,
+            threads,
+        )
+    }
+
+    /// `losses` with the bf16 products on `kernel`.
+    fn losses_on(
+        precision: MatmulPrecision,
+        kernel: Bf16Products,
+        steps: usize,
+        threads: usize,
+    ) -> Vec<f64> {
         let layout = small_lstm();
         let (b, t) = (16, 32);
         let text = structured_text(60_000);
         let mut params: Vec<f32> = init_params(&layout, &mut Rng::new(1));
         let mut ws = Workspace::<f32>::new(&layout, b, t, true, Threads(threads));
         ws.set_precision(precision);
+        ws.set_bf16_kernel(kernel);
         let mut grads = vec![0.0f32; layout.total];
         let mut adam = Adam::new(layout.total, 3e-3, false);
         let mut carry = State::zeros(2, b, 64);
@@ -215,35 +232,44 @@ mod tests {
 
     /// The band: over steps 150–200 the mean losses of a bf16 and an f32 run from the same
     /// seed differ by at most 0.05 nats/char, and no single step by more than 0.25; both have
-    /// learned (their loss fell by over 1 nat from ln 20 ≈ 3.0).
+    /// learned (their loss fell by over 1 nat from ln 20 ≈ 3.0). On every bf16 kernel this CPU
+    /// runs.
     #[test]
     fn bf16_training_tracks_f32_for_200_steps() {
         let f = losses(MatmulPrecision::F32, 200, 2);
-        let h = losses(MatmulPrecision::Bf16, 200, 2);
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let (mf, mh) = (mean(&f[150..]), mean(&h[150..]));
-        assert!(
-            (mf - mh).abs() <= 0.05,
-            "mean loss over steps 150-200: f32 {mf:.4}, bf16 {mh:.4}"
-        );
-        let worst = f
-            .iter()
-            .zip(&h)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(worst <= 0.25, "a step's losses differ by {worst:.4}");
-        assert!(
-            mf < f[0] - 1.0 && mh < h[0] - 1.0,
-            "no learning: f32 {mf:.3}, bf16 {mh:.3}"
-        );
+        for kernel in crate::engine::isa::Cpu::here().bf16_kernels() {
+            let h = losses_on(MatmulPrecision::Bf16, kernel, 200, 2);
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let (mf, mh) = (mean(&f[150..]), mean(&h[150..]));
+            assert!(
+                (mf - mh).abs() <= 0.05,
+                "{kernel:?}: mean loss over steps 150-200: f32 {mf:.4}, bf16 {mh:.4}"
+            );
+            let worst = f
+                .iter()
+                .zip(&h)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst <= 0.25,
+                "{kernel:?}: a step's losses differ by {worst:.4}"
+            );
+            assert!(
+                mf < f[0] - 1.0 && mh < h[0] - 1.0,
+                "{kernel:?}: no learning: f32 {mf:.3}, bf16 {mh:.3}"
+            );
+        }
     }
 
     /// Within a precision a run is a function of its seed: the same losses, bit for bit.
     #[test]
     fn bf16_training_is_deterministic() {
-        assert_eq!(
-            losses(MatmulPrecision::Bf16, 20, 2),
-            losses(MatmulPrecision::Bf16, 20, 2)
-        );
+        for kernel in crate::engine::isa::Cpu::here().bf16_kernels() {
+            assert_eq!(
+                losses_on(MatmulPrecision::Bf16, kernel, 20, 2),
+                losses_on(MatmulPrecision::Bf16, kernel, 20, 2),
+                "{kernel:?}"
+            );
+        }
     }
 }

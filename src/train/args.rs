@@ -178,7 +178,8 @@ pub struct TrainArgs {
 
     /// The operands of the matrix products: bf16 (rounded, with f32 accumulation; weights,
     /// gradients, optimiser and cell state stay f32) or f32. A run may resume in either
-    /// [default: bf16 where the CPU has a bf16 matrix unit (AMX), else f32].
+    /// [default: the faster on this machine where the CPU multiplies bf16 itself (timed by a
+    /// sizing probe, or this machine's stored probes; else bf16 on AMX), else f32].
     #[arg(long, value_enum, help_heading = OUTPUT)]
     pub precision: Option<crate::engine::MatmulPrecision>,
     #[command(flatten, next_help_heading = OUTPUT)]

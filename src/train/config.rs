@@ -88,14 +88,10 @@ pub fn default_eval_every(steps_per_epoch: u64, batch: usize, seq: usize) -> u64
     steps_per_epoch.clamp(1, by_chars)
 }
 
-/// The products' precision without `--precision`: bf16 where the CPU multiplies bf16 in
-/// hardware (AMX tiles), else f32 (see `engine::MatmulPrecision`).
+/// The products' precision without `--precision` before anything is measured (see
+/// `precision`: bf16 on AMX, else f32); a fresh run's sizing may measure and change it.
 pub fn default_precision() -> MatmulPrecision {
-    if crate::engine::amx::available() {
-        MatmulPrecision::Bf16
-    } else {
-        MatmulPrecision::F32
-    }
+    super::precision::decide(None, None, crate::engine::isa::kernels()).precision
 }
 
 /// The flags of a fresh run, checked, with defaults filled in; without --hidden the hidden

@@ -8,6 +8,7 @@
 //! - `args`: the flags; `config`: their defaults and checks, and when to stop
 //! - `sizing`: the model size and dropout a budget buys (the probe and the rule)
 //! - `probes`: the probe stored on this machine, so that runs of one shape choose one size
+//! - `precision`: the products' precision of a fresh run (the faster on this machine)
 //! - `setup`: text, model, config.json, the opening lines
 //! - `init_from`: a fine-tuning run's start from a base model (`--init-from`)
 //! - `folder`: the output folder, and what a run may do to one that holds something
@@ -25,6 +26,7 @@ mod init_from;
 mod interrupt;
 mod lock;
 pub mod memory;
+pub mod precision;
 pub mod probes;
 mod progress;
 mod run;

@@ -41,9 +41,10 @@ struct Stored {
 }
 
 /// What decides a step's speed apart from the hidden size: the cell, layers, vocabulary,
-/// embedding, batch × seq, whether the steps draw dropout masks, threads and precision. A
-/// probe stored by a build that did not say (its steps drew none) has another key, so it is
-/// not reused.
+/// embedding, batch × seq, whether the steps draw dropout masks, threads and precision, and
+/// the kernels (`engine::isa`): bf16's kernel always, the path when `CHARRNN_KERNELS` chose
+/// one below the best. A probe stored by a build that did not say (its steps drew none, its
+/// bf16 kernel unnamed) has another key, so it is not reused.
 pub fn key(
     m: ModelConfig,
     (batch, seq, masks): (usize, usize, bool),
@@ -58,7 +59,21 @@ pub fn key(
         if masks { "masks" } else { "no-masks" },
         threads.0,
         precision.name()
-    )
+    ) + &kernels_key(precision)
+}
+
+/// The kernels' part of `key`: "" for f32 on the best path (the key before kernels were
+/// named), " AMX" or " AVX512-BF16" for bf16, and " kernels=avx2" on a forced path.
+fn kernels_key(precision: MatmulPrecision) -> String {
+    let k = crate::engine::isa::kernels();
+    let mut s = String::new();
+    if precision == MatmulPrecision::Bf16 {
+        s += &format!(" {}", k.bf16.label());
+    }
+    if k.path != crate::engine::isa::Cpu::here().best {
+        s += &format!(" kernels={}", k.path.name());
+    }
+    s
 }
 
 fn now_unix() -> u64 {
@@ -84,6 +99,12 @@ fn agrees(fresh: &[Point], stored: &[Point]) -> bool {
             .iter()
             .zip(stored)
             .all(|(f, s)| f.0 == s.0 && s.1 > 0.0 && (f.1 / s.1 - 1.0).abs() <= TOLERANCE)
+}
+
+/// The stored probe for `key` at `path`, if any (read only: an unreadable file is none).
+pub fn lookup(path: &Path, key: &str) -> Option<Vec<Point>> {
+    let store: Store = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    store.probes.get(key).map(|s| s.points.clone())
 }
 
 /// The points to size with for `key`, given this run's `fresh` probe and the store at `path`:

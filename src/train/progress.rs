@@ -14,7 +14,8 @@ pub fn hms(secs: f64) -> String {
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// Resident memory of this process in MB (Linux; 0 elsewhere).
+/// Resident memory of this process in MB (Linux's /proc; 0, unknown, elsewhere: the status
+/// line then leaves it out).
 pub fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -90,11 +91,15 @@ impl Status {
         } else {
             String::new()
         };
+        let rss = if self.rss_mb > 0.0 {
+            format!(" {:.0}MB", self.rss_mb)
+        } else {
+            String::new()
+        };
         format!(
-            "{head} loss {:.3} val {val} {} ch/s {time}{eta} {:.0}MB",
+            "{head} loss {:.3} val {val} {} ch/s {time}{eta}{rss}",
             self.loss,
             si(self.chars_per_s),
-            self.rss_mb
         )
     }
 }

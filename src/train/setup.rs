@@ -492,12 +492,14 @@ fn print_header(
     for line in start.init_lines.iter().chain(&start.sizing_line) {
         progress.line(line);
     }
-    if config.precision == MatmulPrecision::Bf16 && !crate::engine::amx::available() {
-        progress.line("charrnn: this CPU has no bf16 matrix unit (AMX): bf16 products run as f32 products of the rounded operands, correct but no faster; --precision f32 is faster here");
+    if config.precision == MatmulPrecision::Bf16
+        && !crate::engine::isa::kernels().bf16.in_hardware()
+    {
+        progress.line("charrnn: this CPU multiplies no bf16 itself (neither AMX nor AVX512_BF16, or CHARRNN_KERNELS chose neither): bf16 products run as f32 products of the rounded operands, correct but slower; --precision f32 is faster here");
     }
     let model = start.model;
     progress.line(&format!(
-        "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {} products, {} thread(s){}",
+        "charrnn: {} {}×{} ({} parameters), batch {} × seq {}, {} steps/epoch, lr {}, clip {}{}, {}, {} thread(s){}",
         model.cell.label(),
         model.layers,
         model.hidden,
@@ -508,7 +510,7 @@ fn print_header(
         config.lr,
         config.clip,
         if config.amsgrad { ", AMSGrad" } else { "" },
-        config.precision.name(),
+        crate::engine::isa::kernels().products(config.precision == MatmulPrecision::Bf16),
         threads.0,
         if start.st.step > 0 {
             format!(", resuming at step {}", start.st.step)

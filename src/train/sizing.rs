@@ -36,6 +36,7 @@
 //! `optim::step::time_steps`).
 
 use super::args::TrainArgs;
+use super::precision::{Decision, Timed};
 use super::probes::Point;
 use crate::checkpoint::TrainConfig;
 use crate::data::Batches;
@@ -497,8 +498,9 @@ pub const AUTO_EMBED_VOCAB: usize = 1000;
 pub const AUTO_EMBED: usize = 128;
 
 /// Fills in what a fresh run left to the budget: an embedding for a large vocabulary, the
-/// hidden size and the dropout (see `choose`). Returns the line that says what was chosen
-/// and why, or None when the flags chose everything.
+/// hidden size and the dropout (see `choose`), and the products' precision (see `precision`:
+/// a probe times both where the CPU multiplies bf16 itself). Returns the line that says what
+/// was chosen and why, or None when the flags chose everything.
 pub(super) fn size_fresh_model(
     a: &TrainArgs,
     m: &mut ModelConfig,
@@ -518,9 +520,6 @@ pub(super) fn size_fresh_model(
     } else {
         String::new()
     };
-    if a.hidden.is_some() && a.dropout.is_some() {
-        return auto_embed.then(|| format!("charrnn: sizing: as given{embed_note}"));
-    }
     let budget = match (a.minutes, a.steps, a.epochs) {
         (Some(min), _, _) => Budget::Seconds(min * 60.0),
         (None, Some(s), e) => {
@@ -528,50 +527,26 @@ pub(super) fn size_fresh_model(
         }
         (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
     };
-    let speed = match budget {
-        Budget::Seconds(_) => {
-            if a.hidden.is_none() {
-                eprintln!(
-                    "charrnn: timing training steps at H={} and H={} on this machine to size the model (a few seconds, not counted in the budget)…",
-                    PROBE_SIZES[0], PROBE_SIZES[1]
-                );
-                let dropout = a.dropout.unwrap_or(PROBE_DROPOUT);
-                let fresh = Speed::probe(
-                    *m,
-                    (config.batch, config.seq, dropout),
-                    (threads, config.precision),
-                );
-                let key = super::probes::key(
-                    *m,
-                    (config.batch, config.seq, dropout > 0.0),
-                    (threads, config.precision),
-                );
-                let path =
-                    crate::data::fetch::cache_dir(a.source.cache.as_deref()).join("probes.json");
-                let (points, note) =
-                    super::probes::settle(&path, &key, fresh.points.clone(), fresh.steady);
-                let mut sp = Speed::fit(*m, points);
-                sp.note = Some(match &fresh.note {
-                    Some(n) => format!("{note}; {n}"),
-                    None => note,
-                });
-                sp.today = Some(fresh.points);
-                Some(sp)
-            } else {
-                let h = a.hidden.unwrap_or(PROBE_SIZES[0]);
-                let layout = Layout::new(ModelConfig { hidden: h, ..*m });
-                let (step_s, spread) = crate::optim::step::time_steps_spread(
-                    &layout,
-                    (config.batch, config.seq),
-                    (threads, config.precision),
-                    (2, a.dropout.unwrap_or(PROBE_DROPOUT)),
-                    (5, 0.33),
-                );
-                let r = (config.batch * config.seq) as f64 / step_s;
-                Some(Speed::measured(h, r, spread))
-            }
+    let probing = Probing::new(a, *m, config, threads);
+    let (speed, decision) = match budget {
+        Budget::Seconds(_) if a.hidden.is_none() => {
+            let (sp, d) = probing.both();
+            (Some(sp), d)
         }
-        Budget::Epochs(_) => None,
+        _ => probing.stored(),
+    };
+    config.precision = decision.precision;
+    if let Some(w) = &decision.warning {
+        eprintln!("{w}");
+    }
+    if a.hidden.is_some() && a.dropout.is_some() {
+        return auto_embed.then(|| format!("charrnn: sizing: as given{embed_note}"));
+    }
+    let speed = match (budget, speed) {
+        (Budget::Seconds(_), None) => {
+            Some(probing.measure(a.hidden.unwrap_or(PROBE_SIZES[0]), config.precision))
+        }
+        (_, sp) => sp,
     };
     let mut s = choose(*m, (a.hidden, a.dropout), train_len, budget, speed.as_ref());
     if a.hidden.is_none() {
@@ -580,7 +555,7 @@ pub(super) fn size_fresh_model(
     m.hidden = s.hidden;
     config.dropout = s.dropout;
     Some(format!(
-        "charrnn: sizing: {}; dropout {}{}{embed_note}; {} products{}",
+        "charrnn: sizing: {}; dropout {}{}{embed_note}; {}{}",
         s.reason,
         s.dropout,
         if a.dropout.is_some() {
@@ -588,13 +563,134 @@ pub(super) fn size_fresh_model(
         } else {
             " for that many passes"
         },
-        config.precision.name(),
-        match (a.precision, config.precision) {
-            (Some(_), _) => " as given",
-            (None, MatmulPrecision::Bf16) => " (the CPU has AMX; --precision f32 for f32)",
-            (None, MatmulPrecision::F32) => "",
-        },
+        crate::engine::isa::kernels().products(config.precision == MatmulPrecision::Bf16),
+        decision.why,
     ))
+}
+
+/// What a fresh run's probes time: the model's shape, batch × seq, the dropout the steps draw
+/// masks with, threads; which precisions (both where `precision::times_both`); and where
+/// this machine's probes are stored.
+struct Probing {
+    m: ModelConfig,
+    batch: usize,
+    seq: usize,
+    dropout: f64,
+    threads: Threads,
+    given: Option<MatmulPrecision>,
+    precisions: Vec<MatmulPrecision>,
+    path: std::path::PathBuf,
+}
+
+impl Probing {
+    fn new(a: &TrainArgs, m: ModelConfig, config: &TrainConfig, threads: Threads) -> Probing {
+        let kernels = crate::engine::isa::kernels();
+        let precisions = if super::precision::times_both(a.precision, kernels) {
+            vec![MatmulPrecision::F32, MatmulPrecision::Bf16]
+        } else {
+            vec![config.precision]
+        };
+        Probing {
+            m,
+            batch: config.batch,
+            seq: config.seq,
+            dropout: a.dropout.unwrap_or(PROBE_DROPOUT),
+            threads,
+            given: a.precision,
+            precisions,
+            path: crate::data::fetch::cache_dir(a.source.cache.as_deref()).join("probes.json"),
+        }
+    }
+
+    /// The stored probes' key for `precision`.
+    fn key(&self, precision: MatmulPrecision) -> String {
+        super::probes::key(
+            self.m,
+            (self.batch, self.seq, self.dropout > 0.0),
+            (self.threads, precision),
+        )
+    }
+
+    /// The sizing probe in each precision (see `Speed::probe`, `probes::settle`), and the
+    /// precision it decides; the speed is the chosen precision's.
+    fn both(&self) -> (Speed, Decision) {
+        eprintln!(
+            "charrnn: timing training steps at H={} and H={} on this machine to size the model{} (a few seconds, not counted in the budget)…",
+            PROBE_SIZES[0],
+            PROBE_SIZES[1],
+            if self.precisions.len() > 1 { ", in f32 and in bf16" } else { "" }
+        );
+        let mut speeds: Vec<Speed> = self.precisions.iter().map(|&p| self.probe(p)).collect();
+        let decision = match &speeds[..] {
+            [f, b] => super::precision::decide(
+                self.given,
+                Some(Timed {
+                    f32: &f.points,
+                    bf16: &b.points,
+                    source: "this machine's probe",
+                }),
+                crate::engine::isa::kernels(),
+            ),
+            _ => super::precision::decide(self.given, None, crate::engine::isa::kernels()),
+        };
+        let at = self
+            .precisions
+            .iter()
+            .position(|&p| p == decision.precision);
+        (speeds.swap_remove(at.unwrap_or(0)), decision)
+    }
+
+    /// The sizing probe in `precision`, settled against the stored one.
+    fn probe(&self, precision: MatmulPrecision) -> Speed {
+        let fresh = Speed::probe(
+            self.m,
+            (self.batch, self.seq, self.dropout),
+            (self.threads, precision),
+        );
+        let key = self.key(precision);
+        let (points, note) =
+            super::probes::settle(&self.path, &key, fresh.points.clone(), fresh.steady);
+        let mut sp = Speed::fit(self.m, points);
+        sp.note = Some(match &fresh.note {
+            Some(n) => format!("{note}; {n}"),
+            None => note,
+        });
+        sp.today = Some(fresh.points);
+        sp
+    }
+
+    /// The precision without a probe of this run: from this machine's stored probes of both
+    /// precisions, when there are, else the rule.
+    fn stored(&self) -> (Option<Speed>, Decision) {
+        let kernels = crate::engine::isa::kernels();
+        let [f, b] = [MatmulPrecision::F32, MatmulPrecision::Bf16]
+            .map(|p| super::probes::lookup(&self.path, &self.key(p)));
+        let timed = match (&f, &b) {
+            (Some(f), Some(b)) if self.precisions.len() > 1 => Some(Timed {
+                f32: f,
+                bf16: b,
+                source: "this machine's stored probes",
+            }),
+            _ => None,
+        };
+        (None, super::precision::decide(self.given, timed, kernels))
+    }
+
+    /// One size timed in `precision` (a time budget with `--hidden`).
+    fn measure(&self, h: usize, precision: MatmulPrecision) -> Speed {
+        let layout = Layout::new(ModelConfig {
+            hidden: h,
+            ..self.m
+        });
+        let (step_s, spread) = crate::optim::step::time_steps_spread(
+            &layout,
+            (self.batch, self.seq),
+            (self.threads, precision),
+            (2, self.dropout),
+            (5, 0.33),
+        );
+        Speed::measured(h, (self.batch * self.seq) as f64 / step_s, spread)
+    }
 }
 
 #[cfg(test)]
@@ -917,5 +1013,38 @@ mod tests {
         );
         assert!(sp.points.iter().all(|&(_, r, s)| r > 0.0 && s >= 0.0));
         assert!(sp.chars_per_s(base(), 128) > sp.chars_per_s(base(), 512));
+    }
+
+    #[test]
+    fn a_run_without_a_probe_decides_by_this_machines_stored_probes() {
+        let dir = tempfile::tempdir().unwrap();
+        let probing = Probing {
+            m: base(),
+            batch: 32,
+            seq: 32,
+            dropout: 0.1,
+            threads: Threads(2),
+            given: Some(MatmulPrecision::Bf16),
+            precisions: vec![MatmulPrecision::F32, MatmulPrecision::Bf16],
+            path: dir.path().join("probes.json"),
+        };
+        let (speed, d) = probing.stored();
+        assert!(speed.is_none());
+        assert_eq!((d.precision, d.warning), (MatmulPrecision::Bf16, None));
+        let store = |p: MatmulPrecision, at384: f64| {
+            let points = vec![(128, 100e3, 0.1), (384, at384, 0.1)];
+            super::super::probes::settle(&probing.path, &probing.key(p), points, true);
+        };
+        store(MatmulPrecision::F32, 20e3);
+        store(MatmulPrecision::Bf16, 15e3);
+        let w = probing
+            .stored()
+            .1
+            .warning
+            .expect("bf16 is slower in the stored probes");
+        assert!(w.contains("15k against 20k chars/s in f32 at H=384"), "{w}");
+        assert!(w.contains("this machine's stored probes"), "{w}");
+        store(MatmulPrecision::Bf16, 30e3);
+        assert_eq!(probing.stored().1.warning, None);
     }
 }

@@ -1,57 +1,22 @@
 //! Matrix products with bf16 operands and f32 accumulation, for `train --precision bf16`.
-//! Operands are rounded to bf16 (to nearest even) as they are packed; on CPUs with AMX (Intel's
-//! tile matrix unit: `tdpbf16ps` multiplies a 16×32 tile of bf16 by a 32×16 one into 16×16 f32
-//! in one instruction) the packed operands go through the tiles; elsewhere they are unpacked
-//! and go through the f32 GEMM: the same operands, slower (`available` says which).
+//! Operands are rounded to bf16 (to nearest even) as they are packed, in the layout of AMX's
+//! tiles; the kernel chosen for this process (`isa::Kernels::bf16`) multiplies them: AMX tiles
+//! (`isa::amx`), or the f32 GEMM of the unpacked operands (`isa::portable`): the same
+//! operands, slower.
 //!
-//! Measured reason for hand-written tiles: one core here does about 2 TFLOP/s of `tdpbf16ps`
-//! against 0.16 TFLOP/s of f32 FMA; no crate on crates.io drives AMX (the `gemm` crate's
-//! bf16 path is plain AVX). Stable Rust has no AMX intrinsics, so the few instructions are
-//! written with `asm!`; Linux must grant the tile state (`arch_prctl(ARCH_REQ_XCOMP_PERM)`).
-//!
-//! Owns the packing, the tiles and the kernel. Does not decide which products run in bf16
-//! (see `workspace` and `recurrent`).
+//! Owns the packed layout, the contract of a product (exact products of the rounded operands,
+//! f32 sums, the same bits on any number of threads), the split of a product's rows over
+//! threads and the dispatch. Does not own the kernels (the rooms of `isa`), nor which products
+//! run in bf16 (see `workspace` and `recurrent`).
 
 use super::float::Float;
+use super::isa::{self, Bf16Products};
 use super::kernels::{bf16_to_f32, f32_to_bf16};
 use super::linalg::{matmul, MatRef, Threads};
 use super::team::{share, Crew, Shared};
 
-/// Whether the AMX kernels run on this CPU (AMX-TILE and AMX-BF16, and Linux granted the tile
-/// state); checked once. `CHARRNN_NO_AMX=1` turns them off (the fallback, for tests).
-pub fn available() -> bool {
-    use std::sync::OnceLock;
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("CHARRNN_NO_AMX").is_none() && detect())
-}
-
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-fn detect() -> bool {
-    // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 22 AMX-BF16 (`is_x86_feature_detected!` for them
-    // is not stable yet).
-    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
-    if leaf7.edx & (1 << 24) == 0 || leaf7.edx & (1 << 22) == 0 {
-        return false;
-    }
-    // arch_prctl(ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18): syscall 158. It fails
-    // where the kernel or the hypervisor does not enable the tile state. The permission is the
-    // process's: every thread may then configure tiles.
-    let ret: i64;
-    // SAFETY: a system call that writes no memory of ours; rcx and r11 are clobbered.
-    unsafe {
-        std::arch::asm!("syscall", inlateout("rax") 158i64 => ret, in("rdi") 0x1023i64,
-            in("rsi") 18i64, lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    ret == 0
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-fn detect() -> bool {
-    false
-}
-
 /// Rows and columns are padded to multiples of this (one pair of tiles).
-const BLOCK: usize = 32;
+pub const BLOCK: usize = 32;
 
 /// An (m × k) operand rounded to bf16, in 32 × 32 chunks: rows padded to a multiple of 32
 /// (mp) and k to one of 32 (kp) with zeros; chunk (i / 32, kk / 32) is 32 rows of 32 values
@@ -113,8 +78,28 @@ impl<'a> ARef<'a> {
         ARef { data, m, k, kp }
     }
 
-    /// The rounded values as f32, (m × k) row-major (the fallback).
-    fn unpack(&self) -> Vec<f32> {
+    /// Rows (m).
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+
+    /// Depth (k).
+    pub fn depth(&self) -> usize {
+        self.k
+    }
+
+    /// Depth padded to a multiple of `BLOCK` (kp).
+    pub fn padded_depth(&self) -> usize {
+        self.kp
+    }
+
+    /// The packed values (see `PackedA`).
+    pub fn data(&self) -> &'a [u16] {
+        self.data
+    }
+
+    /// The rounded values as f32, (m × k) row-major (the portable kernel).
+    pub fn unpack(&self) -> Vec<f32> {
         let mut v = Vec::with_capacity(self.m * self.k);
         for i in 0..self.m {
             v.extend((0..self.k).map(|kk| bf16_to_f32(self.data[a_index(self.kp, i, kk)])));
@@ -305,8 +290,23 @@ impl PackedB {
         self.k.next_multiple_of(BLOCK)
     }
 
-    /// The rounded values as f32, (k × n) row-major (the fallback).
-    fn unpack(&self) -> Vec<f32> {
+    /// Columns (n).
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+
+    /// Depth padded to a multiple of `BLOCK` (kp).
+    pub fn padded_depth(&self) -> usize {
+        self.kp()
+    }
+
+    /// The packed pair words (see `PackedB`).
+    pub fn data(&self) -> &[u32] {
+        &self.data
+    }
+
+    /// The rounded values as f32, (k × n) row-major (the portable kernel).
+    pub fn unpack(&self) -> Vec<f32> {
         let kp = self.kp();
         let mut v = Vec::with_capacity(self.k * self.n);
         for kk in 0..self.k {
@@ -357,7 +357,7 @@ impl From<bool> for Start<'_> {
 }
 
 /// `gemm` from `start`, on the members of `crew` when there is one (persistent threads: see
-/// `team::run_on`), else on `threads` scoped threads.
+/// `team::run_on`), else on `threads` scoped threads; on the kernel chosen for this process.
 pub fn gemm_on(
     c: &mut [f32],
     a: ARef,
@@ -365,6 +365,19 @@ pub fn gemm_on(
     start: Start,
     crew: Option<&Crew>,
     threads: Threads,
+) {
+    gemm_with(isa::kernels().bf16, c, a, b, start, (crew, threads))
+}
+
+/// `gemm_on` on the kernel `kernel`, which this CPU must run (`isa::Cpu::runs`): for tests and
+/// benchmarks.
+pub fn gemm_with(
+    kernel: Bf16Products,
+    c: &mut [f32],
+    a: ARef,
+    b: &PackedB,
+    start: Start,
+    (crew, threads): (Option<&Crew>, Threads),
 ) {
     let (m, k, n) = (a.m, a.k, b.n);
     assert_eq!(b.k, k, "inner dimensions differ");
@@ -375,9 +388,34 @@ pub fn gemm_on(
     if let Start::Bias(bias) = start {
         assert_eq!(bias.len(), n, "bias length");
     }
-    if !available() {
-        return fallback(c, a, b, start, threads);
+    assert!(
+        isa::Cpu::here().runs(kernel),
+        "bf16 kernel {kernel:?} on a CPU without it"
+    );
+    match isa::block_kernel(kernel) {
+        None => isa::portable::bf16_products(c, a, b, start, threads),
+        // SAFETY: this CPU runs the kernel (asserted above), the packed operands have the
+        // padded shapes it reads (by construction: `PackedA::shape`, `PackedB::zeroed`), and
+        // the shapes of c and the bias were checked above.
+        Some(kernel) => unsafe { split_rows(kernel, c, a, b, start, (crew, threads)) },
     }
+}
+
+/// Runs `kernel` over the 32-row blocks of the product, split between the members of `crew`
+/// or `threads` scoped threads when the product has at least 2^21 multiply-adds. Each element
+/// is computed by one call whatever the split, so the bits do not depend on the threads.
+///
+/// # Safety
+/// As for a call of `kernel` on the whole product.
+unsafe fn split_rows(
+    kernel: isa::BlockKernel,
+    c: &mut [f32],
+    a: ARef,
+    b: &PackedB,
+    start: Start,
+    (crew, threads): (Option<&Crew>, Threads),
+) {
+    let (m, k, n) = (a.m, a.k, b.n);
     let blocks = m.div_ceil(BLOCK);
     let big = m * n * k >= 1 << 21;
     if let Some(crew) = crew.filter(|c| big && c.size() > 1) {
@@ -389,8 +427,7 @@ pub fn gemm_on(
                 return;
             }
             let rows = range.start * BLOCK..(range.end * BLOCK).min(m);
-            // SAFETY: member p writes only the rows of its blocks; AMX is available and the
-            // operands are packed (as below).
+            // SAFETY: member p writes only the rows of its blocks; the rest as for the call.
             unsafe {
                 kernel(
                     c_s.slice_mut(rows.start * n..rows.end * n),
@@ -413,9 +450,8 @@ pub fn gemm_on(
         rest = tail;
         jobs.push((mine, range));
     }
-    // SAFETY (both calls): AMX is available, the packed operands have the padded shapes the
-    // kernel reads (checked by construction: `pack_with`), and each part of c holds exactly
-    // the rows of its blocks.
+    // SAFETY (both calls): each part of c holds exactly the rows of its blocks; the rest as
+    // for the call.
     let mut jobs = jobs.into_iter();
     let (first, first_range) = jobs.next().unwrap();
     std::thread::scope(|s| {
@@ -426,171 +462,19 @@ pub fn gemm_on(
     });
 }
 
-/// `gemm` without AMX: the rounded operands unpacked to f32 and the f32 GEMM.
-fn fallback(c: &mut [f32], a: ARef, b: &PackedB, start: Start, threads: Threads) {
-    let (au, bu) = (a.unpack(), b.unpack());
-    let (av, bv) = (MatRef::new(&au, a.m, a.k), MatRef::new(&bu, b.k, b.n));
-    if let Start::Bias(bias) = start {
-        for row in c[..a.m * b.n].chunks_exact_mut(b.n) {
-            row.copy_from_slice(bias);
-        }
-    }
-    matmul(c, av, bv, !matches!(start, Start::Zero), threads);
-}
-
-/// The tile configuration: C tiles 0–3 (16 rows × 16 f32), A tiles 4–5 (16 rows × 32 bf16),
-/// B tiles 6–7 (16 row pairs × 16 columns × 2 bf16): every row 64 bytes.
-#[repr(C, align(64))]
-struct TileConfig {
-    palette: u8,
-    start_row: u8,
-    reserved: [u8; 14],
-    colsb: [u16; 16],
-    rows: [u8; 16],
-}
-
-const CONFIG: TileConfig = TileConfig {
-    palette: 1,
-    start_row: 0,
-    reserved: [0; 14],
-    colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
-    rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
-};
-
-/// C [+]= A · B on the 32-row blocks `blocks` of A, with `c` holding exactly those rows (n
-/// columns each). Per 32 × 32 block of C, four C tiles accumulate 2 A tiles × 2 B tiles for
-/// every 32 of k. Whole blocks load and store their tiles in `c`; blocks on the edges of C go
-/// through a 32 × 32 buffer that has every row and column.
-///
-/// # Safety
-/// AMX must be available (`available`), and `a`, `b` packed with equal k.
-#[cfg(target_arch = "x86_64")]
-unsafe fn kernel(
-    c: &mut [f32],
-    a: ARef,
-    b: &PackedB,
-    blocks: std::ops::Range<usize>,
-    start: Start,
-) {
-    use std::arch::asm;
-    let (m, n, kp) = (a.m, b.n, a.kp);
-    debug_assert_eq!(kp, b.kp());
-    let first = blocks.start * BLOCK;
-    let mut tmp = [0.0f32; BLOCK * BLOCK];
-    // Bytes between rows of an A chunk and between row pairs of a B panel (both 32 wide);
-    // the size of a B panel in words.
-    let (a_stride, b_stride, panel) = (2 * BLOCK, 4 * BLOCK, kp / 2 * BLOCK);
-    asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
-    for mb in blocks {
-        let i0 = mb * BLOCK;
-        let rows = BLOCK.min(m - i0);
-        for j0 in (0..n).step_by(BLOCK) {
-            let cols = BLOCK.min(n - j0);
-            let whole = rows == BLOCK && cols == BLOCK;
-            // The C block: in c itself (row stride n floats), or in tmp (stride 32).
-            let (t, cs) = if whole {
-                (c.as_mut_ptr().add((i0 - first) * n + j0) as *mut u8, n * 4)
-            } else {
-                for r in 0..BLOCK {
-                    let row = &mut tmp[r * BLOCK..][..BLOCK];
-                    row.fill(0.0);
-                    match start {
-                        Start::C if r < rows => {
-                            row[..cols].copy_from_slice(&c[(i0 + r - first) * n + j0..][..cols])
-                        }
-                        Start::Bias(bias) => row[..cols].copy_from_slice(&bias[j0..j0 + cols]),
-                        _ => {}
-                    }
-                }
-                (tmp.as_mut_ptr() as *mut u8, BLOCK * 4)
-            };
-            if let (Start::Bias(bias), true) = (start, whole) {
-                // Stride 0: every row of the tiles is the bias.
-                let p = bias.as_ptr().add(j0) as *const u8;
-                asm!(
-                    "tileloadd tmm0, [{p} + {z}]",
-                    "tileloadd tmm1, [{p1} + {z}]",
-                    "tileloadd tmm2, [{p} + {z}]",
-                    "tileloadd tmm3, [{p1} + {z}]",
-                    p = in(reg) p, p1 = in(reg) p.add(64), z = in(reg) 0usize, options(nostack)
-                );
-            } else if matches!(start, Start::C) || !whole {
-                asm!(
-                    "tileloadd tmm0, [{t} + {s}]",
-                    "tileloadd tmm1, [{t1} + {s}]",
-                    "tileloadd tmm2, [{t2} + {s}]",
-                    "tileloadd tmm3, [{t3} + {s}]",
-                    t = in(reg) t, t1 = in(reg) t.add(64), t2 = in(reg) t.add(16 * cs),
-                    t3 = in(reg) t.add(16 * cs + 64), s = in(reg) cs, options(nostack)
-                );
-            } else {
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    "tilezero tmm3",
-                    options(nostack, nomem)
-                );
-            }
-            for k0 in (0..kp).step_by(BLOCK) {
-                let a0 = a.data.as_ptr().add(i0 * kp + k0 * BLOCK) as *const u8;
-                let bb = b.data.as_ptr().add((j0 / BLOCK) * panel + k0 / 2 * BLOCK) as *const u8;
-                asm!(
-                    "tileloadd tmm4, [{a0} + {sa}]",
-                    "tileloadd tmm5, [{a1} + {sa}]",
-                    "tileloadd tmm6, [{b0} + {sb}]",
-                    "tileloadd tmm7, [{b1} + {sb}]",
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    a0 = in(reg) a0, a1 = in(reg) a0.add(16 * a_stride), b0 = in(reg) bb,
-                    b1 = in(reg) bb.add(64), sa = in(reg) a_stride, sb = in(reg) b_stride,
-                    options(nostack)
-                );
-            }
-            asm!(
-                "tilestored [{t} + {s}], tmm0",
-                "tilestored [{t1} + {s}], tmm1",
-                "tilestored [{t2} + {s}], tmm2",
-                "tilestored [{t3} + {s}], tmm3",
-                t = in(reg) t, t1 = in(reg) t.add(64), t2 = in(reg) t.add(16 * cs),
-                t3 = in(reg) t.add(16 * cs + 64), s = in(reg) cs, options(nostack)
-            );
-            if !whole {
-                for r in 0..rows {
-                    c[(i0 + r - first) * n + j0..][..cols]
-                        .copy_from_slice(&tmp[r * BLOCK..][..cols]);
-                }
-            }
-        }
-    }
-    asm!("tilerelease", options(nostack));
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_: &mut [f32], _: ARef, _: &PackedB, _: std::ops::Range<usize>, _: bool) {
-    unreachable!("AMX is x86-64 only; `available` is false elsewhere")
-}
-
-/// `c = [c +] a · b` with bf16 operands for any engine float: f32 runs `gemm`; f64 (the
-/// gradient checks' type) multiplies the same rounded operands exactly in f64.
+/// `c = [c +] a · b` with bf16 operands for any engine float: f32 runs `gemm_with` on
+/// `kernel`; f64 (the gradient checks' type) multiplies the same rounded operands exactly in
+/// f64.
 pub fn gemm_any<F: Float>(
     c: &mut [F],
     a: ARef,
     b: &PackedB,
     (accumulate, bias): (bool, Option<&[F]>),
-    (crew, threads): (Option<&Crew>, Threads),
+    (kernel, crew, threads): (Bf16Products, Option<&Crew>, Threads),
 ) {
     if let (Some(c32), Some(bias32)) = (F::as_f32_mut(c), bias.map(F::as_f32)) {
-        return gemm_on(
-            c32,
-            a,
-            b,
-            bias32.map_or(Start::from(accumulate), Start::Bias),
-            crew,
-            threads,
-        );
+        let start = bias32.map_or(Start::from(accumulate), Start::Bias);
+        return gemm_with(kernel, c32, a, b, start, (crew, threads));
     }
     if let Some(bias) = bias {
         for row in c[..a.m * b.n].chunks_exact_mut(b.n) {
@@ -599,7 +483,7 @@ pub fn gemm_any<F: Float>(
     }
     let accumulate = accumulate || bias.is_some();
     if let Some(c32) = F::as_f32_mut(c) {
-        return gemm_on(c32, a, b, Start::from(accumulate), crew, threads);
+        return gemm_with(kernel, c32, a, b, Start::from(accumulate), (crew, threads));
     }
     let (au, bu) = (a.unpack(), b.unpack());
     let au: Vec<F> = au.into_iter().map(|x| F::from_f64(x as f64)).collect();
@@ -644,6 +528,7 @@ mod tests {
             (1, 3, 2, false, false, true),
             (64, 512, 32, true, false, false),
             (65, 2500, 40, true, true, false),
+            (300, 600, 70, false, false, false), // several depths, row groups and a column edge
         ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
@@ -665,36 +550,30 @@ mod tests {
                 MatRef::new(&b, k, n)
             };
             let want = reference(av, bv, &c0, acc);
-            let mut first: Option<Vec<f32>> = None;
             let mut packs = Packs::default();
             packs.a.pack(av);
             packs.b.pack(bv);
-            let mut c = c0.clone();
-            fallback(&mut c, packs.a.view(), &packs.b, acc.into(), Threads(1));
-            for (g, w) in c.iter().zip(&want) {
-                let tol = 1e-6 * (1.0 + w.abs()) * (k as f64).sqrt();
-                assert!(
-                    (*g as f64 - w).abs() <= tol,
-                    "fallback {m}×{k}×{n}: {g} vs {w}"
-                );
-            }
-            for threads in [1, 2] {
-                let mut c = c0.clone();
-                // AMX where available (else the fallback again).
-                gemm(&mut c, packs.a.view(), &packs.b, acc, Threads(threads));
-                for (g, w) in c.iter().zip(&want) {
-                    // f32 accumulation of exact bf16 products: a few ulps of the running sum.
-                    let tol = 1e-6 * (1.0 + w.abs()) * (k as f64).sqrt();
-                    assert!((*g as f64 - w).abs() <= tol, "{m}×{k}×{n}: {g} vs {w}");
-                }
-                // The tiles give the same bits whatever the thread count (the fallback's f32
-                // GEMM need not).
-                match &first {
-                    None => first = Some(c),
-                    Some(f) => assert!(
-                        !available() || f == &c,
-                        "{m}×{k}×{n}: threads change the bits"
-                    ),
+            for kernel in isa::Cpu::here().bf16_kernels() {
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2] {
+                    let mut c = c0.clone();
+                    let (start, on) = (Start::from(acc), (None, Threads(threads)));
+                    gemm_with(kernel, &mut c, packs.a.view(), &packs.b, start, on);
+                    for (g, w) in c.iter().zip(&want) {
+                        // f32 sums of exact bf16 products: a few ulps of the running sum.
+                        let tol = 1e-6 * (1.0 + w.abs()) * (k as f64).sqrt();
+                        let at = format!("{kernel:?} {m}×{k}×{n}");
+                        assert!((*g as f64 - w).abs() <= tol, "{at}: {g} vs {w}");
+                    }
+                    // The kernels of the CPU give the same bits whatever the thread count (the
+                    // portable kernel's f32 GEMM need not).
+                    match &first {
+                        None => first = Some(c),
+                        Some(f) => assert!(
+                            !kernel.in_hardware() || f == &c,
+                            "{kernel:?} {m}×{k}×{n}: threads change the bits"
+                        ),
+                    }
                 }
             }
         }
@@ -703,7 +582,7 @@ mod tests {
     #[test]
     fn a_bias_start_equals_filling_c_with_the_bias() {
         let mut rng = Rng::new(4);
-        for (m, k, n) in [(50, 256, 1024), (37, 40, 45), (64, 64, 64)] {
+        for (m, k, n) in [(50, 256, 1024), (37, 40, 45), (64, 64, 64), (140, 300, 33)] {
             let a: Vec<f32> = (0..m * k)
                 .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
                 .collect();
@@ -714,12 +593,15 @@ mod tests {
             let mut packs = Packs::default();
             packs.a.pack(MatRef::new(&a, m, k));
             packs.b.pack(MatRef::new(&b, k, n));
-            let mut filled: Vec<f32> = bias.iter().copied().cycle().take(m * n).collect();
-            gemm(&mut filled, packs.a.view(), &packs.b, true, Threads(1));
-            let mut c = vec![f32::NAN; m * n]; // a bias start never reads c
-            let start = Start::Bias(&bias);
-            gemm_on(&mut c, packs.a.view(), &packs.b, start, None, Threads(2));
-            assert_eq!(c, filled, "{m}×{k}×{n}");
+            for kernel in isa::Cpu::here().bf16_kernels() {
+                let mut filled: Vec<f32> = bias.iter().copied().cycle().take(m * n).collect();
+                let (a, b) = (packs.a.view(), &packs.b);
+                gemm_with(kernel, &mut filled, a, b, Start::C, (None, Threads(1)));
+                let mut c = vec![f32::NAN; m * n]; // a bias start never reads c
+                let start = Start::Bias(&bias);
+                gemm_with(kernel, &mut c, a, b, start, (None, Threads(2)));
+                assert_eq!(c, filled, "{kernel:?} {m}×{k}×{n}");
+            }
         }
     }
 
@@ -753,7 +635,7 @@ mod tests {
             packs.a.view(),
             &packs.b,
             (false, None),
-            (None, Threads(1)),
+            (Bf16Products::F32Gemm, None, Threads(1)),
         );
         assert_eq!(
             c[0], 4.0,

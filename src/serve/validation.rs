@@ -135,6 +135,7 @@ fn settings(r: &CompletionRequest, seed: u64) -> Settings {
         stop: r.stop.clone(),
         max_chars: Some(r.max_tokens),
         log_prob: false,
+        ..Settings::default()
     }
 }
 

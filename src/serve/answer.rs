@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 /// What every object of an answer repeats, and what the answer needs to know of its request.
 pub struct Meta {
@@ -99,7 +99,7 @@ fn choice(index: u32, text: String, finish: Option<&'static str>) -> Choice {
 }
 
 /// A whole answer, once every choice has finished; the job's error if it failed.
-pub async fn whole(meta: Meta, mut rx: UnboundedReceiver<Event>, metrics: &Metrics) -> Response {
+pub async fn whole(meta: Meta, mut rx: Receiver<Event>, metrics: &Metrics) -> Response {
     let n = meta.echoes.len();
     let mut texts = if meta.echo {
         meta.echoes.clone()
@@ -110,7 +110,7 @@ pub async fn whole(meta: Meta, mut rx: UnboundedReceiver<Event>, metrics: &Metri
     let (mut generated, mut left, mut first) = (0, n, true);
     while left > 0 {
         match rx.recv().await {
-            Some(Event::Text { index, text }) => {
+            Some(Event::Text { index, text, .. }) => {
                 meta.first_text(&mut first, metrics);
                 texts[index as usize].push_str(&text);
             }
@@ -123,6 +123,7 @@ pub async fn whole(meta: Meta, mut rx: UnboundedReceiver<Event>, metrics: &Metri
                 generated += g;
                 left -= 1;
             }
+            Some(Event::Prompt { .. }) => {} // no request asks for them yet
             Some(Event::Failed(e)) => return ApiError::from(e).into_response(),
             None => return ApiError::from(JobError::ShuttingDown).into_response(),
         }
@@ -134,7 +135,7 @@ pub async fn whole(meta: Meta, mut rx: UnboundedReceiver<Event>, metrics: &Metri
 }
 
 /// A streamed answer: `data: {chunk}` events, then `data: [DONE]`.
-pub fn stream(meta: Meta, rx: UnboundedReceiver<Event>, metrics: Arc<Metrics>) -> Response {
+pub fn stream(meta: Meta, rx: Receiver<Event>, metrics: Arc<Metrics>) -> Response {
     let mut feed = Feed {
         left: meta.echoes.len(),
         meta,
@@ -172,7 +173,7 @@ pub fn stream(meta: Meta, rx: UnboundedReceiver<Event>, metrics: Arc<Metrics>) -
 struct Feed {
     meta: Meta,
     metrics: Arc<Metrics>,
-    rx: UnboundedReceiver<Event>,
+    rx: Receiver<Event>,
     out: VecDeque<Sse>,
     /// Choices not yet finished.
     left: usize,
@@ -224,7 +225,7 @@ impl Feed {
         let mut next = Some(first);
         while let Some(ev) = next.take() {
             match ev {
-                Event::Text { index, text } => {
+                Event::Text { index, text, .. } => {
                     self.meta.first_text(&mut self.first, &self.metrics);
                     texts.entry(index).or_default().push_str(&text);
                 }
@@ -236,6 +237,7 @@ impl Feed {
                     self.generated += generated;
                     done.push((index, finish.as_str()));
                 }
+                Event::Prompt { .. } => {} // no request asks for them yet
                 Event::Failed(e) => return self.fail(e),
             }
             next = self.rx.try_recv().ok();

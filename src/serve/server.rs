@@ -10,7 +10,7 @@ use super::answer::{self, Meta};
 use super::api::{json_body, model_list, ApiError};
 use super::metrics::Metrics;
 use super::models::Served;
-use super::queue::{Event, Job};
+use super::queue::{self, Event, Job};
 use super::validation::Validation;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,7 +22,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::Receiver;
 
 /// The page at `/`: one file, no build step, nothing from elsewhere.
 const PAGE: &str = include_str!("page.html");
@@ -94,7 +94,7 @@ async fn completions(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejec
 /// A queued request: what its answer repeats, its job's events, and whether it streams.
 struct Queued {
     meta: Meta,
-    events: UnboundedReceiver<Event>,
+    events: Receiver<Event>,
     stream: bool,
 }
 
@@ -106,7 +106,7 @@ fn start(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Queued, ApiEr
     }
     let body = body.map_err(|e| ApiError::unreadable(&e, app.max_body))?;
     let mut valid = app.validation.validate(&body, &app.models)?;
-    let (tx, rx) = unbounded_channel();
+    let (tx, rx) = queue::events(valid.streams.len());
     let job = Job {
         id: valid.id,
         streams: std::mem::take(&mut valid.streams),

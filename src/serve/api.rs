@@ -18,6 +18,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+/// The routes, as the 404 and 405 messages name them.
+const ROUTES: &str = "POST /v1/completions, POST /v1/chat/completions and GET /v1/models";
+
 /// An error as OpenAI returns it, with its HTTP status.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiError {
@@ -71,18 +74,28 @@ impl ApiError {
 
     /// 404: no such route.
     pub fn no_route() -> ApiError {
-        ApiError::bad(
-            "",
-            "no such route; the API is POST /v1/completions and GET /v1/models",
+        ApiError::bad("", format!("no such route; the API is {ROUTES}")).with(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
         )
-        .with(StatusCode::NOT_FOUND, "invalid_request_error", "not_found")
     }
 
-    /// 413 for a body over `max_body` bytes, 400 for one that cannot be read.
-    pub fn unreadable(e: &BytesRejection, max_body: usize) -> ApiError {
-        if e.status() != StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::bad("", format!("cannot read the request body: {e}"));
-        }
+    /// 405: the route exists, not with this method (the `Allow` header says which).
+    pub fn method_not_allowed(method: &str) -> ApiError {
+        ApiError::bad(
+            "",
+            format!("this route does not take {method}; the API is {ROUTES}"),
+        )
+        .with(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+        )
+    }
+
+    /// 413: a body over `max_body` bytes (declared or read).
+    pub fn too_large(max_body: usize) -> ApiError {
         ApiError::bad(
             "",
             format!("the request body is larger than this server's limit of {max_body} bytes"),
@@ -91,6 +104,30 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "request_too_large",
+        )
+    }
+
+    /// 413 for a body over `max_body` bytes, 400 for one that cannot be read.
+    pub fn unreadable(e: &BytesRejection, max_body: usize) -> ApiError {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large(max_body);
+        }
+        ApiError::bad("", format!("cannot read the request body: {e}"))
+    }
+
+    /// 408: the body did not all arrive within `limit` (`--read-timeout`).
+    pub fn body_timeout(limit: std::time::Duration) -> ApiError {
+        ApiError::bad(
+            "",
+            format!(
+                "the request body did not arrive within {} s (--read-timeout)",
+                limit.as_secs_f64()
+            ),
+        )
+        .with(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
         )
     }
 
@@ -168,6 +205,14 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        // A body not read (too large, or too slow) leaves nothing to keep the connection for.
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         r
     }

@@ -15,6 +15,7 @@
 
 pub mod answer;
 pub mod api;
+pub mod listen;
 pub mod metrics;
 pub mod models;
 pub mod queue;
@@ -105,7 +106,8 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub timeout: f64,
-    /// On Ctrl-C or SIGTERM, open streams get this many seconds to finish.
+    /// On Ctrl-C or SIGTERM, open streams get this many seconds to finish; connections still
+    /// open half a second later are closed, whatever their clients do.
     #[arg(
         long,
         value_name = "SECS",
@@ -113,6 +115,19 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub shutdown_grace: f64,
+    /// Seconds a client may take to send a request's headers, and again its body (408
+    /// beyond); a stalled connection is closed.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub read_timeout: f64,
+    /// Let pages from ORIGIN (e.g. http://localhost:3000, or * for any) call the API from a
+    /// browser (CORS); repeat for more. Off by default: only the page at / can.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors: Vec<String>,
 }
 
 fn check(a: &ServeArgs) -> Result<()> {
@@ -138,6 +153,7 @@ fn check(a: &ServeArgs) -> Result<()> {
     for (flag, v) in [
         ("--timeout", a.timeout),
         ("--shutdown-grace", a.shutdown_grace),
+        ("--read-timeout", a.read_timeout),
     ] {
         // At most a year: a request's deadline, an instant plus it, cannot overflow.
         if !(v > 0.0 && v <= 31_536_000.0) {
@@ -204,6 +220,7 @@ fn add_serving(
 /// that cannot be bound.
 pub fn run(a: &ServeArgs) -> Result<()> {
     check(a)?;
+    let cors = server::cors(&a.cors)?;
     let threads = a.compute.threads.count()?;
     let loaded = models::load(&a.models, a.compute.precision, threads)?;
     check_memory(a, &loaded)?;
@@ -226,8 +243,19 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         ));
         models.push(model.served(queue));
     }
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let banner = format!(
+        "{} ({} weights)",
+        names.join(", "),
+        a.compute.precision.name()
+    );
     let app = app(a, models, metrics, &shutting_down);
-    let result = listen(a, Arc::new(app), &shutting_down);
+    let result = listen(
+        a,
+        server::router(Arc::new(app), cors),
+        &banner,
+        &shutting_down,
+    );
     for s in schedulers {
         let _ = s.join();
     }
@@ -254,18 +282,18 @@ fn app(
         metrics,
         shutting_down: Arc::clone(shutting_down),
         max_body: a.max_body,
+        read_timeout: Duration::from_secs_f64(a.read_timeout),
     }
 }
 
 /// Binds the address and serves until Ctrl-C or SIGTERM, then raises `shutting_down` for the
-/// schedulers.
-fn listen(a: &ServeArgs, app: Arc<App>, shutting_down: &Arc<AtomicBool>) -> Result<()> {
-    let names: Vec<&str> = app.models.iter().map(|m| m.name.as_str()).collect();
-    let banner = format!(
-        "{} ({} weights)",
-        names.join(", "),
-        a.compute.precision.name()
-    );
+/// schedulers and closes the connections within the grace period (see `listen`).
+fn listen(
+    a: &ServeArgs,
+    router: axum::Router,
+    banner: &str,
+    shutting_down: &Arc<AtomicBool>,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -281,14 +309,17 @@ fn listen(a: &ServeArgs, app: Arc<App>, shutting_down: &Arc<AtomicBool>) -> Resu
             .map_err(|e| Error::io("cannot read the bound address", e))?;
         eprintln!("charrnn: serving {banner} on http://{local}/ (OpenAI API at http://{local}/v1)");
         let flag = Arc::clone(shutting_down);
-        axum::serve(listener, server::router(app))
-            .with_graceful_shutdown(async move {
-                signal().await;
-                eprintln!("charrnn: shutting down: no new requests; open streams finish");
-                flag.store(true, Ordering::Release);
-            })
-            .await
-            .map_err(|e| Error::io("the server failed", e))
+        let settings = listen::Settings {
+            read_timeout: Duration::from_secs_f64(a.read_timeout),
+            grace: Duration::from_secs_f64(a.shutdown_grace),
+        };
+        listen::serve(listener, router, settings, async move {
+            signal().await;
+            eprintln!("charrnn: shutting down: no new requests; open streams finish");
+            flag.store(true, Ordering::Release);
+        })
+        .await;
+        Ok(())
     });
     shutting_down.store(true, Ordering::Release);
     rt.shutdown_timeout(Duration::from_secs(1));

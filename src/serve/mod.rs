@@ -1,20 +1,25 @@
-//! `charrnn serve`: trained models behind the OpenAI Completions API, with a page at `/`.
-//! The rooms are those of Hugging Face's text-generation-inference router. A completion goes
-//! from `server` (the route's handler) to `validation` (the body into a job: its model, its
-//! prompts as ids, each choice's stop strings and seed), into `queue` (per model, the jobs
-//! waiting and their count), to `scheduler` (per model, a thread owning the batch that every
-//! running job's streams are stepped in), and comes back as the job's events, which `answer`
-//! turns into a whole `text_completion` or server-sent events. `api` holds the OpenAI wire
-//! format and every error's HTTP status, `models` the served models, `metrics` the Prometheus
-//! metrics. Imports flow one way: `queue` and `metrics` at the bottom, then `models`, `api`,
-//! `validation`, `answer`, `server`; the scheduler knows only the queue and the metrics. The
-//! HTTP side runs on `tokio` through `axum`; stepping runs on the schedulers' own threads.
+//! `charrnn serve`: trained models behind the OpenAI Completions and Chat Completions APIs,
+//! with a page at `/`. The rooms are those of Hugging Face's text-generation-inference router.
+//! A connection is held by `listen` (hyper, its read timeout, shutdown in bounded time); a
+//! completion goes from `server` (the route's handler) to `validation` (the body into a job:
+//! its model, its prompts as ids, a chat's messages through the `chat` template, each choice's
+//! stop strings, seed and log-probabilities), into `queue` (per model, the jobs waiting and
+//! their count, and each job's small channel back), to `scheduler` (per model, a thread owning
+//! the batch that every running job's streams are stepped in, parking those whose clients do
+//! not read), and comes back as the job's events, which `answer` turns into a whole object or
+//! server-sent events in its API's shape. `api` holds the OpenAI wire format and every error's
+//! HTTP status, `models` the served models, `metrics` the Prometheus metrics. Imports flow one
+//! way: `queue` and `metrics` at the bottom, then `models`, `api`, `chat`, `validation`,
+//! `answer`, `server`, `listen`; the scheduler knows only the queue and the metrics. The HTTP
+//! side runs on `tokio` through `axum` and `hyper`; stepping runs on the schedulers' own
+//! threads.
 //!
 //! Owns the command: its flags, starting the schedulers, binding, shutting down. Does not own
 //! generation (`sample`).
 
 pub mod answer;
 pub mod api;
+pub mod chat;
 pub mod listen;
 pub mod metrics;
 pub mod models;
@@ -28,6 +33,7 @@ use clap::Args;
 use metrics::Metrics;
 use models::Served;
 use server::App;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,6 +134,11 @@ pub struct ServeArgs {
     /// browser (CORS); repeat for more. Off by default: only the page at / can.
     #[arg(long, value_name = "ORIGIN")]
     pub cors: Vec<String>,
+    /// A Jinja chat template for /v1/chat/completions (as Hugging Face's and vLLM's); its
+    /// `{% set stop = ... %}` names the turn markers a reply ends at [default: a script of
+    /// "Name: text" paragraphs, replies ending at the blank line; see docs/serving.md].
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
 }
 
 fn check(a: &ServeArgs) -> Result<()> {
@@ -221,6 +232,10 @@ fn add_serving(
 pub fn run(a: &ServeArgs) -> Result<()> {
     check(a)?;
     let cors = server::cors(&a.cors)?;
+    let template = match &a.chat_template {
+        Some(path) => chat::Template::load(path)?,
+        None => chat::Template::script(),
+    };
     let threads = a.compute.threads.count()?;
     let loaded = models::load(&a.models, a.compute.precision, threads)?;
     check_memory(a, &loaded)?;
@@ -249,7 +264,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         names.join(", "),
         a.compute.precision.name()
     );
-    let app = app(a, models, metrics, &shutting_down);
+    let app = app(a, models, template, metrics, &shutting_down);
     let result = listen(
         a,
         server::router(Arc::new(app), cors),
@@ -266,6 +281,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
 fn app(
     a: &ServeArgs,
     models: Vec<Served>,
+    template: chat::Template,
     metrics: Arc<Metrics>,
     shutting_down: &Arc<AtomicBool>,
 ) -> App {
@@ -277,7 +293,7 @@ fn app(
     };
     App {
         models,
-        validation: Validation::new(limits),
+        validation: Validation::new(limits, template),
         timeout: Duration::from_secs_f64(a.timeout),
         metrics,
         shutting_down: Arc::clone(shutting_down),

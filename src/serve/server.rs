@@ -14,7 +14,7 @@ use super::api::{json_body, model_list, ApiError};
 use super::metrics::Metrics;
 use super::models::Served;
 use super::queue::{self, Event, Job};
-use super::validation::Validation;
+use super::validation::{Api, Validation};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
@@ -52,6 +52,7 @@ pub fn router(app: Arc<App>, cors: Option<CorsLayer>) -> Router {
     let router = Router::new()
         .route("/", get(page))
         .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat))
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -131,11 +132,21 @@ async fn models(State(app): State<Arc<App>>) -> Response {
     json_body(&model_list(&app.models))
 }
 
-/// `POST /v1/completions`: read the body, parse and validate, queue, then answer whole or
-/// streamed.
+/// `POST /v1/completions`.
 async fn completions(State(app): State<Arc<App>>, req: Request) -> Response {
-    let body = read_body(&app, req).await;
-    let response = match start(&app, body) {
+    handle(&app, req, Api::Completions).await
+}
+
+/// `POST /v1/chat/completions`.
+async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
+    handle(&app, req, Api::Chat).await
+}
+
+/// A request of `api`: read the body, parse and validate, queue, then answer whole or
+/// streamed.
+async fn handle(app: &Arc<App>, req: Request, api: Api) -> Response {
+    let body = read_body(app, req).await;
+    let response = match start(app, body, api) {
         Ok(q) if q.stream => answer::stream(q.meta, q.events, Arc::clone(&app.metrics)),
         Ok(q) => answer::whole(q.meta, q.events, &app.metrics).await,
         Err(e) => e.into_response(),
@@ -166,13 +177,13 @@ async fn read_body(app: &App, req: Request) -> Result<Bytes, ApiError> {
 }
 
 /// Validates the body into a job and queues the job.
-fn start(app: &App, body: Result<Bytes, ApiError>) -> Result<Queued, ApiError> {
+fn start(app: &App, body: Result<Bytes, ApiError>, api: Api) -> Result<Queued, ApiError> {
     let arrived = Instant::now();
     if app.shutting_down.load(Ordering::Acquire) {
         return Err(ApiError::shutting_down());
     }
     let body = body?;
-    let mut valid = app.validation.validate(&body, &app.models)?;
+    let mut valid = app.validation.validate(&body, &app.models, api)?;
     let (tx, rx) = queue::events(valid.streams.len());
     let job = Job {
         id: valid.id,

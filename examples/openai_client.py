@@ -5,7 +5,8 @@
     charrnn serve runs/shakespeare/best.safetensors --port 8080
     python3 examples/openai_client.py http://127.0.0.1:8080/v1 shakespeare
 
-Prints a whole completion, then streams another one character chunk by chunk.
+Prints a whole completion, then streams another one character chunk by chunk; then the same
+for a chat (its messages become a prompt through the server's chat template).
 """
 import sys
 
@@ -28,3 +29,14 @@ for chunk in client.completions.create(model=model, prompt="ROMEO:", max_tokens=
     if chunk.choices:
         pieces.append(chunk.choices[0].text)
 print("STREAM", repr("".join(pieces)), len(pieces))
+
+# A chat, whole and streamed: the same reply.
+messages = [{"role": "user", "content": "Good morrow."}]
+chat = client.chat.completions.create(model=model, messages=messages, max_tokens=1000, temperature=0.8, seed=3)
+print("CHAT WHOLE", repr(chat.choices[0].message.content), chat.choices[0].finish_reason)
+pieces = []
+for chunk in client.chat.completions.create(model=model, messages=messages, max_tokens=1000, temperature=0.8, seed=3,
+                                            stream=True):
+    if chunk.choices and chunk.choices[0].delta.content:
+        pieces.append(chunk.choices[0].delta.content)
+print("CHAT STREAM", repr("".join(pieces)), len(pieces))

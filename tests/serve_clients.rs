@@ -1,7 +1,8 @@
 //! Real clients of `charrnn serve`: the official `openai` Python package, unmodified
-//! (`examples/openai_client.py`), and the page in headless Chromium driven by playwright-core
-//! (`tests/browser/page.mjs`). Each skips with a message where its client is not installed, and
-//! fails instead when `CHARRNN_REQUIRE_CLIENTS=1` (CI installs them: see `.ci/run`).
+//! (`examples/openai_client.py`: completions and chat, whole and streamed), and the page in
+//! headless Chromium driven by playwright-core (`tests/browser/page.mjs`). Each skips with a
+//! message where its client is not installed, and fails instead when
+//! `CHARRNN_REQUIRE_CLIENTS=1` (CI installs them: see `.ci/run`).
 
 mod common;
 use common::*;
@@ -86,6 +87,25 @@ fn the_openai_python_client_works_unchanged() {
         "{stdout}\nwant {quoted}"
     );
     assert!(stdout.contains(&format!("STREAM {quoted} ")), "{stdout}");
+    // The chat: the default template's prompt completed up to its turn marker, whole and
+    // streamed alike.
+    let body = serde_json::json!({"model":"shake","prompt":"User: Good morrow.\n\nAssistant: ",
+        "max_tokens":1000,"temperature":0.8,"seed":3,"stop":"\n\n"});
+    let r = ureq::post(&format!("{}/v1/completions", s.url))
+        .send_string(&body.to_string())
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    let (reply, finish) = (&v["choices"][0]["text"], &v["choices"][0]["finish_reason"]);
+    let quoted = repr(reply.as_str().unwrap());
+    let finish = finish.as_str().unwrap();
+    assert!(
+        stdout.contains(&format!("CHAT WHOLE {quoted} {finish}\n")),
+        "{stdout}\nwant {quoted} {finish}"
+    );
+    assert!(
+        stdout.contains(&format!("CHAT STREAM {quoted} ")),
+        "{stdout}"
+    );
 }
 
 #[test]

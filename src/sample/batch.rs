@@ -3,11 +3,14 @@
 //! stream on its own; a finished stream leaves the batch at once and a new one joins at the
 //! next step. `charrnn sample --num-samples` and the server's scheduler both drive it.
 //!
+//! A stream can also be parked: taken out with its recurrent state and brought back later
+//! (`park`, `resume`), its text unchanged, so a server can pause one whose reader is slow.
+//!
 //! Owns which stream is in which slot of the sampler. Does not own a stream's rules (`stream`)
 //! or where its text goes.
 
-use super::sampler::Sampler;
-use super::stream::{Step, Stream};
+use super::sampler::{Sampler, Saved};
+use super::stream::{Scores, Step, Stream};
 use crate::data::Vocab;
 
 /// Streams keyed by `K` (a request id, a sample number), stepped together.
@@ -19,6 +22,15 @@ pub struct Batch<'m, K> {
     ids: Vec<u32>, // (N): this step's inputs
     /// Streams that finished and left, until `take_finished`.
     finished: Vec<(K, Stream)>,
+    /// The log-probabilities the last step released, in slot order, until `take_scores`.
+    scores: Vec<(K, Scores)>,
+}
+
+/// A stream out of the batch with its recurrent state (`Batch::park`).
+pub struct Parked<K> {
+    pub key: K,
+    stream: Stream,
+    state: Saved,
 }
 
 impl<'m, K: Clone + PartialEq> Batch<'m, K> {
@@ -32,6 +44,7 @@ impl<'m, K: Clone + PartialEq> Batch<'m, K> {
             streams: Vec::new(),
             ids: Vec::new(),
             finished: Vec::new(),
+            scores: Vec::new(),
         }
     }
 
@@ -60,6 +73,25 @@ impl<'m, K: Clone + PartialEq> Batch<'m, K> {
         Some(self.remove_slot(slot))
     }
 
+    /// Takes stream `key` out of the batch with its state, to `resume` it later.
+    pub fn park(&mut self, key: &K) -> Option<Parked<K>> {
+        let slot = self.streams.iter().position(|(k, _)| k == key)?;
+        let state = self.sampler.save_stream(slot);
+        let stream = self.remove_slot(slot);
+        Some(Parked {
+            key: key.clone(),
+            stream,
+            state,
+        })
+    }
+
+    /// Brings a parked stream back; it is fed from the next step, and its text is what it
+    /// would have been had it never left.
+    pub fn resume(&mut self, p: Parked<K>) {
+        self.sampler.add_saved(&p.state);
+        self.streams.push((p.key, p.stream));
+    }
+
     fn remove_slot(&mut self, slot: usize) -> Stream {
         self.sampler.remove_stream(slot);
         self.streams.swap_remove(slot).1
@@ -67,15 +99,20 @@ impl<'m, K: Clone + PartialEq> Batch<'m, K> {
 
     /// One step of every stream; appends what each did to `out` (in slot order). Streams
     /// that finish leave the batch (see `take_finished`); their final `Step::Done` is in `out`.
+    /// The log-probabilities released wait for `take_scores`.
     pub fn step(&mut self, out: &mut Vec<(K, Step)>) {
         if self.streams.is_empty() {
             return;
         }
+        self.scores.clear();
         self.ids.clear();
         self.ids.extend(self.streams.iter().map(|(_, s)| s.input()));
         self.sampler.feed(&self.ids);
         for (slot, (key, stream)) in self.streams.iter_mut().enumerate() {
             let step = stream.advance(&mut self.sampler, slot, self.vocab);
+            if let Some(scores) = stream.take_scores() {
+                self.scores.push((key.clone(), scores));
+            }
             out.push((key.clone(), step));
         }
         // Leave from the back, so that a swap-remove never moves a stream still to be checked.
@@ -92,6 +129,12 @@ impl<'m, K: Clone + PartialEq> Batch<'m, K> {
     /// characters generated).
     pub fn take_finished(&mut self) -> Vec<(K, Stream)> {
         std::mem::take(&mut self.finished)
+    }
+
+    /// The log-probabilities released by the last step, in the order of its `out` (only the
+    /// streams that keep them and released some).
+    pub fn take_scores(&mut self) -> Vec<(K, Scores)> {
+        std::mem::take(&mut self.scores)
     }
 
     /// The stream with `key`, while it is in the batch.
@@ -138,6 +181,111 @@ mod tests {
             }
         }
         text
+    }
+
+    /// Steps `batch` until it is empty; each key's text and released scores, parking `key`
+    /// for the steps in `parked`.
+    fn run_all(
+        batch: &mut Batch<u32>,
+        key: u32,
+        parked: std::ops::Range<usize>,
+    ) -> Vec<(String, Vec<Scores>)> {
+        let mut got = vec![(String::new(), Vec::new()); 4];
+        let (mut out, mut away) = (Vec::new(), None);
+        for step in 0.. {
+            if step == parked.start {
+                away = batch.park(&key);
+                assert!(away.is_some());
+            }
+            if step == parked.end {
+                batch.resume(away.take().unwrap());
+            }
+            if batch.is_empty() && away.is_none() {
+                break;
+            }
+            out.clear();
+            batch.step(&mut out);
+            for (k, s) in batch.take_scores() {
+                got[k as usize].1.push(s);
+            }
+            for (k, s) in out.drain(..) {
+                if let Step::Text(t) | Step::Done(t, _) = s {
+                    got[k as usize].0.push_str(&t);
+                }
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_parked_stream_resumes_its_text_and_scores_follow_the_text() {
+        let layout = Layout::new(ModelConfig {
+            cell: Cell::Lstm,
+            vocab: 12,
+            hidden: 20,
+            layers: 2,
+            embed: 0,
+        });
+        let p: Vec<f32> = init_params(&layout, &mut Rng::new(4));
+        let vocab = Vocab::from_chars("abcdefghij \n".chars().collect(), None);
+        let settings = |seed, logprobs: Option<usize>, max| Settings {
+            seed,
+            max_chars: Some(max),
+            stop: vec!["jj".into(), "ab".into()],
+            logprobs,
+            prompt_logprobs: logprobs.is_some(),
+            ..Settings::default()
+        };
+        let fill = |b: &mut Batch<u32>, logprobs| {
+            b.add(0, Stream::new(vec![1, 2], &settings(1, None, 80)));
+            b.add(1, Stream::new(vec![3, 4, 5], &settings(6, logprobs, 80)));
+            b.add(2, Stream::new(vec![6, 7, 8, 9], &settings(3, logprobs, 0)));
+            b.add(3, Stream::new(vec![0], &settings(4, None, 50)));
+        };
+        let mut plain = Batch::new(Sampler::new(&layout, &p, 0), &vocab);
+        fill(&mut plain, None);
+        let want = run_all(&mut plain, 3, 1..2);
+        let mut scored = Batch::new(Sampler::new(&layout, &p, 0), &vocab);
+        fill(&mut scored, Some(3));
+        let got = run_all(&mut scored, 1, 4..9);
+        let mut still = Batch::new(Sampler::new(&layout, &p, 0), &vocab);
+        fill(&mut still, Some(3));
+        let unparked = run_all(&mut still, 1, usize::MAX..usize::MAX);
+        for k in 0..4 {
+            assert_eq!(
+                got[k].0, want[k].0,
+                "stream {k}: parking or scoring changed the text"
+            );
+        }
+        assert!(
+            got[1].1 == unparked[1].1,
+            "parking changed the log-probabilities"
+        );
+        // Stream 1 ends at a stop string (its held-back characters' scores are dropped).
+        assert!((1..80).contains(&want[1].0.chars().count()) && want[2].0.is_empty());
+        // Stream 1: its prompt's 2 scored characters, then one score per character of text.
+        let prompt: Vec<_> = got[1].1.iter().filter_map(|s| s.prompt.clone()).collect();
+        assert_eq!(prompt.len(), 1);
+        let chars: Vec<char> = prompt[0].iter().map(|l| l.char).collect();
+        assert_eq!(chars, ['e', 'f']);
+        let text: String = got[1]
+            .1
+            .iter()
+            .flat_map(|s| &s.text)
+            .map(|l| l.char)
+            .collect();
+        assert_eq!(text, got[1].0);
+        for l in got[1].1.iter().flat_map(|s| &s.text) {
+            assert!(l.logprob < 0.0 && l.top.len() == 3 && l.top[0].1 >= l.logprob);
+        }
+        // Stream 2 (no characters): only its prompt's, and the other streams none.
+        let s2: Vec<usize> = got[2]
+            .1
+            .iter()
+            .map(|s| s.prompt.as_ref().unwrap().len())
+            .collect();
+        assert_eq!(s2, [3]);
+        assert!(got[0].1.is_empty() && got[3].1.is_empty());
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl SampleArgs {
             stop: self.stop.clone(),
             max_chars: Some(self.length),
             log_prob: self.show_logprob,
+            ..Settings::default()
         }
     }
 }

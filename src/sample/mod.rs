@@ -19,7 +19,7 @@ pub mod weights;
 
 pub use batch::Batch;
 pub use pick::{pick, Pick};
-pub use sampler::Sampler;
-pub use stream::{Finish, Settings, Step, Stream};
+pub use sampler::{Sampler, Saved};
+pub use stream::{Finish, Logprob, Scores, Settings, Step, Stream};
 pub use trained::{Generation, Model, Score};
 pub use weights::Precision;

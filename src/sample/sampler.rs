@@ -219,14 +219,76 @@ impl Sampler {
     /// back first would cancel to 0 near 3e38).
     pub fn log_prob(&self, s: usize, id: u32) -> f64 {
         let logits = self.logits(s);
-        let max = logits.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
-        let ln_sum = logits
-            .iter()
-            .map(|&x| (x as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
+        let (max, ln_sum) = max_and_ln_sum(logits);
         (logits[id as usize] as f64 - max) - ln_sum
     }
+
+    /// Log-probabilities (nats) under stream `s`'s last logits at temperature 1 (the model's
+    /// own distribution, before a temperature, top-k or top-p shapes the draw): `id`'s, and the
+    /// `top` most likely ids' with theirs, most likely first (ties to the lower id).
+    pub fn log_probs(&self, s: usize, id: u32, top: usize) -> (f32, Vec<(u32, f32)>) {
+        let logits = self.logits(s);
+        let (max, ln_sum) = max_and_ln_sum(logits);
+        let lp = |i: usize| ((logits[i] as f64 - max) - ln_sum) as f32;
+        let mut best = Vec::new();
+        if top > 0 {
+            let mut order: Vec<usize> = (0..logits.len()).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+            best = order.iter().take(top).map(|&i| (i as u32, lp(i))).collect();
+        }
+        (lp(id as usize), best)
+    }
+
+    /// Stream `s`'s recurrent state, to take it out of the batch and bring it back later
+    /// (`add_saved`) without a change in its text.
+    pub fn save_stream(&self, s: usize) -> Saved {
+        assert!(s < self.n, "no stream {s}");
+        let h = self.packed.layout.config.hidden;
+        let rows = |bufs: &[Vec<f32>]| -> Vec<f32> {
+            bufs.iter()
+                .filter(|b| !b.is_empty())
+                .flat_map(|b| b[s * h..(s + 1) * h].iter().copied())
+                .collect()
+        };
+        Saved {
+            h: rows(&self.h[self.cur]),
+            c: rows(&self.c),
+        }
+    }
+
+    /// Adds a stream with a saved state after the others; returns its index. Its next feed
+    /// gives the logits it would have had had it never left.
+    pub fn add_saved(&mut self, saved: &Saved) -> usize {
+        let s = self.add_stream();
+        let h = self.packed.layout.config.hidden;
+        let cur = self.cur;
+        for (l, row) in saved.h.chunks_exact(h).enumerate() {
+            self.h[cur][l][s * h..(s + 1) * h].copy_from_slice(row);
+        }
+        for (l, row) in saved.c.chunks_exact(h).enumerate() {
+            self.c[l][s * h..(s + 1) * h].copy_from_slice(row);
+        }
+        s
+    }
+}
+
+/// A stream's recurrent state out of a sampler.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Saved {
+    h: Vec<f32>, // (L, H): each layer's h_t
+    c: Vec<f32>, // (L, H): each layer's c_t (LSTM; empty otherwise)
+}
+
+/// The largest logit and ln Σ exp(x − max), in f64: a log-probability is (x − max) − ln_sum,
+/// right for any finite logits (adding the max back first would cancel to 0 near 3e38).
+fn max_and_ln_sum(logits: &[f32]) -> (f64, f64) {
+    let max = logits.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
+    let ln_sum = logits
+        .iter()
+        .map(|&x| (x as f64 - max).exp())
+        .sum::<f64>()
+        .ln();
+    (max, ln_sum)
 }
 
 /// One feed's view of the sampler, shared by the crew's members.
@@ -436,6 +498,48 @@ mod tests {
             for embed in [0, 5] {
                 sampler_matches(cell, embed);
             }
+        }
+    }
+
+    #[test]
+    fn a_saved_stream_comes_back_with_the_logits_it_would_have_had() {
+        for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+            let layout = Layout::new(ModelConfig {
+                cell,
+                vocab: 7,
+                hidden: 10,
+                layers: 2,
+                embed: 0,
+            });
+            let p: Vec<f32> = init_params(&layout, &mut Rng::new(5));
+            let mut twin = Sampler::new(&layout, &p, 1);
+            let mut s = Sampler::with(&layout, &p, 3, Precision::F32, 2);
+            let ids = [1u32, 4, 2, 6, 0, 3];
+            for &id in &ids[..3] {
+                twin.feed(&[id]);
+                s.feed(&[5, id, 2]);
+            }
+            // Stream 1 leaves for two feeds of the others, then comes back last.
+            let saved = s.save_stream(1);
+            s.remove_stream(1);
+            s.feed(&[1, 1]);
+            s.feed(&[0, 3]);
+            assert_eq!(s.add_saved(&saved), 2);
+            for &id in &ids[3..] {
+                twin.feed(&[id]);
+                s.feed(&[4, 2, id]);
+                assert!(s.logits(2) == twin.logits(0), "{cell:?}");
+            }
+            let (lp, top) = s.log_probs(2, 3, 3);
+            assert!((lp as f64 - s.log_prob(2, 3)).abs() < 1e-6);
+            assert_eq!(top.len(), 3);
+            assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "{top:?}");
+            let total: f64 = (0..7).map(|i| s.log_prob(2, i).exp()).sum();
+            assert!((total - 1.0).abs() < 1e-6);
+            assert_eq!(top[0].0 as usize, {
+                let l = s.logits(2);
+                (0..7).fold(0, |b, i| if l[i] > l[b] { i } else { b })
+            });
         }
     }
 

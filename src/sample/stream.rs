@@ -1,15 +1,18 @@
 //! One stream of generation: its prompt fed one character per step, then each next character
 //! picked from its own generator with its own settings, stop strings and length limit. The
 //! same stream gives the same text alone or in any batch (`Sampler` keeps streams apart), so a
-//! server's request and `charrnn sample` agree for the same seed.
+//! server's request and `charrnn sample` agree for the same seed. A stream can keep the
+//! log-probability of each character, generated or of its prompt, released with its text.
 //!
-//! Owns a stream's progress. Does not own the batch (see `sampler`) or the output.
+//! Owns a stream's progress and its log-probabilities. Does not own the batch (see `sampler`)
+//! or the output.
 
 use super::pick::Pick;
 use super::sampler::Sampler;
 use super::stop::{Matched, StopMatcher};
 use crate::data::Vocab;
 use crate::rng::Rng;
+use std::collections::VecDeque;
 
 /// How one stream generates.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +31,13 @@ pub struct Settings {
     pub max_chars: Option<usize>,
     /// Keep the total log-probability of the generated characters (at temperature 1).
     pub log_prob: bool,
+    /// Keep each generated character's log-probability and those of the n most likely
+    /// characters at its place (see [`Logprob`]), released with its text.
+    pub logprobs: Option<usize>,
+    /// Keep the prompt's log-probabilities too (every character but the first), released
+    /// once the prompt has gone in; with a limit of 0 characters the stream still reads its
+    /// prompt.
+    pub prompt_logprobs: bool,
 }
 
 impl Default for Settings {
@@ -41,6 +51,8 @@ impl Default for Settings {
             stop: Vec::new(),
             max_chars: None,
             log_prob: false,
+            logprobs: None,
+            prompt_logprobs: false,
         }
     }
 }
@@ -75,6 +87,28 @@ impl Finish {
     }
 }
 
+/// A character's log-probability (nats) at its place, and the most likely characters'
+/// there: the model's own distribution, the log-softmax of the logits at temperature 1, before
+/// a temperature, top-k or top-p shapes the draw (what OpenAI's and vLLM's `logprobs` report).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logprob {
+    pub char: char,
+    pub logprob: f32,
+    /// The most likely characters and their log-probabilities, most likely first (ties to
+    /// the lower id), as many as the settings ask for.
+    pub top: Vec<(char, f32)>,
+}
+
+/// The log-probabilities a stream has released since they were last taken.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scores {
+    /// The prompt's, every character after the first, once the prompt has gone in.
+    pub prompt: Option<Vec<Logprob>>,
+    /// Those of the characters of the text released, in order (held-back characters wait
+    /// with their text; those of a stop string are dropped with it).
+    pub text: Vec<Logprob>,
+}
+
 /// What one step did for a stream.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -101,6 +135,14 @@ pub struct Stream {
     max: Option<usize>,
     generated: usize,
     log_prob: Option<f64>,
+    /// Alternatives kept per character, when log-probabilities are kept.
+    logprobs: Option<usize>,
+    /// The prompt's log-probabilities so far, while it goes in (with `prompt_logprobs`).
+    prompt_scores: Option<Vec<Logprob>>,
+    /// Generated characters' log-probabilities whose text is held back.
+    pending: VecDeque<Logprob>,
+    /// Released and not yet taken.
+    scores: Scores,
     finish: Option<Finish>,
 }
 
@@ -121,7 +163,12 @@ impl Stream {
             max: settings.max_chars,
             generated: 0,
             log_prob: settings.log_prob.then_some(0.0),
-            finish: (settings.max_chars == Some(0)).then_some(Finish::Length),
+            logprobs: settings.logprobs,
+            prompt_scores: settings.prompt_logprobs.then(Vec::new),
+            pending: VecDeque::new(),
+            scores: Scores::default(),
+            finish: (settings.max_chars == Some(0) && !settings.prompt_logprobs)
+                .then_some(Finish::Length),
         }
     }
 
@@ -165,6 +212,12 @@ impl Stream {
         None
     }
 
+    /// The log-probabilities released since the last call, if any (see [`Scores`]).
+    pub fn take_scores(&mut self) -> Option<Scores> {
+        let s = &self.scores;
+        (s.prompt.is_some() || !s.text.is_empty()).then(|| std::mem::take(&mut self.scores))
+    }
+
     /// After a feed of `input()` into `sampler`'s stream `slot`: takes the next prompt
     /// character, or picks the next character from the logits.
     pub fn advance(&mut self, sampler: &mut Sampler, slot: usize, vocab: &Vocab) -> Step {
@@ -172,28 +225,68 @@ impl Stream {
         self.fed = (self.fed + 1).min(self.prompt.len());
         if self.fed < self.prompt.len() {
             self.next = self.prompt[self.fed];
+            if let Some(p) = &mut self.prompt_scores {
+                let top = self.logprobs.unwrap_or(0);
+                p.push(logprob(sampler, slot, self.next, top, vocab));
+            }
             return Step::Prefill;
+        }
+        if let Some(p) = self.prompt_scores.take() {
+            self.scores.prompt = Some(p);
+        }
+        if self.max == Some(0) {
+            // Only the prompt's log-probabilities were wanted.
+            self.finish = Some(Finish::Length);
+            return Step::Done(String::new(), Finish::Length);
         }
         let id = sampler.pick(slot, &self.pick, &mut self.rng);
         if let Some(lp) = &mut self.log_prob {
             *lp += sampler.log_prob(slot, id);
+        }
+        if let Some(top) = self.logprobs {
+            self.pending
+                .push_back(logprob(sampler, slot, id, top, vocab));
         }
         self.next = id;
         self.generated += 1;
         match self.stop.push(vocab.char(id)) {
             Matched::Stop(text) => {
                 self.finish = Some(Finish::Stop);
+                self.release(&text);
+                self.pending.clear();
                 Step::Done(text, Finish::Stop)
             }
             Matched::Release(mut text) => {
-                if self.max.is_some_and(|m| self.generated >= m) {
+                let done = self.max.is_some_and(|m| self.generated >= m);
+                if done {
                     text.push_str(&self.stop.flush());
                     self.finish = Some(Finish::Length);
+                }
+                self.release(&text);
+                if done {
                     Step::Done(text, Finish::Length)
                 } else {
                     Step::Text(text)
                 }
             }
         }
+    }
+
+    /// Releases the log-probabilities of `text`'s characters, the oldest held.
+    fn release(&mut self, text: &str) {
+        if self.logprobs.is_some() {
+            let n = text.chars().count();
+            self.scores.text.extend(self.pending.drain(..n));
+        }
+    }
+}
+
+/// `id`'s log-probability under `sampler`'s stream `slot`, with the `top` most likely.
+fn logprob(sampler: &Sampler, slot: usize, id: u32, top: usize, vocab: &Vocab) -> Logprob {
+    let (logprob, best) = sampler.log_probs(slot, id, top);
+    Logprob {
+        char: vocab.char(id),
+        logprob,
+        top: best.into_iter().map(|(i, l)| (vocab.char(i), l)).collect(),
     }
 }

@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text format, through the Prometheus project's own Rust
-//! client (`prometheus-client`): requests by HTTP status, characters generated, active streams
-//! and queue length per model, the step's latency and the time to the first character.
+//! client (`prometheus-client`): requests by HTTP status, characters generated, active and
+//! paused streams and queue length per model, the step's latency and the time to the first
+//! character.
 //!
 //! Owns the metric names. Does not decide what happened (the scheduler and handlers report).
 
@@ -20,8 +21,10 @@ pub struct Metrics {
     pub requests: Family<Labels, Counter>,
     /// Characters generated (prompt characters are not counted).
     pub characters: Counter,
-    /// Streams being stepped, per model.
+    /// Streams admitted (stepped or paused), per model.
     pub active_streams: Family<Labels, Gauge>,
+    /// Streams paused because their clients do not read, per model.
+    pub paused_streams: Family<Labels, Gauge>,
     /// Requests waiting to join a batch, per model.
     pub queue_length: Family<Labels, Gauge>,
     /// Seconds of one batched step (every stream one character).
@@ -36,6 +39,7 @@ impl Metrics {
         let requests = Family::<Labels, Counter>::default();
         let characters = Counter::default();
         let active_streams = Family::<Labels, Gauge>::default();
+        let paused_streams = Family::<Labels, Gauge>::default();
         let queue_length = Family::<Labels, Gauge>::default();
         let step_seconds = Histogram::new(exponential_buckets(1e-5, 2.0, 18));
         let first_character_seconds = Histogram::new(exponential_buckets(1e-4, 2.0, 16));
@@ -51,8 +55,13 @@ impl Metrics {
         );
         registry.register(
             "active_streams",
-            "Streams being stepped, per model",
+            "Streams admitted (stepped or paused), per model",
             active_streams.clone(),
+        );
+        registry.register(
+            "paused_streams",
+            "Streams paused until their clients read, per model",
+            paused_streams.clone(),
         );
         registry.register(
             "queue_length",
@@ -74,6 +83,7 @@ impl Metrics {
             requests,
             characters,
             active_streams,
+            paused_streams,
             queue_length,
             step_seconds,
             first_character_seconds,
@@ -87,10 +97,11 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets a model's active streams and queue length.
-    pub fn set_load(&self, model: &str, active: usize, waiting: usize) {
+    /// Sets a model's active streams (of which `paused` are paused) and queue length.
+    pub fn set_load(&self, model: &str, active: usize, waiting: usize, paused: usize) {
         let l = vec![("model".to_string(), model.to_string())];
         self.active_streams.get_or_create(&l).set(active as i64);
+        self.paused_streams.get_or_create(&l).set(paused as i64);
         self.queue_length.get_or_create(&l).set(waiting as i64);
     }
 

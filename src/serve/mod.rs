@@ -1,20 +1,26 @@
-//! `charrnn serve`: trained models behind the OpenAI Completions API, with a page at `/`.
-//! The rooms are those of Hugging Face's text-generation-inference router. A completion goes
-//! from `server` (the route's handler) to `validation` (the body into a job: its model, its
-//! prompts as ids, each choice's stop strings and seed), into `queue` (per model, the jobs
-//! waiting and their count), to `scheduler` (per model, a thread owning the batch that every
-//! running job's streams are stepped in), and comes back as the job's events, which `answer`
-//! turns into a whole `text_completion` or server-sent events. `api` holds the OpenAI wire
-//! format and every error's HTTP status, `models` the served models, `metrics` the Prometheus
-//! metrics. Imports flow one way: `queue` and `metrics` at the bottom, then `models`, `api`,
-//! `validation`, `answer`, `server`; the scheduler knows only the queue and the metrics. The
-//! HTTP side runs on `tokio` through `axum`; stepping runs on the schedulers' own threads.
+//! `charrnn serve`: trained models behind the OpenAI Completions and Chat Completions APIs,
+//! with a page at `/`. The rooms are those of Hugging Face's text-generation-inference router.
+//! A connection is held by `listen` (hyper, its read timeout, shutdown in bounded time); a
+//! completion goes from `server` (the route's handler) to `validation` (the body into a job:
+//! its model, its prompts as ids, a chat's messages through the `chat` template, each choice's
+//! stop strings, seed and log-probabilities), into `queue` (per model, the jobs waiting and
+//! their count, and each job's small channel back), to `scheduler` (per model, a thread owning
+//! the batch that every running job's streams are stepped in, parking those whose clients do
+//! not read), and comes back as the job's events, which `answer` turns into a whole object or
+//! server-sent events in its API's shape. `api` holds the OpenAI wire format and every error's
+//! HTTP status, `models` the served models, `metrics` the Prometheus metrics. Imports flow one
+//! way: `queue` and `metrics` at the bottom, then `models`, `api`, `chat`, `validation`,
+//! `answer`, `server`, `listen`; the scheduler knows only the queue and the metrics. The HTTP
+//! side runs on `tokio` through `axum` and `hyper`; stepping runs on the schedulers' own
+//! threads.
 //!
 //! Owns the command: its flags, starting the schedulers, binding, shutting down. Does not own
 //! generation (`sample`).
 
 pub mod answer;
 pub mod api;
+pub mod chat;
+pub mod listen;
 pub mod metrics;
 pub mod models;
 pub mod queue;
@@ -27,6 +33,7 @@ use clap::Args;
 use metrics::Metrics;
 use models::Served;
 use server::App;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,7 +112,8 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub timeout: f64,
-    /// On Ctrl-C or SIGTERM, open streams get this many seconds to finish.
+    /// On Ctrl-C or SIGTERM, open streams get this many seconds to finish; connections still
+    /// open half a second later are closed, whatever their clients do.
     #[arg(
         long,
         value_name = "SECS",
@@ -113,6 +121,24 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub shutdown_grace: f64,
+    /// Seconds a client may take to send a request's headers, and again its body (408
+    /// beyond); a stalled connection is closed.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub read_timeout: f64,
+    /// Let pages from ORIGIN (e.g. http://localhost:3000, or * for any) call the API from a
+    /// browser (CORS); repeat for more. Off by default: only the page at / can.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors: Vec<String>,
+    /// A Jinja chat template for /v1/chat/completions (as Hugging Face's and vLLM's); its
+    /// `{% set stop = ... %}` names the turn markers a reply ends at [default: a script of
+    /// "Name: text" paragraphs, replies ending at the blank line; see docs/serving.md].
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
 }
 
 fn check(a: &ServeArgs) -> Result<()> {
@@ -138,6 +164,7 @@ fn check(a: &ServeArgs) -> Result<()> {
     for (flag, v) in [
         ("--timeout", a.timeout),
         ("--shutdown-grace", a.shutdown_grace),
+        ("--read-timeout", a.read_timeout),
     ] {
         // At most a year: a request's deadline, an instant plus it, cannot overflow.
         if !(v > 0.0 && v <= 31_536_000.0) {
@@ -204,6 +231,11 @@ fn add_serving(
 /// that cannot be bound.
 pub fn run(a: &ServeArgs) -> Result<()> {
     check(a)?;
+    let cors = server::cors(&a.cors)?;
+    let template = match &a.chat_template {
+        Some(path) => chat::Template::load(path)?,
+        None => chat::Template::script(),
+    };
     let threads = a.compute.threads.count()?;
     let loaded = models::load(&a.models, a.compute.precision, threads)?;
     check_memory(a, &loaded)?;
@@ -226,8 +258,19 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         ));
         models.push(model.served(queue));
     }
-    let app = app(a, models, metrics, &shutting_down);
-    let result = listen(a, Arc::new(app), &shutting_down);
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let banner = format!(
+        "{} ({} weights)",
+        names.join(", "),
+        a.compute.precision.name()
+    );
+    let app = app(a, models, template, metrics, &shutting_down);
+    let result = listen(
+        a,
+        server::router(Arc::new(app), cors),
+        &banner,
+        &shutting_down,
+    );
     for s in schedulers {
         let _ = s.join();
     }
@@ -238,6 +281,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
 fn app(
     a: &ServeArgs,
     models: Vec<Served>,
+    template: chat::Template,
     metrics: Arc<Metrics>,
     shutting_down: &Arc<AtomicBool>,
 ) -> App {
@@ -249,23 +293,23 @@ fn app(
     };
     App {
         models,
-        validation: Validation::new(limits),
+        validation: Validation::new(limits, template),
         timeout: Duration::from_secs_f64(a.timeout),
         metrics,
         shutting_down: Arc::clone(shutting_down),
         max_body: a.max_body,
+        read_timeout: Duration::from_secs_f64(a.read_timeout),
     }
 }
 
 /// Binds the address and serves until Ctrl-C or SIGTERM, then raises `shutting_down` for the
-/// schedulers.
-fn listen(a: &ServeArgs, app: Arc<App>, shutting_down: &Arc<AtomicBool>) -> Result<()> {
-    let names: Vec<&str> = app.models.iter().map(|m| m.name.as_str()).collect();
-    let banner = format!(
-        "{} ({} weights)",
-        names.join(", "),
-        a.compute.precision.name()
-    );
+/// schedulers and closes the connections within the grace period (see `listen`).
+fn listen(
+    a: &ServeArgs,
+    router: axum::Router,
+    banner: &str,
+    shutting_down: &Arc<AtomicBool>,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -281,14 +325,17 @@ fn listen(a: &ServeArgs, app: Arc<App>, shutting_down: &Arc<AtomicBool>) -> Resu
             .map_err(|e| Error::io("cannot read the bound address", e))?;
         eprintln!("charrnn: serving {banner} on http://{local}/ (OpenAI API at http://{local}/v1)");
         let flag = Arc::clone(shutting_down);
-        axum::serve(listener, server::router(app))
-            .with_graceful_shutdown(async move {
-                signal().await;
-                eprintln!("charrnn: shutting down: no new requests; open streams finish");
-                flag.store(true, Ordering::Release);
-            })
-            .await
-            .map_err(|e| Error::io("the server failed", e))
+        let settings = listen::Settings {
+            read_timeout: Duration::from_secs_f64(a.read_timeout),
+            grace: Duration::from_secs_f64(a.shutdown_grace),
+        };
+        listen::serve(listener, router, settings, async move {
+            signal().await;
+            eprintln!("charrnn: shutting down: no new requests; open streams finish");
+            flag.store(true, Ordering::Release);
+        })
+        .await;
+        Ok(())
     });
     shutting_down.store(true, Ordering::Release);
     rt.shutdown_timeout(Duration::from_secs(1));

@@ -4,24 +4,28 @@
 //! jobs from the head while its batch has room, and a job that does not fit yet stays at the
 //! head, so none overtakes another.
 //!
+//! A job's events go back to its handler on a small channel (`events`): a handler whose client
+//! does not read leaves it full, and the scheduler then pauses that job rather than generate
+//! into memory nobody reads.
+//!
 //! Owns the job (what waits, and the channel its handler hears back on), the line and its
 //! count. Does not decide when a job runs (`scheduler`) or what an error looks like on the
 //! wire (`api`).
 
-use crate::sample::{Finish, Stream};
+use crate::sample::{Finish, Logprob, Stream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// A validated request on its way to a scheduler: its choices' streams, in choice order.
 pub struct Job {
     /// The request's number: the scheduler's key for its streams.
     pub id: u64,
     pub streams: Vec<Stream>,
-    /// Where its events go; closed when the client has gone.
-    pub tx: UnboundedSender<Event>,
+    /// Where its events go (a channel from `events`); closed when the client has gone.
+    pub tx: Sender<Event>,
     /// When it must have finished (`--timeout` after it arrived).
     pub deadline: Instant,
 }
@@ -29,8 +33,16 @@ pub struct Job {
 /// What a job's handler hears back.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
-    /// More text of choice `index` (never empty).
-    Text { index: u32, text: String },
+    /// The log-probabilities of choice `index`'s prompt, every character after the first
+    /// (when the request asks for them), before its first text.
+    Prompt { index: u32, logprobs: Vec<Logprob> },
+    /// More text of choice `index` (never empty), with its characters' log-probabilities when
+    /// the request asks for them (else none).
+    Text {
+        index: u32,
+        text: String,
+        logprobs: Vec<Logprob>,
+    },
     /// Choice `index` ended; it generated `generated` characters.
     Done {
         index: u32,
@@ -51,6 +63,17 @@ pub enum JobError {
     ShuttingDown,
     /// The job ran past its deadline (`--timeout`).
     TimedOut,
+}
+
+/// Events a job's channel holds per choice: enough that a client that reads keeps its streams
+/// stepping, few enough that one that does not costs little memory.
+pub const EVENTS_PER_CHOICE: usize = 64;
+
+/// The channel of a job with `choices` choices: room for `EVENTS_PER_CHOICE` events per choice
+/// and one more, which the scheduler keeps for the event that ends the job with an error, so
+/// that a full channel never hides why a job ended.
+pub fn events(choices: usize) -> (Sender<Event>, tokio::sync::mpsc::Receiver<Event>) {
+    tokio::sync::mpsc::channel(EVENTS_PER_CHOICE * choices.max(1) + 1)
 }
 
 /// The handlers' end of a model's queue.
@@ -137,11 +160,11 @@ impl Waiting {
     }
 
     /// The job at the head if it has at most `room` streams; one that has more stays at the
-    /// head. With `wait`, waits up to 50 ms for a job when none is there; otherwise only looks.
-    pub fn pop(&mut self, room: usize, wait: bool) -> Next {
+    /// head. Waits up to `wait` for a job when none is there (zero: only looks).
+    pub fn pop(&mut self, room: usize, wait: Duration) -> Next {
         let job = match self.held.take() {
             Some(j) => j,
-            None if wait => match self.rx.recv_timeout(Duration::from_millis(50)) {
+            None if !wait.is_zero() => match self.rx.recv_timeout(wait) {
                 Ok(j) => j,
                 Err(RecvTimeoutError::Timeout) => return Next::Empty,
                 Err(RecvTimeoutError::Disconnected) => return Next::Closed,
@@ -178,8 +201,8 @@ mod tests {
     use super::*;
     use crate::sample::Settings;
 
-    fn job(id: u64, streams: usize) -> (Job, tokio::sync::mpsc::UnboundedReceiver<Event>) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    fn job(id: u64, streams: usize) -> (Job, tokio::sync::mpsc::Receiver<Event>) {
+        let (tx, rx) = events(streams);
         let streams = (0..streams)
             .map(|_| Stream::new(vec![0], &Settings::default()))
             .collect();
@@ -204,10 +227,10 @@ mod tests {
         assert_eq!(far.len(), 2);
         // Three streams do not fit in two: the job is held, still counted, and nothing
         // behind it overtakes it.
-        assert!(matches!(far.pop(2, false), Next::Empty));
+        assert!(matches!(far.pop(2, Duration::ZERO), Next::Empty));
         assert_eq!(far.len(), 2);
-        assert!(matches!(far.pop(2, false), Next::Empty));
-        match far.pop(3, false) {
+        assert!(matches!(far.pop(2, Duration::ZERO), Next::Empty));
+        match far.pop(3, Duration::ZERO) {
             Next::Job(j) => assert_eq!(j.id, 1),
             _ => panic!("the held job did not come out"),
         }
@@ -226,6 +249,9 @@ mod tests {
     fn a_queue_whose_handlers_are_gone_is_closed() {
         let (queue, mut far) = channel(1);
         drop(queue);
-        assert!(matches!(far.pop(usize::MAX, true), Next::Closed));
+        assert!(matches!(
+            far.pop(usize::MAX, Duration::from_millis(50)),
+            Next::Closed
+        ));
     }
 }

@@ -6,32 +6,85 @@
 //! strings, so a request's text does not depend on what else runs (the batch's arithmetic
 //! keeps streams apart; see `sample::sampler`).
 //!
-//! Owns the batch: when a job joins it and when it leaves. Does not count or bound the waiting
+//! A request's events go out on its small channel (`queue::events`) and never block the
+//! thread: when the channel is full (its client reads slower than its streams generate), the
+//! events wait in the request's outbox and its streams are parked out of the batch with their
+//! state, holding their slots; when the reader has caught up they rejoin, their text unchanged.
+//! A request parked past its deadline ends like any other that runs late. The last place in a
+//! channel is kept for the event that ends a request with an error.
+//!
+//! Owns the batch: when a job joins it, pauses and leaves. Does not count or bound the waiting
 //! jobs (`queue`), parse or answer HTTP (`server`), nor know what status an error gets (`api`).
 
 use super::metrics::Metrics;
 use super::queue::{Event, Job, JobError, Next, Waiting};
-use crate::sample::{Batch, Finish, Model, Step};
-use std::collections::HashMap;
+use crate::sample::batch::Parked;
+use crate::sample::{Batch, Finish, Model, Scores, Step};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::Sender;
+
+/// How long an idle scheduler waits for a job before it looks at shutdown again.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// How often a scheduler whose only jobs are parked looks at their channels.
+const PARKED_POLL: Duration = Duration::from_millis(1);
 
 /// A running request.
 struct Running {
-    tx: UnboundedSender<Event>,
+    tx: Sender<Event>,
     deadline: Instant,
     /// Choices not yet finished.
     left: usize,
     choices: u32,
+    /// Events its channel had no room for, oldest first; while any wait, its streams are
+    /// parked.
+    outbox: VecDeque<Event>,
+    /// Its streams out of the batch while its client catches up.
+    parked: Vec<Parked<(u64, u32)>>,
+}
+
+impl Running {
+    /// Sends `ev`, or keeps it (and every event after it) in the outbox while the channel has
+    /// no room but the place kept for an error.
+    fn send(&mut self, ev: Event) {
+        if !self.outbox.is_empty() || self.tx.capacity() <= 1 {
+            return self.outbox.push_back(ev);
+        }
+        if let Err(TrySendError::Full(ev)) = self.tx.try_send(ev) {
+            self.outbox.push_back(ev);
+        }
+    }
+
+    /// Sends what the outbox holds while the channel has room; returns whether it is empty.
+    fn flush(&mut self) -> bool {
+        while self.tx.capacity() > 1 {
+            let Some(ev) = self.outbox.pop_front() else {
+                break;
+            };
+            let _ = self.tx.try_send(ev);
+        }
+        self.outbox.is_empty()
+    }
+
+    /// Whether every choice has finished and every event has gone out.
+    fn is_over(&self) -> bool {
+        self.left == 0 && self.outbox.is_empty()
+    }
+
+    /// Ends the request with `e`, in the place kept for it; what the outbox holds is dropped.
+    fn fail(self, e: JobError) {
+        let _ = self.tx.try_send(Event::Failed(e));
+    }
 }
 
 /// The scheduler's settings.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
-    /// Streams stepped together at most.
+    /// Streams stepped together at most (parked ones included).
     pub max_streams: usize,
     /// After shutdown is asked for, open streams get this long to finish.
     pub grace: Duration,
@@ -63,6 +116,7 @@ fn run(
     let mut sch = Scheduler {
         batch: Batch::new(model.sampler(0), model.vocab()),
         running: HashMap::new(),
+        parked: 0,
         queue,
         metrics,
         s,
@@ -80,9 +134,14 @@ fn run(
         if !more {
             return;
         }
-        sch.metrics.set_load(name, sch.batch.len(), sch.queue.len());
+        sch.catch_up();
+        sch.drop_gone_or_late();
+        let (active, paused) = (sch.batch.len() + sch.parked, sch.parked);
+        sch.metrics.set_load(name, active, sch.queue.len(), paused);
         if !sch.batch.is_empty() {
             sch.step();
+        } else if shutdown_at.is_some() {
+            std::thread::sleep(PARKED_POLL); // only parked streams are left
         }
     }
 }
@@ -92,6 +151,8 @@ fn run(
 struct Scheduler<'m> {
     batch: Batch<'m, (u64, u32)>,
     running: HashMap<u64, Running>,
+    /// Streams parked, over all jobs.
+    parked: usize,
     queue: Waiting,
     metrics: Arc<Metrics>,
     s: Settings,
@@ -100,16 +161,19 @@ struct Scheduler<'m> {
 }
 
 impl Scheduler<'_> {
-    /// Moves queued jobs into the batch while it has room (waiting for one when the batch is
-    /// idle). Returns whether the queue's senders are all gone.
+    /// Moves queued jobs into the batch while it has room (waiting for one when nothing is to
+    /// be stepped). Returns whether the queue's senders are all gone.
     fn admit(&mut self) -> bool {
         loop {
-            // An idle batch takes the job at the head whatever its size.
-            let (room, idle) = match self.batch.len() {
-                0 => (usize::MAX, true),
-                n => (self.s.max_streams.saturating_sub(n), false),
+            // Nothing admitted: the job at the head joins whatever its size.
+            let (room, wait) = match (self.batch.len() + self.parked, self.running.is_empty()) {
+                (0, true) => (usize::MAX, IDLE_WAIT),
+                (n, _) if self.batch.is_empty() => {
+                    (self.s.max_streams.saturating_sub(n), PARKED_POLL)
+                }
+                (n, _) => (self.s.max_streams.saturating_sub(n), Duration::ZERO),
             };
-            match self.queue.pop(room, idle) {
+            match self.queue.pop(room, wait) {
                 Next::Job(job) => self.start(job),
                 Next::Empty => return false,
                 Next::Closed => return true,
@@ -122,28 +186,28 @@ impl Scheduler<'_> {
         if job.tx.is_closed() {
             return;
         }
-        let choices = job.streams.len() as u32;
-        let mut left = 0;
+        let mut r = Running {
+            tx: job.tx,
+            deadline: job.deadline,
+            left: 0,
+            choices: job.streams.len() as u32,
+            outbox: VecDeque::new(),
+            parked: Vec::new(),
+        };
         for (index, stream) in job.streams.into_iter().enumerate() {
             if stream.finished().is_some() {
                 // A limit of 0 characters: done before it starts.
-                let _ = job.tx.send(Event::Done {
+                r.send(Event::Done {
                     index: index as u32,
                     finish: Finish::Length,
                     generated: 0,
                 });
             } else {
                 self.batch.add((job.id, index as u32), stream);
-                left += 1;
+                r.left += 1;
             }
         }
-        if left > 0 {
-            let r = Running {
-                tx: job.tx,
-                deadline: job.deadline,
-                left,
-                choices,
-            };
+        if r.left > 0 || !r.outbox.is_empty() {
             self.running.insert(job.id, r);
         }
     }
@@ -153,18 +217,32 @@ impl Scheduler<'_> {
     /// whether streams are still open.
     fn wind_down(&mut self, grace_over: bool) -> bool {
         for job in self.queue.drain() {
-            let _ = job.tx.send(Event::Failed(JobError::ShuttingDown));
+            let _ = job.tx.try_send(Event::Failed(JobError::ShuttingDown));
         }
         if grace_over {
             for (_, r) in self.running.drain() {
-                let _ = r.tx.send(Event::Failed(JobError::ShuttingDown));
+                r.fail(JobError::ShuttingDown);
             }
         }
         !self.running.is_empty()
     }
 
-    /// One step of every stream: their text goes to their handlers, finished choices say so,
-    /// and jobs whose client went away or whose time ran out leave the batch.
+    /// Jobs whose clients have read what waited send their outboxes; those whose outboxes
+    /// are then empty bring their parked streams back into the batch.
+    fn catch_up(&mut self) {
+        for r in self.running.values_mut() {
+            if r.outbox.is_empty() || !r.flush() {
+                continue;
+            }
+            self.parked -= r.parked.len();
+            for p in r.parked.drain(..) {
+                self.batch.resume(p);
+            }
+        }
+    }
+
+    /// One step of every stream: their text (and log-probabilities) go to their handlers,
+    /// finished choices say so, and jobs whose clients are behind are parked.
     fn step(&mut self) {
         let t0 = Instant::now();
         self.out.clear();
@@ -173,17 +251,20 @@ impl Scheduler<'_> {
         m.step_seconds.observe(t0.elapsed().as_secs_f64());
         let generated = self.out.iter().filter(|(_, s)| *s != Step::Prefill).count();
         m.characters.inc_by(generated as u64);
-        for ((id, index), step) in self.out.drain(..) {
-            let (Step::Text(text) | Step::Done(text, _)) = step else {
-                continue;
+        // The scores are in the order of `out`, for the streams that released some.
+        let mut scores = self.batch.take_scores().into_iter().peekable();
+        for (key, step) in self.out.drain(..) {
+            let s = match scores.peek() {
+                Some((k, _)) if *k == key => scores.next().map(|(_, s)| s),
+                _ => None,
             };
-            if let (false, Some(r)) = (text.is_empty(), self.running.get(&id)) {
-                let _ = r.tx.send(Event::Text { index, text });
+            if let Some(r) = self.running.get_mut(&key.0) {
+                send_step(r, key.1, step, s.unwrap_or_default());
             }
         }
         for ((id, index), stream) in self.batch.take_finished() {
             if let Some(r) = self.running.get_mut(&id) {
-                let _ = r.tx.send(Event::Done {
+                r.send(Event::Done {
                     index,
                     finish: stream.finished().unwrap_or(Finish::Length),
                     generated: stream.generated(),
@@ -191,27 +272,61 @@ impl Scheduler<'_> {
                 r.left -= 1;
             }
         }
-        self.drop_gone_or_late();
-        self.running.retain(|_, r| r.left > 0);
+        self.park_behind();
     }
 
-    /// Jobs whose client went away or whose time ran out leave the batch now.
-    fn drop_gone_or_late(&mut self) {
-        let now = Instant::now();
-        let batch = &mut self.batch;
-        self.running.retain(|&id, r| {
-            let gone = r.tx.is_closed();
-            let late = now >= r.deadline;
-            if !gone && !late {
-                return true;
+    /// Jobs with events waiting in their outboxes leave the batch, parked, until their
+    /// clients have read.
+    fn park_behind(&mut self) {
+        for (&id, r) in self.running.iter_mut() {
+            if r.outbox.is_empty() || !r.parked.is_empty() || r.left == 0 {
+                continue;
             }
             for index in 0..r.choices {
-                batch.remove(&(id, index));
+                if let Some(p) = self.batch.park(&(id, index)) {
+                    r.parked.push(p);
+                }
             }
-            if late && !gone {
-                let _ = r.tx.send(Event::Failed(JobError::TimedOut));
+            self.parked += r.parked.len();
+        }
+    }
+
+    /// Jobs whose client went away or whose time ran out leave the batch now (parked or
+    /// not), as do finished jobs whose last events have gone out.
+    fn drop_gone_or_late(&mut self) {
+        let now = Instant::now();
+        let ending: Vec<u64> = (self.running.iter())
+            .filter(|(_, r)| r.tx.is_closed() || now >= r.deadline || r.is_over())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ending {
+            let Some(r) = self.running.remove(&id) else {
+                continue;
+            };
+            for index in 0..r.choices {
+                self.batch.remove(&(id, index));
             }
-            false
-        });
+            self.parked -= r.parked.len();
+            if !r.is_over() && !r.tx.is_closed() {
+                r.fail(JobError::TimedOut);
+            }
+        }
+    }
+}
+
+/// One stream's step as its job's events: the prompt's log-probabilities once the prompt is
+/// in, then the new text with its characters' log-probabilities.
+fn send_step(r: &mut Running, index: u32, step: Step, scores: Scores) {
+    if let Some(logprobs) = scores.prompt {
+        r.send(Event::Prompt { index, logprobs });
+    }
+    if let Step::Text(text) | Step::Done(text, _) = step {
+        if !text.is_empty() {
+            r.send(Event::Text {
+                index,
+                text,
+                logprobs: scores.text,
+            });
+        }
     }
 }

@@ -1,14 +1,17 @@
-//! Request validation: a `POST /v1/completions` body into a job ready to queue (its model
-//! looked up, its prompts encoded to ids, each choice's stream with its stop strings and
-//! seed), or an error that names the field and says what it must be. Fields OpenAI defines but
-//! this server cannot honour (token-array prompts, logprobs, penalties, logit bias, suffix,
-//! best_of) are refused rather than silently ignored; fields it does not know are ignored, as
-//! vLLM does, so that clients that send extras keep working.
+//! Request validation: a `POST /v1/completions` or `POST /v1/chat/completions` body into a job
+//! ready to queue (its model looked up, its prompts encoded to ids, each choice's stream with
+//! its stop strings, seed and log-probabilities), or an error that names the field and says
+//! what it must be. A chat's messages become its one prompt through the chat template
+//! (`chat`), whose turn markers join its stop strings. Fields OpenAI defines but this server
+//! cannot honour (token-array prompts, penalties, logit bias, suffix, best_of, tools) are
+//! refused rather than silently ignored; fields it does not know are ignored, as vLLM does, so
+//! that clients that send extras keep working.
 //!
-//! Owns the rules for each field and the request's number. Does not queue (`queue`) or say
-//! what status an error gets (`api`'s constructors do).
+//! Owns the rules for each field and the request's number. Does not queue (`queue`), render
+//! messages (`chat`) or say what status an error gets (`api`'s constructors do).
 
 use super::api::ApiError;
+use super::chat::{Message, Template};
 use super::models::Served;
 use crate::sample::{Model, Settings, Stream};
 use serde_json::{Map, Value};
@@ -27,9 +30,19 @@ pub struct Limits {
     pub max_prompt_chars: usize,
 }
 
-/// A checked completion request.
+/// Which API a request came through, and so the shape of its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// `POST /v1/completions`: `text_completion` objects.
+    Completions,
+    /// `POST /v1/chat/completions`: `chat.completion` objects and their chunks.
+    Chat,
+}
+
+/// A checked request of either API: its prompts, and how each of its choices generates.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompletionRequest {
+    pub api: Api,
     pub model: String,
     /// One or more prompts (an absent prompt is one empty prompt).
     pub prompts: Vec<String>,
@@ -47,11 +60,16 @@ pub struct CompletionRequest {
     pub echo: bool,
     /// Extension: drop prompt characters the model does not know instead of a 400.
     pub skip_unknown: bool,
+    /// Log-probabilities asked for, with this many alternatives per character (`logprobs`
+    /// 0–5; chat's `top_logprobs` 0–20 with `logprobs: true`); None: none.
+    pub logprobs: Option<usize>,
 }
 
-/// What validates requests: the server's limits, and the number the next request gets.
+/// What validates requests: the server's limits, the chat template, and the number the next
+/// request gets.
 pub struct Validation {
     limits: Limits,
+    template: Template,
     next_id: AtomicU64,
 }
 
@@ -74,21 +92,31 @@ pub struct Valid<'m> {
 }
 
 impl Validation {
-    /// Validation within `limits`; the first request is number 1.
-    pub fn new(limits: Limits) -> Validation {
+    /// Validation within `limits`, chats through `template`; the first request is number 1.
+    pub fn new(limits: Limits, template: Template) -> Validation {
         Validation {
             limits,
+            template,
             next_id: AtomicU64::new(1),
         }
     }
 
-    /// Checks a request body and turns it into a job for one of `models`.
+    /// Checks a request body of `api` and turns it into a job for one of `models`.
     ///
     /// # Errors
-    /// As [`parse`]; a model `models` lacks (404 `model_not_found`); prompt characters the
-    /// model does not know (400 `unknown_characters`) unless the request skips them.
-    pub fn validate<'m>(&self, body: &[u8], models: &'m [Served]) -> Result<Valid<'m>, ApiError> {
-        let request = parse(body, &self.limits)?;
+    /// As [`parse`] and [`parse_chat`]; a model `models` lacks (404 `model_not_found`); prompt
+    /// characters the model does not know (400 `unknown_characters`) unless the request skips
+    /// them.
+    pub fn validate<'m>(
+        &self,
+        body: &[u8],
+        models: &'m [Served],
+        api: Api,
+    ) -> Result<Valid<'m>, ApiError> {
+        let request = match api {
+            Api::Completions => parse(body, &self.limits)?,
+            Api::Chat => parse_chat(body, &self.limits, &self.template)?,
+        };
         let Some(served) = models.iter().find(|m| m.name == request.model) else {
             let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
             return Err(ApiError::model_not_found(&request.model, &known));
@@ -135,6 +163,8 @@ fn settings(r: &CompletionRequest, seed: u64) -> Settings {
         stop: r.stop.clone(),
         max_chars: Some(r.max_tokens),
         log_prob: false,
+        logprobs: r.logprobs,
+        prompt_logprobs: r.echo && r.logprobs.is_some(),
     }
 }
 
@@ -170,33 +200,153 @@ fn encode(model: &Model, prompt: &str, skip_unknown: bool) -> Result<(String, Ve
     ))
 }
 
-/// Parses and checks a request body.
+/// Parses and checks a completions body.
 ///
 /// # Errors
 /// A 400 `invalid_request_error` naming the field.
 pub fn parse(body: &[u8], limits: &Limits) -> Result<CompletionRequest, ApiError> {
     let o = object(body)?;
-    refuse_unsupported(&o)?;
+    refuse_unsupported(&o, Api::Completions)?;
     let model = model(&o)?;
     let prompts = prompts(o.get("prompt"), limits)?;
-    let n = n(&o, prompts.len(), limits)?;
-    let stream = boolean(&o, "stream", false)?;
-    let include_usage = include_usage(&o, stream)?;
     let (default, most) = (limits.default_max_tokens as u64, limits.max_tokens as u64);
+    let max_tokens = int(&o, "max_tokens", default, 0, most)? as usize;
+    let mut r = common(&o, model, prompts, max_tokens, limits)?;
+    r.echo = boolean(&o, "echo", false)?;
+    r.logprobs = match o.get("logprobs") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(int(&o, "logprobs", 0, 0, 5)? as usize),
+    };
+    Ok(r)
+}
+
+/// Parses and checks a chat body: its messages rendered by `template` into its prompt, the
+/// template's turn markers added to its stop strings. `max_completion_tokens` (or the older
+/// `max_tokens`) defaults to the server's limit, as a chat reply ends at its turn marker.
+///
+/// # Errors
+/// A 400 `invalid_request_error` naming the field.
+pub fn parse_chat(
+    body: &[u8],
+    limits: &Limits,
+    template: &Template,
+) -> Result<CompletionRequest, ApiError> {
+    let o = object(body)?;
+    refuse_unsupported(&o, Api::Chat)?;
+    let model = model(&o)?;
+    let messages = messages(o.get("messages"))?;
+    let (prompt, turn) = (template.render(&messages)).map_err(|e| ApiError::bad("messages", e))?;
+    prompt_length(&prompt, "messages", limits)?;
+    let most = limits.max_tokens as u64;
+    let max_tokens = match o.get("max_completion_tokens") {
+        None | Some(Value::Null) => int(&o, "max_tokens", most, 0, most)?,
+        Some(_) => int(&o, "max_completion_tokens", most, 0, most)?,
+    };
+    let mut r = common(&o, model, vec![prompt], max_tokens as usize, limits)?;
+    r.api = Api::Chat;
+    r.logprobs = chat_logprobs(&o)?;
+    r.stop.extend(turn);
+    Ok(r)
+}
+
+/// The fields both APIs share, for `prompts` and `max_tokens` characters per choice.
+fn common(
+    o: &Map<String, Value>,
+    model: String,
+    prompts: Vec<String>,
+    max_tokens: usize,
+    limits: &Limits,
+) -> Result<CompletionRequest, ApiError> {
+    let n = n(o, prompts.len(), limits)?;
+    let stream = boolean(o, "stream", false)?;
+    let include_usage = include_usage(o, stream)?;
     Ok(CompletionRequest {
+        api: Api::Completions,
         model,
         prompts,
-        max_tokens: int(&o, "max_tokens", default, 0, most)? as usize,
-        temperature: number(&o, "temperature", 1.0, 0.0, 2.0)? as f32,
-        top_p: top_p(&o)?,
-        top_k: top_k(&o)?,
-        seed: seed(&o)?,
+        max_tokens,
+        temperature: number(o, "temperature", 1.0, 0.0, 2.0)? as f32,
+        top_p: top_p(o)?,
+        top_k: top_k(o)?,
+        seed: seed(o)?,
         stop: stops(o.get("stop"))?,
         n,
         stream,
         include_usage,
-        echo: boolean(&o, "echo", false)?,
-        skip_unknown: boolean(&o, "skip_unknown", false)?,
+        echo: false,
+        skip_unknown: boolean(o, "skip_unknown", false)?,
+        logprobs: None,
+    })
+}
+
+/// Chat's `logprobs` (true or false) and `top_logprobs` (0–20, only with `logprobs`).
+fn chat_logprobs(o: &Map<String, Value>) -> Result<Option<usize>, ApiError> {
+    let on = boolean(o, "logprobs", false)?;
+    match o.get("top_logprobs") {
+        None | Some(Value::Null) => Ok(on.then_some(0)),
+        Some(_) if !on => Err(ApiError::bad(
+            "top_logprobs",
+            "'top_logprobs' needs \"logprobs\": true",
+        )),
+        Some(_) => Ok(Some(int(o, "top_logprobs", 0, 0, 20)? as usize)),
+    }
+}
+
+/// A chat's messages: a non-empty array of `{role, content, name?}`.
+fn messages(v: Option<&Value>) -> Result<Vec<Message>, ApiError> {
+    match v {
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| message(i, m))
+            .collect(),
+        _ => Err(ApiError::bad(
+            "messages",
+            "'messages' must be a non-empty array of {\"role\", \"content\"} objects",
+        )),
+    }
+}
+
+/// Message `i`: its role (system, developer, user or assistant), its text and its name.
+fn message(i: usize, m: &Value) -> Result<Message, ApiError> {
+    let param = format!("messages[{i}]");
+    let bad = |why: &str| Err(ApiError::bad(&param, format!("{param}: {why}")));
+    let Value::Object(m) = m else {
+        return bad("a message must be an object with 'role' and 'content'");
+    };
+    let role = match m.get("role").and_then(Value::as_str) {
+        Some(r @ ("system" | "developer" | "user" | "assistant")) => r,
+        Some("tool" | "function") => return bad("tool and function messages are not supported"),
+        _ => return bad("'role' must be system, developer, user or assistant"),
+    };
+    if m.get("tool_calls")
+        .is_some_and(|t| !t.is_null() && t != &Value::Array(Vec::new()))
+    {
+        return bad("tool calls are not supported");
+    }
+    let name = match m.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return bad("'name' must be a string"),
+    };
+    let content =
+        match m.get("content") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => {
+                match parts.iter().map(text_part).collect::<Option<String>>() {
+                    Some(t) => t,
+                    None => return bad(
+                        "only text content parts ({\"type\": \"text\", \"text\": …}) are supported",
+                    ),
+                }
+            }
+            Some(_) => return bad("'content' must be a string or an array of text parts"),
+        };
+    Ok(Message {
+        role: role.to_string(),
+        content,
+        name,
     })
 }
 
@@ -289,24 +439,20 @@ fn seed(o: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
     }
 }
 
-/// OpenAI fields this server cannot honour: refused unless absent or neutral.
-fn refuse_unsupported(o: &Map<String, Value>) -> Result<(), ApiError> {
+/// The text of a content part `{"type": "text", "text": …}`; None for any other part.
+fn text_part(p: &Value) -> Option<&str> {
+    (p["type"] == "text").then(|| p["text"].as_str()).flatten()
+}
+
+/// OpenAI fields of `api` this server cannot honour: refused unless absent or neutral.
+fn refuse_unsupported(o: &Map<String, Value>, api: Api) -> Result<(), ApiError> {
     let neutral = |key: &str, ok: &dyn Fn(&Value) -> bool| match o.get(key) {
         None | Some(Value::Null) => true,
         Some(v) => ok(v),
     };
     let zero = |v: &Value| v.as_f64() == Some(0.0);
-    let checks: [(&str, bool, &str); 6] = [
-        (
-            "logprobs",
-            neutral("logprobs", &|_| false),
-            "per-character log-probabilities are not supported",
-        ),
-        (
-            "suffix",
-            neutral("suffix", &|v| v.as_str() == Some("")),
-            "'suffix' (insertion) is not supported",
-        ),
+    let empty = |v: &Value| v.as_array().is_some_and(Vec::is_empty);
+    let mut checks: Vec<(&str, bool, &str)> = vec![
         (
             "frequency_penalty",
             neutral("frequency_penalty", &zero),
@@ -322,12 +468,34 @@ fn refuse_unsupported(o: &Map<String, Value>) -> Result<(), ApiError> {
             neutral("logit_bias", &|v| v.as_object().is_some_and(Map::is_empty)),
             "'logit_bias' is not supported",
         ),
-        (
-            "best_of",
-            neutral("best_of", &|v| v.as_u64() == Some(1)),
-            "'best_of' is not supported; use 'n'",
-        ),
     ];
+    match api {
+        Api::Completions => checks.extend([
+            (
+                "suffix",
+                neutral("suffix", &|v| v.as_str() == Some("")),
+                "'suffix' (insertion) is not supported",
+            ),
+            (
+                "best_of",
+                neutral("best_of", &|v| v.as_u64() == Some(1)),
+                "'best_of' is not supported; use 'n'",
+            ),
+        ]),
+        Api::Chat => checks.extend([
+            ("tools", neutral("tools", &empty), "tools are not supported"),
+            (
+                "functions",
+                neutral("functions", &empty),
+                "functions are not supported",
+            ),
+            (
+                "response_format",
+                neutral("response_format", &|v| v["type"] == "text"),
+                "only the text response format is supported",
+            ),
+        ]),
+    }
     match checks.into_iter().find(|(_, ok, _)| !ok) {
         Some((param, _, why)) => Err(ApiError::bad(param, why)),
         None => Ok(()),
@@ -349,20 +517,25 @@ fn prompts(v: Option<&Value>, limits: &Limits) -> Result<Vec<String>, ApiError> 
         }
         Some(_) => return Err(ApiError::bad("prompt", "'prompt' must be a string or a non-empty array of strings")),
     };
-    if let Some(p) = list
-        .iter()
-        .find(|p| p.chars().count() > limits.max_prompt_chars)
-    {
-        return Err(ApiError::bad(
-            "prompt",
-            format!(
-                "the prompt has {} characters; this server allows {}",
-                p.chars().count(),
-                limits.max_prompt_chars
-            ),
-        ));
+    for p in &list {
+        prompt_length(p, "prompt", limits)?;
     }
     Ok(list)
+}
+
+/// A prompt within the server's limit of characters (`param` is what it came from).
+fn prompt_length(prompt: &str, param: &str, limits: &Limits) -> Result<(), ApiError> {
+    let n = prompt.chars().count();
+    if n <= limits.max_prompt_chars {
+        return Ok(());
+    }
+    Err(ApiError::bad(
+        param,
+        format!(
+            "the prompt has {n} characters; this server allows {}",
+            limits.max_prompt_chars
+        ),
+    ))
 }
 
 fn stops(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
@@ -474,16 +647,24 @@ mod tests {
     fn a_request_becomes_a_job_for_its_model() {
         let (served, _far) = tiny();
         let models = [served];
-        let v = Validation::new(LIMITS);
+        let v = Validation::new(LIMITS, Template::script());
         let body = r#"{"model":"tiny","prompt":["the ","he"],"n":2,"seed":40,"max_tokens":3}"#;
-        let a = v.validate(body.as_bytes(), &models).unwrap();
+        let a = v
+            .validate(body.as_bytes(), &models, Api::Completions)
+            .unwrap();
         assert_eq!((a.id, a.seed, a.streams.len()), (1, 40, 4));
         assert_eq!(a.echoes, ["the ", "the ", "he", "he"]);
         assert_eq!((a.prompt_chars, a.served.name.as_str()), (6, "tiny"));
         assert_eq!(a.streams[2].prompt_len(), 2);
-        let b = v.validate(br#"{"model":"tiny"}"#, &models).unwrap();
+        let b = v
+            .validate(br#"{"model":"tiny"}"#, &models, Api::Completions)
+            .unwrap();
         assert_eq!((b.id, b.echoes.len(), b.streams[0].prompt_len()), (2, 1, 1));
-        let err = |body: &[u8]| v.validate(body, &models).map(|_| ()).unwrap_err();
+        let err = |body: &[u8]| {
+            v.validate(body, &models, Api::Completions)
+                .map(|_| ())
+                .unwrap_err()
+        };
         let e = err(br#"{"model":"big"}"#);
         assert_eq!((e.status.as_u16(), e.code), (404, Some("model_not_found")));
         assert!(
@@ -497,7 +678,7 @@ mod tests {
             (400, Some("unknown_characters"))
         );
         let body = br#"{"model":"tiny","prompt":"the \u2603","skip_unknown":true}"#;
-        let c = v.validate(body, &models).unwrap();
+        let c = v.validate(body, &models, Api::Completions).unwrap();
         assert_eq!((c.echoes[0].as_str(), c.prompt_chars), ("the ", 4));
     }
 
@@ -516,11 +697,111 @@ mod tests {
             ("fairy", 1, 300, Some(7), 2, true)
         );
         assert_eq!((r.top_p, r.top_k, r.stop.len()), (Some(0.9), Some(5), 1));
+        let e = p(r#"{"model":"m","prompt":"x","echo":true,"logprobs":5}"#).unwrap();
+        assert_eq!(
+            (e.echo, e.logprobs, e.api),
+            (true, Some(5), Api::Completions)
+        );
         let d = p(r#"{"model":"m"}"#).unwrap();
         assert_eq!(
-            (d.prompts, d.max_tokens, d.temperature, d.n),
-            (vec![String::new()], 16, 1.0, 1)
+            (d.prompts, d.max_tokens, d.temperature, d.n, d.logprobs),
+            (vec![String::new()], 16, 1.0, 1, None)
         );
+    }
+
+    fn chat(body: &str) -> Result<CompletionRequest, ApiError> {
+        parse_chat(body.as_bytes(), &LIMITS, &Template::script())
+    }
+
+    #[test]
+    fn a_chat_becomes_one_prompt_that_stops_at_the_turn_marker() {
+        let r = chat(
+            r#"{"model":"m","messages":[{"role":"system","content":"Be brief."},
+                {"role":"user","content":[{"type":"text","text":"Hello"},{"type":"text","text":" there"}],"name":"ANNA"}],
+                "stop":"END","n":2,"seed":3,"logprobs":true,"top_logprobs":4,"stream":true}"#,
+        )
+        .unwrap();
+        assert_eq!(r.api, Api::Chat);
+        assert_eq!(
+            r.prompts,
+            ["System: Be brief.\n\nANNA: Hello there\n\nAssistant: "]
+        );
+        assert_eq!(r.stop, ["END", "\n\n"]);
+        assert_eq!(
+            (r.n, r.seed, r.logprobs, r.max_tokens),
+            (2, Some(3), Some(4), 4096)
+        );
+        assert!(!r.echo);
+        let m = |extra: &str| {
+            chat(&format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#
+            ))
+        };
+        assert_eq!(m(r#","max_tokens":7"#).unwrap().max_tokens, 7);
+        assert_eq!(
+            m(r#","max_tokens":7,"max_completion_tokens":9"#)
+                .unwrap()
+                .max_tokens,
+            9
+        );
+        assert_eq!(m(r#","logprobs":true"#).unwrap().logprobs, Some(0));
+        assert_eq!(
+            m(r#","logprobs":false,"tools":[],"response_format":{"type":"text"}"#)
+                .unwrap()
+                .logprobs,
+            None
+        );
+        for (extra, param) in [
+            (r#","top_logprobs":2"#, "top_logprobs"),
+            (r#","logprobs":true,"top_logprobs":21"#, "top_logprobs"),
+            (r#","max_completion_tokens":5000"#, "max_completion_tokens"),
+            (r#","tools":[{"type":"function"}]"#, "tools"),
+            (
+                r#","response_format":{"type":"json_object"}"#,
+                "response_format",
+            ),
+            (r#","presence_penalty":1"#, "presence_penalty"),
+        ] {
+            let e = m(extra).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.param.as_deref()),
+                (400, Some(param)),
+                "{extra}"
+            );
+        }
+        for (messages, param) in [
+            ("", "messages"),
+            (r#","messages":[]"#, "messages"),
+            (r#","messages":"hi""#, "messages"),
+            (
+                r#","messages":[{"role":"tool","content":"x"}]"#,
+                "messages[0]",
+            ),
+            (
+                r#","messages":[{"role":"user","content":"x"},{"role":"bot","content":"y"}]"#,
+                "messages[1]",
+            ),
+            (
+                r#","messages":[{"role":"user","content":[{"type":"image_url"}]}]"#,
+                "messages[0]",
+            ),
+            (
+                r#","messages":[{"role":"user","content":5}]"#,
+                "messages[0]",
+            ),
+            (
+                r#","messages":[{"role":"user","content":"x","name":3}]"#,
+                "messages[0]",
+            ),
+        ] {
+            let e = chat(&format!(r#"{{"model":"m"{messages}}}"#)).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{messages}: {}", e.message);
+        }
+        let long = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+            "a".repeat(100)
+        );
+        assert_eq!(chat(&long).unwrap_err().param.as_deref(), Some("messages"));
     }
 
     #[test]
@@ -549,7 +830,7 @@ mod tests {
                 r#"{"model":"m","stream_options":{"include_usage":true}}"#,
                 Some("stream_options"),
             ),
-            (r#"{"model":"m","logprobs":2}"#, Some("logprobs")),
+            (r#"{"model":"m","logprobs":6}"#, Some("logprobs")),
             (
                 r#"{"model":"m","presence_penalty":0.5}"#,
                 Some("presence_penalty"),

@@ -46,7 +46,7 @@ pub fn export(a: &ExportArgs) -> Result<()> {
         .len();
     let m = ck.model;
     eprintln!(
-        "charrnn: wrote {} ({:.2} MB; {} was {:.2} MB): {} {}×{}, {} parameters in {}, without the optimiser's moments and the carried state; sample, eval, info, serve and train --init-from read it, train --resume does not",
+        "charrnn: wrote {} ({:.2} MB; {} was {:.2} MB): {} {}×{}, {} parameters in {}, without the optimiser's moments and the carried state; sample, eval, info and serve read it, and a training run can start from it (init-from) but not resume it",
         a.out.display(),
         bytes as f64 / 1e6,
         a.checkpoint.display(),

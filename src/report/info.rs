@@ -79,7 +79,7 @@ pub fn info(a: &InfoArgs) -> Result<()> {
     println!("vocabulary: {vocab}");
     if ck.weights_only {
         println!(
-            "stored: the weights alone, in {} (exported: no optimiser moments or carried state, so it cannot be resumed; train --init-from starts a new run from it)",
+            "stored: the weights alone, in {} (exported: no optimiser moments or carried state, so it cannot be resumed; a training run can start from it with init-from)",
             ck.stored.name()
         );
     }

@@ -77,8 +77,9 @@ def test_score_is_charrnn_evals_loss(trained, charrnn_bin, text, tmp_path):
     printed = run_cli(charrnn_bin, "eval", trained.checkpoint, str(path))
     assert printed.startswith(
         f"{path}: {score.chars} characters, {score.nats:.4f} nats/char, {score.bits:.4f} "
-        f"bits/char, perplexity {score.perplexity:.3f}; 1 character(s) outside the vocabulary"
+        f"bits/char, perplexity {score.perplexity:.3f}; 1 of {len(sample)} characters "
     ), (printed, score)
+    assert "are outside the vocabulary and left out" in printed, printed
     assert score.unknown == 1 and score.out_of_vocab == {"é": 1}
     assert score.chars == len(sample) - 1  # no unknown symbol: the é is left out
 
@@ -115,7 +116,7 @@ def test_bad_input_raises_value_error_with_the_command_lines_message(trained, te
         trained.model.generate(top_p=1.5)
     with pytest.raises(ValueError, match="--temperature must be 0 or more"):
         trained.model.generate(temperature=-1.0)
-    with pytest.raises(ValueError, match="--stop needs a non-empty string"):
+    with pytest.raises(ValueError, match="--stop must not be empty"):
         trained.model.generate(stop="")
     with pytest.raises(ValueError, match="the text has 1 usable character"):
         trained.model.score("a")

@@ -30,7 +30,11 @@ unsafe fn load8(w: &Rows, r: usize, k: usize, c: usize) -> __m256 {
 #[inline(always)]
 unsafe fn fold4(acc: &[[__m256; 2]; 4]) -> __m128 {
     // Distance 8: lo + hi.
-    let h = acc.map(|[lo, hi]| _mm256_add_ps(lo, hi));
+    // A loop, not `array::map`: a closure does not inherit the caller's target features.
+    let mut h = [_mm256_setzero_ps(); 4];
+    for (h, [lo, hi]) in h.iter_mut().zip(acc) {
+        *h = _mm256_add_ps(*lo, *hi);
+    }
     // Distance 4: [r_a lo4 | r_b lo4] + [r_a hi4 | r_b hi4].
     let t0 = _mm256_add_ps(
         _mm256_permute2f128_ps::<0x20>(h[0], h[1]),

@@ -30,6 +30,9 @@ use std::path::PathBuf;
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // CHARRNN_KERNELS naming kernels this machine lacks: a ValueError at import, as the
+    // command line's exit 2 before any work, not a RuntimeError at the first product.
+    crate::engine::isa::init().map_err(exception)?;
     m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add_function(wrap_pyfunction!(model::load, m)?)?;
     m.add_function(wrap_pyfunction!(fetch, m)?)?;

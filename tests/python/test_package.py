@@ -94,6 +94,16 @@ def test_info_is_what_the_checkpoint_holds(trained, charrnn_bin):
     assert f"vocabulary {info['model']['vocab']}, {info['parameters']} parameters" in printed
 
 
+def test_kernels_the_machine_lacks_raise_value_error_at_import():
+    # "avx9" is no set of kernels on any machine: the import itself refuses, with the command
+    # line's line, before any work (not a RuntimeError at the first product).
+    env = dict(os.environ, CHARRNN_KERNELS="avx9")
+    run = subprocess.run([sys.executable, "-c", "import charrnn"], env=env, capture_output=True, text=True)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: CHARRNN_KERNELS=avx9 is not a set of kernels"), run.stderr
+
+
 def test_a_missing_file_raises_file_not_found_naming_it(tmp_path):
     missing = tmp_path / "no-such-text.txt"
     with pytest.raises(FileNotFoundError, match="no-such-text.txt"):

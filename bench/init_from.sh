@@ -8,9 +8,11 @@
 # - English the base has not seen: --english FILE. Pass a slice of a book outside the base
 #   (tiny Shakespeare, the fairy tales and War and Peace are in it), e.g. Pride and Prejudice
 #   from `charrnn fetch gutenberg 1342` where the network reaches Project Gutenberg. Without
-#   it, the GNU and Apache licence texts of /usr/share/common-licenses are used, the only
-#   English prose outside the base every Debian machine has offline: legal English, not a
-#   book, so its gain is not the book's.
+#   it, the Book of Genesis of the King James Bible (public domain; Debian's bible-kjv,
+#   `apt-get install bible-kjv`, through its `bible` command, verse numbers removed): a book
+#   of English narrative prose outside the base, older English than the fairy tales'. Without
+#   that, the GNU and Apache licence texts of /usr/share/common-licenses, which every Debian
+#   machine has: legal English, not a book, so its gain is not a book's.
 # - A names list: --names FILE, one name a line; without it the proper names (people and
 #   places) of /usr/share/dict/american-english (`apt-get install wamerican`), shuffled with a
 #   fixed seed.
@@ -31,7 +33,7 @@
 # [target/release/charrnn, built if missing], OUT [bench/results/init-from-DATE-COMMIT.md],
 # KEEP (a folder to keep the runs in; default: a temporary one, removed).
 set -euo pipefail
-usage() { sed -n '2,32p' "$0"; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2; }
 [ $# -ge 1 ] || usage
 BASE=$(realpath "$1")
 shift
@@ -61,8 +63,13 @@ fi
 
 # The three texts, SIZE characters each, into $work.
 need() { [ -f "$1" ] || { echo "init_from.sh: $1 is missing: $2" >&2; exit 2; }; }
+if [ -z "$english" ] && command -v bible >/dev/null; then
+  english=$work/genesis.txt english_source="Genesis, King James Bible, from Debian's bible-kjv"
+  bible -f "Genesis 1:1-50:26" | sed 's/^[A-Za-z0-9]*:[0-9]* //' >"$english"
+  [ -s "$english" ] || { echo "init_from.sh: bible printed no Genesis: pass --english FILE" >&2; exit 2; }
+fi
 if [ -z "$english" ]; then
-  english=$work/licences.txt
+  english=$work/licences.txt english_source="the licence texts, not a book"
   need /usr/share/common-licenses/GPL-3 "pass --english FILE"
   cat /usr/share/common-licenses/{GPL-3,GPL-2,LGPL-2.1,Apache-2.0,MPL-2.0,Artistic} >"$english"
 fi
@@ -158,6 +165,6 @@ for t in english names german; do
 done
 {
   echo
-  echo "Command: \`MINUTES=\"$MINUTES\" SEEDS=\"$SEEDS\" SEEDS5=\"$SEEDS5\" SIZE=$SIZE bench/init_from.sh $(basename "$BASE")$given\`; the texts: ${given:-the defaults named in the header of bench/init_from.sh (English: the licence texts, not a book)}."
+  echo "Command: \`MINUTES=\"$MINUTES\" SEEDS=\"$SEEDS\" SEEDS5=\"$SEEDS5\" SIZE=$SIZE bench/init_from.sh $(basename "$BASE")$given\`; the texts: ${given:-the defaults named in the header of bench/init_from.sh (English: ${english_source:-given})}."
 } >>"$OUT"
 cat "$OUT"

@@ -40,26 +40,35 @@ fn main() {
     }
 }
 
-/// GFLOP/s of 16 chains of `vfmadd231ps` zmm (32 flops each), and a checksum that keeps the
-/// work alive.
+/// Times ITERS × REPEAT rounds of `$step` on each of 16 accumulators `$r` (inline, so that the
+/// intrinsics take the calling function's target features: a closure would not); returns
+/// GFLOP/s at `$flops` per instruction, and a checksum that keeps the work alive.
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+macro_rules! time_chains {
+    ($flops:expr, $r:ident => $step:expr) => {{
+        let mut acc = [_mm512_setzero_ps(); 16];
+        let t = Instant::now();
+        for _ in 0..ITERS {
+            for _ in 0..REPEAT {
+                for $r in acc.iter_mut() {
+                    *$r = $step;
+                }
+            }
+            std::hint::black_box(&mut acc);
+        }
+        let s = t.elapsed().as_secs_f64();
+        let sum: f32 = acc.iter().map(|r| _mm512_reduce_add_ps(*r)).sum();
+        ((ITERS * REPEAT * 16 * $flops) as f64 / s / 1e9, sum)
+    }};
+}
+
+/// GFLOP/s of 16 chains of `vfmadd231ps` zmm (32 flops each), and the checksum.
 #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 #[target_feature(enable = "avx512f")]
 unsafe fn fma_peak() -> (f64, f32) {
     let a = _mm512_set1_ps(0.999_999);
     let b = _mm512_set1_ps(1e-7);
-    let mut acc = [_mm512_setzero_ps(); 16];
-    let t = Instant::now();
-    for _ in 0..ITERS {
-        for _ in 0..REPEAT {
-            for r in acc.iter_mut() {
-                *r = _mm512_fmadd_ps(*r, a, b);
-            }
-        }
-        std::hint::black_box(&mut acc);
-    }
-    let s = t.elapsed().as_secs_f64();
-    let sum = acc.iter().map(|r| _mm512_reduce_add_ps(*r)).sum();
-    ((ITERS * REPEAT * 16 * 32) as f64 / s / 1e9, sum)
+    time_chains!(32, r => _mm512_fmadd_ps(*r, a, b))
 }
 
 /// GFLOP/s of 16 chains of `vdpbf16ps` zmm (64 flops each: 32 products and their sums).
@@ -68,17 +77,5 @@ unsafe fn fma_peak() -> (f64, f32) {
 unsafe fn dpbf16_peak() -> (f64, f32) {
     let a: __m512bh = std::mem::transmute(_mm512_set1_epi16(0x3f80)); // 1.0 in bf16
     let b: __m512bh = std::mem::transmute(_mm512_set1_epi16(0x3380)); // 2^-24 in bf16
-    let mut acc = [_mm512_setzero_ps(); 16];
-    let t = Instant::now();
-    for _ in 0..ITERS {
-        for _ in 0..REPEAT {
-            for r in acc.iter_mut() {
-                *r = _mm512_dpbf16_ps(*r, a, b);
-            }
-        }
-        std::hint::black_box(&mut acc);
-    }
-    let s = t.elapsed().as_secs_f64();
-    let sum = acc.iter().map(|r| _mm512_reduce_add_ps(*r)).sum();
-    ((ITERS * REPEAT * 16 * 64) as f64 / s / 1e9, sum)
+    time_chains!(64, r => _mm512_dpbf16_ps(*r, a, b))
 }

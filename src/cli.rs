@@ -83,3 +83,28 @@ mod tests {
         super::Cli::command().debug_assert();
     }
 }
+
+/// clap's message in one line: "unexpected argument '--hiden' found; tip: a similar argument
+/// exists: '--hidden'", and with `usage` clap's usage line after it ("…; usage: charrnn sample
+/// [OPTIONS] <CHECKPOINT>"). The binary prints it as every other bad input (`charrnn: …`,
+/// exit 2); the Python package raises it as a ValueError.
+pub fn clap_line(e: &clap::Error, usage: bool) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let mut tail = String::new();
+    for l in lines {
+        if l.starts_with("tip:") {
+            tail = format!("{tail}; {l}");
+        } else if let Some(u) = l.strip_prefix("Usage: ") {
+            if usage {
+                tail = format!("{tail}; usage: {u}");
+            }
+        } else if !l.starts_with("For more information") {
+            // What the first line announces, e.g. the required arguments not provided.
+            line = format!("{line} {l}");
+        }
+    }
+    line + &tail
+}

@@ -313,6 +313,34 @@ fn ascii_and_vocabulary_cap() {
 }
 
 #[test]
+fn the_argument_parsers_errors_are_one_charrnn_line_with_the_usage() {
+    let d = Dir::new("bad-flags");
+    for (args, needle) in [
+        (
+            &["sample", "m.safetensors", "--length=-5"][..],
+            "invalid value '-5' for '--length <LENGTH>'",
+        ),
+        (&["serve", "m", "--port", "99999"], "'--port <PORT>'"),
+        (
+            &["train", "x.txt", "--hiden", "8"],
+            "tip: a similar argument exists: '--hidden'",
+        ),
+        (&["sample"], "usage: charrnn sample"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+    ] {
+        let r = d.run(args);
+        let err = r.stderr();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("charrnn: "), "{args:?}: {err}");
+        r.bad(needle);
+    }
+    // Help and the version stay clap's own text, on stdout, exit 0.
+    let help = d.run(&["sample", "--help"]).ok().stdout();
+    assert!(help.contains("Usage: charrnn sample"), "{help}");
+    d.run(&["--version"]).ok();
+}
+
+#[test]
 fn bad_training_inputs_exit_2_with_one_clear_line() {
     let d = Dir::new("bad-train");
     let f = repetitive(&d);

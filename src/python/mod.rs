@@ -77,20 +77,7 @@ fn parse(args: Vec<OsString>) -> PyResult<Command> {
     let argv = std::iter::once(OsString::from("charrnn")).chain(args);
     match <Cli as clap::Parser>::try_parse_from(argv) {
         Ok(cli) => Ok(cli.command),
-        Err(e) => Err(PyValueError::new_err(clap_line(&e))),
-    }
-}
-
-/// clap's message in one line: "unexpected argument '--hiden' found; tip: a similar argument
-/// exists: '--hidden'".
-fn clap_line(e: &clap::Error) -> String {
-    let text = e.render().to_string();
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    match lines.find(|l| l.starts_with("tip:")) {
-        Some(tip) => format!("{first}; {tip}"),
-        None => first.to_string(),
+        Err(e) => Err(PyValueError::new_err(crate::cli::clap_line(&e, false))),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::model::Layout;
 use crate::sample::command::{clock_seed, SampleArgs};
 use crate::sample::{Model, Precision, Sampler, Score, Stream};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use std::collections::BTreeMap;
@@ -125,25 +125,47 @@ fn stop_strings(stop: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
     }
 }
 
+/// A whole-number argument (`length`, `top_k`, `seed`): None stays None; anything but an int
+/// from 0 to 2^64 − 1 is a ValueError naming the argument (pyo3 alone raised an OverflowError
+/// that named nothing for -1 or 2**70).
+fn whole(v: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<u64>> {
+    match v.filter(|v| !v.is_none()) {
+        None => Ok(None),
+        Some(v) => match v.extract::<u64>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(PyValueError::new_err(format!(
+                "{name} must be a whole number from 0 to {}, got {}",
+                u64::MAX,
+                v.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+            ))),
+        },
+    }
+}
+
+/// A count as usize (the most a 32-bit machine holds, past it).
+fn saturate(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 impl PyModel {
     /// Checks the settings as `charrnn sample` does and starts a generation of `prime`.
     #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
         prime: &str,
-        length: usize,
+        length: Option<&Bound<'_, PyAny>>,
         temperature: f32,
-        top_k: Option<usize>,
+        top_k: Option<&Bound<'_, PyAny>>,
         top_p: Option<f64>,
-        seed: Option<u64>,
+        seed: Option<&Bound<'_, PyAny>>,
         stop: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Generating> {
         let a = SampleArgs {
-            length,
+            length: saturate(whole(length, "length")?.unwrap_or(500)),
             temperature,
-            top_k,
+            top_k: whole(top_k, "top_k")?.map(saturate),
             top_p,
-            seed,
+            seed: whole(seed, "seed")?,
             stop: stop_strings(stop)?,
             ..self.args.clone()
         };
@@ -173,17 +195,20 @@ impl PyModel {
     /// An empty prime starts from a newline, as `charrnn sample` without --prime does.
     /// Raises ValueError for a setting out of range or a prime character the model does
     /// not know; KeyboardInterrupt on Ctrl-C.
-    #[pyo3(signature = (prime="", *, length=500, temperature=1.0, top_k=None, top_p=None, seed=None, stop=None))]
+    #[pyo3(signature = (prime="", *, length=None, temperature=1.0, top_k=None, top_p=None, seed=None, stop=None))]
+    #[pyo3(
+        text_signature = "(self, prime='', *, length=500, temperature=1.0, top_k=None, top_p=None, seed=None, stop=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         py: Python<'_>,
         prime: &str,
-        length: usize,
+        length: Option<&Bound<'_, PyAny>>,
         temperature: f32,
-        top_k: Option<usize>,
+        top_k: Option<&Bound<'_, PyAny>>,
         top_p: Option<f64>,
-        seed: Option<u64>,
+        seed: Option<&Bound<'_, PyAny>>,
         stop: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
         let mut g = self.start(prime, length, temperature, top_k, top_p, seed, stop)?;
@@ -211,16 +236,19 @@ impl PyModel {
     /// The text of `generate` with the same arguments, as an iterator of pieces as they are
     /// sampled (mostly one character; more when a possible stop string turned out not to
     /// be one): `"".join(model.stream(...)) == model.generate(...)` for the same seed.
-    #[pyo3(signature = (prime="", *, length=500, temperature=1.0, top_k=None, top_p=None, seed=None, stop=None))]
+    #[pyo3(signature = (prime="", *, length=None, temperature=1.0, top_k=None, top_p=None, seed=None, stop=None))]
+    #[pyo3(
+        text_signature = "(self, prime='', *, length=500, temperature=1.0, top_k=None, top_p=None, seed=None, stop=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn stream(
         &self,
         prime: &str,
-        length: usize,
+        length: Option<&Bound<'_, PyAny>>,
         temperature: f32,
-        top_k: Option<usize>,
+        top_k: Option<&Bound<'_, PyAny>>,
         top_p: Option<f64>,
-        seed: Option<u64>,
+        seed: Option<&Bound<'_, PyAny>>,
         stop: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStream> {
         let g = self.start(prime, length, temperature, top_k, top_p, seed, stop)?;

@@ -104,6 +104,15 @@ def test_kernels_the_machine_lacks_raise_value_error_at_import():
     assert last.startswith("ValueError: CHARRNN_KERNELS=avx9 is not a set of kernels"), run.stderr
 
 
+@pytest.mark.parametrize("kw", [{"length": -1}, {"seed": -1}, {"seed": 2**70}, {"top_k": -3}, {"length": "many"}])
+def test_a_count_out_of_range_raises_value_error_naming_it(trained, kw):
+    (name, value), = kw.items()
+    with pytest.raises(ValueError, match=f"^{name} must be a whole number from 0 to 18446744073709551615, got {value!r}"):
+        trained.model.generate("The", **kw)
+    with pytest.raises(ValueError, match=f"^{name} must be a whole number"):
+        trained.model.stream("The", **kw)
+
+
 def test_a_missing_file_raises_file_not_found_naming_it(tmp_path):
     missing = tmp_path / "no-such-text.txt"
     with pytest.raises(FileNotFoundError, match="no-such-text.txt"):

@@ -36,5 +36,17 @@ pub fn write(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     })();
-    result.map_err(|e: std::io::Error| Error::io(format!("cannot write {}", path.display()), e))
+    result
+        .map_err(|e: std::io::Error| Error::io(format!("cannot write {}", path.display()), bare(e)))
+}
+
+/// The OS error alone: `tempfile` adds the temporary file's name ("… at path
+/// \"dir/.x.tmpR53g4r\""), which the user never asked for and cannot find. Its wrapper hides
+/// the OS error's code, so the suffix is cut from the message.
+fn bare(e: std::io::Error) -> std::io::Error {
+    let msg = e.to_string();
+    match msg.split_once(" at path \"") {
+        Some((head, _)) => std::io::Error::new(e.kind(), head.to_string()),
+        None => e,
+    }
 }

@@ -697,6 +697,10 @@ fn eval_info_and_novelty_report_on_a_checkpoint() {
         e.contains("outside the vocabulary") && e.contains("'€'×20"),
         "{e}"
     );
+    // Nothing the model knows: the error says the characters are outside its vocabulary.
+    d.write("cjk.txt", "日本語\n");
+    d.run(&["eval", "run/best.safetensors", "cjk.txt"])
+        .bad("cjk.txt has 1 usable character(s) (3 of its 4 characters are outside the model's vocabulary, e.g. '日' '本' '語'); it needs at least 2");
     let info = d.run(&["info", "run/best.safetensors"]).ok().stdout();
     for needle in ["parameters", "vocabulary", "step 300", "best 0.", "fox.txt"] {
         assert!(info.contains(needle), "{needle:?} missing from:\n{info}");

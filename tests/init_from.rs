@@ -281,6 +281,10 @@ fn an_export_holds_the_weights_alone_and_every_reader_but_resume_takes_it() {
     let b = base(&d);
     let full = tensors(&d.path(&b));
     d.run(&["export", &b, "w32.safetensors"]).ok();
+    // Into a folder that does not exist: the file asked for, not the temporary one beside it.
+    let r = d.run(&["export", &b, "no-such-dir/w.safetensors"]);
+    assert!(!r.stderr().contains(".tmp"), "{}", r.stderr());
+    r.bad("cannot write no-such-dir/w.safetensors: No such file or directory");
     let r = d
         .run(&["export", &b, "w16.safetensors", "--precision", "bf16"])
         .ok();

@@ -209,8 +209,22 @@ impl Model {
             }
         }
         if ids.len() < 2 {
+            let outside: usize = out_of_vocab.values().sum();
+            let why = if outside > 0 && self.vocab.unk.is_none() {
+                let some: String = out_of_vocab
+                    .keys()
+                    .take(5)
+                    .map(|c| format!(" {c:?}"))
+                    .collect();
+                format!(
+                    " ({outside} of its {} characters are outside the model's vocabulary, e.g.{some})",
+                    text.chars().count()
+                )
+            } else {
+                String::new()
+            };
             return Err(Error::input(format!(
-                "{} usable character(s); it needs at least 2",
+                "{} usable character(s){why}; it needs at least 2",
                 ids.len()
             )));
         }

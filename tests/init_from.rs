@@ -320,6 +320,10 @@ fn an_export_holds_the_weights_alone_and_every_reader_but_resume_takes_it() {
     let info = d.run(&["info", "w16.safetensors"]).ok().stdout();
     assert!(info.contains("the weights alone, in bf16"), "{info}");
     assert!(info.contains("training: step 5"), "{info}");
+    assert!(
+        !info.contains("--resume"),
+        "an export is not resumed: {info}"
+    );
     // --resume refuses it; --init-from starts from it.
     let fox = d.path("fox.txt");
     resume(&d, &fox, "w16.safetensors", "10")

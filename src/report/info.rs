@@ -130,10 +130,13 @@ pub fn info(a: &InfoArgs) -> Result<()> {
                 print_base(b);
             }
             if let Some(p) = &s.plan {
-                println!(
-                    "budget: {} (charrnn train --resume without a budget flag continues to it)",
-                    p.describe()
-                );
+                // An export cannot be resumed: its budget is history, not a way to continue.
+                let how = if ck.weights_only {
+                    "the run's; an export is not resumed"
+                } else {
+                    "charrnn train --resume without a budget flag continues to it"
+                };
+                println!("budget: {} ({how})", p.describe());
             }
             println!(
                 "corpus: {}, {} characters, fingerprint {}",

@@ -1557,6 +1557,31 @@ fn without_hidden_the_budget_chooses_the_size_and_the_dropout_and_says_why() {
     } else {
         assert!(again.contains("which it replaces"), "{again}");
     }
+    // Minutes and epochs: the run stops at the first, so a minute's many passes over 15k
+    // characters must not size it when one epoch ends it (no dropout for one pass).
+    let r = d
+        .run(
+            &[
+                &[
+                    "train",
+                    fs,
+                    "--out",
+                    "both",
+                    "--minutes",
+                    "1",
+                    "--epochs",
+                    "1",
+                ][..],
+                &base,
+            ]
+            .concat(),
+        )
+        .ok();
+    let line = sizing_line(&r);
+    assert!(
+        line.contains("end the run after 1.0 passes") && line.contains("dropout 0 for"),
+        "{line}"
+    );
     // Given flags win; dropout still follows the passes over the text: a 1,800-character text
     // is 6 steps of 8 × 32 per epoch, so 66 steps are 11 passes (0.25 by passes alone), and 2×48
     // has about 18 recurrent parameters per training character: 0.4.

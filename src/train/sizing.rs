@@ -520,12 +520,17 @@ pub(super) fn size_fresh_model(
     } else {
         String::new()
     };
-    let budget = match (a.minutes, a.steps, a.epochs) {
-        (Some(min), _, _) => Budget::Seconds(min * 60.0),
-        (None, Some(s), e) => {
-            Budget::Epochs((s as f64 / steps_per_epoch as f64).min(e.unwrap_or(f64::MAX)))
-        }
-        (None, None, e) => Budget::Epochs(e.unwrap_or(10.0)),
+    // The passes --steps or --epochs allow, when one is given (the run stops at the first).
+    let passes_cap = match (a.steps, a.epochs) {
+        (None, None) => None,
+        (s, e) => Some(
+            s.map_or(f64::MAX, |s| s as f64 / steps_per_epoch as f64)
+                .min(e.unwrap_or(f64::MAX)),
+        ),
+    };
+    let budget = match (a.minutes, passes_cap) {
+        (Some(min), _) => Budget::Seconds(min * 60.0),
+        (None, cap) => Budget::Epochs(cap.unwrap_or(10.0)),
     };
     let probing = Probing::new(a, *m, config, threads);
     let (speed, decision) = match budget {
@@ -549,6 +554,9 @@ pub(super) fn size_fresh_model(
         (_, sp) => sp,
     };
     let mut s = choose(*m, (a.hidden, a.dropout), train_len, budget, speed.as_ref());
+    if let Some(cap) = passes_cap.filter(|&cap| cap < s.epochs) {
+        s = capped(*m, (a.hidden, a.dropout), train_len, s, cap);
+    }
     if a.hidden.is_none() {
         keep_within_memory(&mut s, m, config, train_len, threads);
     }
@@ -566,6 +574,39 @@ pub(super) fn size_fresh_model(
         crate::engine::isa::kernels().products(config.precision == MatmulPrecision::Bf16),
         decision.why,
     ))
+}
+
+/// A time budget's sizing `s` for a run that --steps or --epochs end after `cap` passes,
+/// fewer than the minutes would buy: no larger than the size for `cap` passes, and the dropout
+/// for `cap` passes (a run sized for the minutes' 2,000 passes got dropout 0.4 and made 2).
+fn capped(
+    m: ModelConfig,
+    (hidden, dropout): (Option<usize>, Option<f64>),
+    train_chars: usize,
+    s: Sizing,
+    cap: f64,
+) -> Sizing {
+    let by_passes = choose(m, (hidden, dropout), train_chars, Budget::Epochs(cap), None);
+    let h = s.hidden.min(by_passes.hidden);
+    let at_h = choose(
+        m,
+        (Some(h), dropout),
+        train_chars,
+        Budget::Epochs(cap),
+        None,
+    );
+    let why = if h < s.hidden {
+        by_passes.reason
+    } else {
+        s.reason
+    };
+    Sizing {
+        hidden: h,
+        dropout: at_h.dropout,
+        epochs: cap,
+        chars_per_s: s.chars_per_s,
+        reason: format!("{why}; but --steps or --epochs end the run after {cap:.1} passes, before the minutes do"),
+    }
 }
 
 /// What a fresh run's probes time: the model's shape, batch × seq, the dropout the steps draw

@@ -1659,3 +1659,51 @@ fn checkpoints_written_before_the_layout_change_load_sample_and_resume_exactly()
     assert_eq!(g.state.step, 40);
     assert!(g.resume == w.resume, "Adam moments or carried state differ");
 }
+
+#[test]
+fn a_run_that_stopped_early_is_resumed_only_with_more_patience() {
+    let d = Dir::new("early");
+    // Characters drawn at random: nothing to learn, so validation soon stops improving.
+    let mut x: u64 = 7;
+    let text: String = (0..20_000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (b'a' + (x >> 59) as u8 % 26) as char
+        })
+        .collect();
+    let f = d.write("noise.txt", &text);
+    let r = train(
+        &d,
+        &f,
+        "run",
+        &["--steps", "5000", "--eval-every", "10", "--patience", "2"],
+    )
+    .ok();
+    assert!(r.stderr().contains("stopped early"), "{}", r.stderr());
+    // It would validate once and stop again: refused before any work, the folder as it was.
+    let before = std::fs::read(d.path("run/last.safetensors")).unwrap();
+    d.run(&["train", f.to_str().unwrap(), "--resume", "run/last.safetensors", "--steps", "6000", "--patience", "2"])
+        .bad("its validation loss has not improved for 2 validations (--patience 2), so it would stop again at once; give --patience more than 2 to train on");
+    assert_eq!(
+        std::fs::read(d.path("run/last.safetensors")).unwrap(),
+        before
+    );
+    // More patience trains on.
+    let r = d
+        .run(&[
+            "train",
+            f.to_str().unwrap(),
+            "--resume",
+            "run/last.safetensors",
+            "--steps",
+            "6000",
+            "--patience",
+            "3",
+            "--threads",
+            "1",
+        ])
+        .ok();
+    assert!(r.stderr().contains("step"), "{}", r.stderr());
+}

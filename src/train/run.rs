@@ -137,7 +137,7 @@ struct LogWindow {
 }
 
 /// Validations without improvement after which a run stops (without --patience).
-const DEFAULT_PATIENCE: u64 = 10;
+pub(super) const DEFAULT_PATIENCE: u64 = 10;
 /// Training seconds between validations at most (without --eval-every), unless validation
 /// itself is slower (`EVAL_MAX_SHARE`).
 const EVAL_AT_LEAST_EVERY: f64 = 60.0;

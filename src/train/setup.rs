@@ -105,6 +105,7 @@ pub(super) fn prepare(a: &TrainArgs, progress: Progress) -> Result<Prepared<'_>>
     let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), steps_per_epoch);
     if a.resume.is_some() {
         check_budget_left(&plan, &start.st)?;
+        check_patience_left(a.patience, &start.st)?;
     }
     let rng = rng_from_state(&start.st)?;
     let layout = Layout::new(start.model);
@@ -242,6 +243,21 @@ fn check_budget_left(plan: &Plan, st: &TrainState) -> Result<()> {
             "the run has already trained {:.1} of its {:.1} minutes; give --minutes to train longer",
             st.train_seconds / 60.0,
             s / 60.0
+        );
+    }
+    Ok(())
+}
+
+/// A resumed run that stopped early is refused unless --patience now allows more validations
+/// without improvement: it would validate once and stop again, having trained nothing.
+fn check_patience_left(patience: Option<u64>, st: &TrainState) -> Result<()> {
+    let k = patience.unwrap_or(super::run::DEFAULT_PATIENCE);
+    if st.evals_since_best >= k {
+        bail!(
+            "the run stopped early at step {}: its validation loss has not improved for {} validations (--patience {k}), so it would stop again at once; give --patience more than {} to train on (best.safetensors holds the best model)",
+            st.step,
+            st.evals_since_best,
+            st.evals_since_best
         );
     }
     Ok(())

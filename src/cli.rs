@@ -75,15 +75,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
-}
-
 /// clap's message in one line: "unexpected argument '--hiden' found; tip: a similar argument
 /// exists: '--hidden'", and with `usage` clap's usage line after it ("…; usage: charrnn sample
 /// [OPTIONS] <CHECKPOINT>"). The binary prints it as every other bad input (`charrnn: …`,
@@ -107,4 +98,13 @@ pub fn clap_line(e: &clap::Error, usage: bool) -> String {
         }
     }
     line + &tail
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -76,8 +76,8 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// clap's message in one line: "unexpected argument '--hiden' found; tip: a similar argument
-/// exists: '--hidden'", and with `usage` clap's usage line after it ("…; usage: charrnn sample
-/// [OPTIONS] <CHECKPOINT>"). The binary prints it as every other bad input (`charrnn: …`,
+/// exists: '--hidden'", and with `usage` clap's usage line after it (`…; usage: charrnn sample
+/// [OPTIONS] <CHECKPOINT>`). The binary prints it as every other bad input (`charrnn: …`,
 /// exit 2); the Python package raises it as a ValueError.
 pub fn clap_line(e: &clap::Error, usage: bool) -> String {
     let text = e.render().to_string();

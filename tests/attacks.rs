@@ -726,14 +726,22 @@ fn training_sizes_past_memory_are_one_line_never_an_abort() {
     past_memory(run(&["--layers", "64", "--hidden", "8192"]));
     past_memory(run(&["--embed", "65536", "--hidden", "32768"]));
     past_memory(run(&["--batch", "400", "--seq", "40", "--hidden", "60000"]));
-    past_memory(run(&[
+    // Without --hidden the size counted is the probe's, and the line says so.
+    let r = run(&[
         "--minutes",
         "1",
         "--batch",
         "100000000000",
         "--seq",
         "100000000",
-    ]));
+    ]);
+    assert!(
+        r.stderr()
+            .contains("(the size the sizing probe times, without --hidden)"),
+        "{}",
+        r.stderr()
+    );
+    past_memory(r);
     assert!(!d.path("run").exists(), "a refused run leaves no folder");
     // --hidden 20000 took 19 GB for its weights alone (about 240 GB in all): refused where the
     // machine has less.

@@ -98,8 +98,8 @@ pub fn as_flags_give(a: &TrainArgs, m: ModelConfig, vocab: usize) -> ModelConfig
     }
 }
 
-/// Refuses a run that would not fit in the memory available: one line with the model, the
-/// bytes it needs by part and the bytes there are.
+/// Refuses a run that would not fit in the memory available: one line with the model (`probed`:
+/// the probe's size, no size the user chose), the bytes it needs by part and the bytes there are.
 ///
 /// # Errors
 /// The run needs more than `crate::memory::available()`.
@@ -109,12 +109,18 @@ pub fn check(
     threads: usize,
     text: Text,
     resumed: bool,
+    probed: bool,
 ) -> Result<()> {
     let what = format!(
-        "{} {}×{} with batch {} × seq {}",
+        "{} {}×{}{} with batch {} × seq {}",
         m.cell.label(),
         m.layers,
         m.hidden,
+        if probed {
+            " (the size the sizing probe times, without --hidden)"
+        } else {
+            ""
+        },
         c.batch,
         c.seq
     );

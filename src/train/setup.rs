@@ -182,7 +182,8 @@ fn check_memory(
         },
     };
     let resumed = matches!(origin, Origin::Resumed(_));
-    check(&model, config, threads.0, text, resumed)
+    let probed = matches!(origin, Origin::Fresh(_)) && a.hidden.is_none();
+    check(&model, config, threads.0, text, resumed, probed)
 }
 
 /// A resumed run's settings: the checkpoint's, but for what a run may change when it resumes

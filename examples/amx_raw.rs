@@ -15,35 +15,20 @@ fn main() {
 }
 
 #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-#[repr(C, align(64))]
-struct Cfg {
-    p: u8,
-    s: u8,
-    r: [u8; 14],
-    c: [u16; 16],
-    rows: [u8; 16],
-}
-#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 fn main() {
+    use charrnn::engine::isa::amx::load_tile_config;
     use charrnn::engine::isa::{kernels, Bf16Products};
     if kernels().bf16 != Bf16Products::Amx {
         eprintln!("no AMX on this CPU (or CHARRNN_NO_AMX is set)");
         return;
     }
-    let cfg = Cfg {
-        p: 1,
-        s: 0,
-        r: [0; 14],
-        c: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
-        rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
-    };
     let buf = vec![0u16; 1 << 20];
     let p = buf.as_ptr() as *const u8;
     for &(label, span) in &[("L1 (same 4 KB)", 0usize), ("stream 2 MB", 1usize << 21)] {
         let iters = 200_000usize;
         let t = Instant::now();
         unsafe {
-            asm!("ldtilecfg [{}]", in(reg) &cfg as *const Cfg);
+            load_tile_config(); // the kernel's own: C 0–3, A 4–5, B 6–7
             asm!(
                 "tilezero tmm0",
                 "tilezero tmm1",
@@ -78,7 +63,7 @@ fn main() {
     let iters = 200_000usize;
     let t = Instant::now();
     unsafe {
-        asm!("ldtilecfg [{}]", in(reg) &cfg as *const Cfg);
+        load_tile_config(); // the kernel's own: C 0–3, A 4–5, B 6–7
         for _ in 0..iters {
             asm!(
                 "tdpbf16ps tmm0, tmm4, tmm6",

@@ -60,6 +60,15 @@ const CONFIG: TileConfig = TileConfig {
     rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
 };
 
+/// Loads the kernel's tile configuration (`CONFIG`) into this thread's tile registers; also
+/// for `examples/amx_raw.rs`, which times these tiles alone.
+///
+/// # Safety
+/// The CPU has AMX and the tile state was granted (`detect`).
+pub unsafe fn load_tile_config() {
+    asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
+}
+
 /// C [+]= A · B on the 32-row blocks `blocks` of A, with `c` holding exactly those rows (n
 /// columns each). Per 32 × 32 block of C, four C tiles accumulate 2 A tiles × 2 B tiles for
 /// every 32 of k. Whole blocks load and store their tiles in `c`; blocks on the edges of C go
@@ -79,7 +88,7 @@ pub unsafe fn kernel(
     debug_assert_eq!(a.padded_depth(), b.padded_depth());
     let first = blocks.start * BLOCK;
     let mut tmp = [0.0f32; BLOCK * BLOCK];
-    asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
+    load_tile_config();
     for mb in blocks {
         let i0 = mb * BLOCK;
         let rows = BLOCK.min(m - i0);

@@ -299,6 +299,10 @@ fn a_download_from_a_silent_mirror_says_it_timed_out_and_which_flag_waits_longer
                 .bad(&format!("{flag} must be a positive number of seconds"));
         }
     }
+    for bad in ["0", "65"] {
+        d.run(&["serve", ck.to_str().unwrap(), "--stream-interval", bad])
+            .bad("--stream-interval must be 1 to 64 characters");
+    }
 }
 
 /// Seconds of an `H:MM:SS` clock.

@@ -45,6 +45,8 @@ struct Streamed {
     usage: Option<Value>,
     done: bool,
     seed: u64,
+    /// Chunks that carried text.
+    pieces: usize,
 }
 
 fn post_stream(url: &str, body: &Value) -> Streamed {
@@ -63,6 +65,7 @@ fn read_stream(mut reader: impl BufRead) -> Streamed {
         usage: None,
         done: false,
         seed: 0,
+        pieces: 0,
     };
     let mut line = String::new();
     while reader.read_line(&mut line).unwrap_or(0) > 0 {
@@ -79,7 +82,11 @@ fn read_stream(mut reader: impl BufRead) -> Streamed {
                 if !v["usage"].is_null() {
                     s.usage = Some(v["usage"].clone());
                 }
-                for c in v["choices"].as_array().unwrap() {
+                let choices = v["choices"].as_array().unwrap();
+                if choices.iter().any(|c| c["text"] != "") {
+                    s.pieces += 1;
+                }
+                for c in choices {
                     let i = c["index"].as_u64().unwrap() as usize;
                     if s.texts.len() <= i {
                         s.texts.resize(i + 1, String::new());
@@ -160,6 +167,9 @@ fn completions_whole_and_streamed_are_what_sample_gives() {
     assert!(st.done);
     assert_eq!(st.texts, vec![want]);
     assert_eq!(st.finish, vec![Some("length".to_string())]);
+    // The text goes out 16 characters to a chunk (--stream-interval), not one by one: with
+    // 20 ms allowed per 16 characters, at least 5 a chunk on average.
+    assert!(st.pieces <= 40, "200 characters in {} chunks", st.pieces);
     assert_eq!(st.usage.unwrap()["completion_tokens"], 200);
     // n choices: choice k is seed + k; a stop string ends each on its own and is left out.
     let st = post_stream(

@@ -65,15 +65,21 @@ pub enum JobError {
     TimedOut,
 }
 
-/// Events a job's channel holds per choice: enough that a client that reads keeps its streams
-/// stepping, few enough that one that does not costs little memory.
-pub const EVENTS_PER_CHOICE: usize = 64;
+/// Characters a job's channel holds per choice: enough that a client that reads keeps its
+/// streams stepping, few enough that one that does not costs little memory.
+pub const CHARS_PER_CHOICE: usize = 64;
 
-/// The channel of a job with `choices` choices: room for `EVENTS_PER_CHOICE` events per choice
-/// and one more, which the scheduler keeps for the event that ends the job with an error, so
-/// that a full channel never hides why a job ended.
-pub fn events(choices: usize) -> (Sender<Event>, tokio::sync::mpsc::Receiver<Event>) {
-    tokio::sync::mpsc::channel(EVENTS_PER_CHOICE * choices.max(1) + 1)
+/// The channel of a job with `choices` choices whose text comes `interval` characters to an
+/// event (`--stream-interval`): room for `CHARS_PER_CHOICE` characters per choice (4 events at
+/// least, for its prompt's log-probabilities and its end) and one more event, which the
+/// scheduler keeps for the event that ends the job with an error, so that a full channel
+/// never hides why a job ended.
+pub fn events(
+    choices: usize,
+    interval: usize,
+) -> (Sender<Event>, tokio::sync::mpsc::Receiver<Event>) {
+    let per_choice = (CHARS_PER_CHOICE / interval.max(1)).max(4);
+    tokio::sync::mpsc::channel(per_choice * choices.max(1) + 1)
 }
 
 /// The handlers' end of a model's queue.
@@ -202,7 +208,7 @@ mod tests {
     use crate::sample::Settings;
 
     fn job(id: u64, streams: usize) -> (Job, tokio::sync::mpsc::Receiver<Event>) {
-        let (tx, rx) = events(streams);
+        let (tx, rx) = events(streams, 1);
         let streams = (0..streams)
             .map(|_| Stream::new(vec![0], &Settings::default()))
             .collect();

@@ -44,6 +44,8 @@ pub struct App {
     pub max_body: usize,
     /// How long a request's body may take to arrive, once its headers have.
     pub read_timeout: Duration,
+    /// Characters of a request's text that go out together (`--stream-interval`).
+    pub stream_interval: usize,
 }
 
 /// The server's routes, with `cors` (from [`cors`]) when pages of other origins may call them.
@@ -184,7 +186,7 @@ fn start(app: &App, body: Result<Bytes, ApiError>, api: Api) -> Result<Queued, A
     }
     let body = body?;
     let mut valid = app.validation.validate(&body, &app.models, api)?;
-    let (tx, rx) = queue::events(valid.streams.len());
+    let (tx, rx) = queue::events(valid.streams.len(), app.stream_interval);
     let job = Job {
         id: valid.id,
         streams: std::mem::take(&mut valid.streams),

@@ -7,4 +7,12 @@ header() {
   echo "# $1, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
   echo
   echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; rounds: $2 (alternating), medians"
+  echo
+  echo "CPU flags the kernels use: $(cpu_flags)"
+}
+# cpu_flags: the instruction sets the kernels pick from that this CPU has (none: portable only).
+cpu_flags() {
+  local f
+  f=$(grep -o -w 'avx2\|fma\|avx512f\|avx512_bf16\|avx512_vnni\|amx_tile\|amx_bf16\|amx_int8\|asimd\|neon' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
+  echo "${f:-none found}"
 }

@@ -91,6 +91,7 @@ fn real_checkpoint(dir: &Path) -> PathBuf {
         best_val: Some(3.0),
         last_val: Some(3.0),
         evals_since_best: 0,
+        patience: None,
         train_seconds: 1.0,
         corpus: CorpusInfo {
             file: "fox.txt".into(),

@@ -1686,6 +1686,17 @@ fn a_run_that_stopped_early_is_resumed_only_with_more_patience() {
     let before = std::fs::read(d.path("run/last.safetensors")).unwrap();
     d.run(&["train", f.to_str().unwrap(), "--resume", "run/last.safetensors", "--steps", "6000", "--patience", "2"])
         .bad("its validation loss has not improved for 2 validations (--patience 2), so it would stop again at once; give --patience more than 2 to train on");
+    // The run's --patience is in its checkpoint: a plain --resume keeps it (the default, 10,
+    // would train on).
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--resume",
+        "run/last.safetensors",
+        "--steps",
+        "6000",
+    ])
+    .bad("(--patience 2), so it would stop again at once");
     assert_eq!(
         std::fs::read(d.path("run/last.safetensors")).unwrap(),
         before

@@ -102,6 +102,10 @@ pub struct TrainState {
     /// Validations since the best one (for --patience).
     #[serde(default)]
     pub evals_since_best: u64,
+    /// The run's `--patience`, so that a plain `--resume` stops by the same rule (None: not
+    /// given, the default; or a checkpoint from before it was saved).
+    #[serde(default)]
+    pub patience: Option<u64>,
     /// Seconds spent in training steps over all invocations.
     pub train_seconds: f64,
     pub corpus: CorpusInfo,

@@ -172,7 +172,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "MINUTES", allow_negative_numbers = true, help_heading = VALID)]
     pub save_every_minutes: Option<f64>,
     /// Stop when validation loss has not improved for K validations in a row [default: 10, with
-    /// a note on what it means].
+    /// a note on what it means; a resumed run keeps its own].
     #[arg(long, value_name = "K", allow_negative_numbers = true, help_heading = VALID)]
     pub patience: Option<u64>,
 

@@ -307,7 +307,7 @@ impl<'a> Run<'a> {
             .is_some_and(|s| self.st.train_seconds >= s)
         {
             Some(StopReason::TimeBudget)
-        } else if self.args.patience.unwrap_or(DEFAULT_PATIENCE) <= self.st.evals_since_best {
+        } else if self.st.patience.unwrap_or(DEFAULT_PATIENCE) <= self.st.evals_since_best {
             Some(StopReason::NoImprovement)
         } else {
             None
@@ -780,7 +780,6 @@ impl<'a> Run<'a> {
             "save-every-minutes",
             a.save_every_minutes.map(|v| v.to_string()),
         );
-        flag("patience", a.patience.map(|v| v.to_string()));
         if a.full_val {
             cmd.push("--full-val".into());
         }

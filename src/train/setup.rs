@@ -103,9 +103,11 @@ pub(super) fn prepare(a: &TrainArgs, progress: Progress) -> Result<Prepared<'_>>
     };
     let steps_per_epoch = text.batches.steps_per_epoch as u64;
     let (plan, changed) = plan(a, a.resume.is_some().then_some(&start.st), steps_per_epoch);
+    // A resumed run keeps its --patience unless a new one is given.
+    start.st.patience = a.patience.or(start.st.patience);
     if a.resume.is_some() {
         check_budget_left(&plan, &start.st)?;
-        check_patience_left(a.patience, &start.st)?;
+        check_patience_left(&start.st)?;
     }
     let rng = rng_from_state(&start.st)?;
     let layout = Layout::new(start.model);
@@ -251,8 +253,8 @@ fn check_budget_left(plan: &Plan, st: &TrainState) -> Result<()> {
 
 /// A resumed run that stopped early is refused unless --patience now allows more validations
 /// without improvement: it would validate once and stop again, having trained nothing.
-fn check_patience_left(patience: Option<u64>, st: &TrainState) -> Result<()> {
-    let k = patience.unwrap_or(super::run::DEFAULT_PATIENCE);
+fn check_patience_left(st: &TrainState) -> Result<()> {
+    let k = st.patience.unwrap_or(super::run::DEFAULT_PATIENCE);
     if st.evals_since_best >= k {
         bail!(
             "the run stopped early at step {}: its validation loss has not improved for {} validations (--patience {k}), so it would stop again at once; give --patience more than {} to train on (best.safetensors holds the best model)",
@@ -389,6 +391,7 @@ fn new_run(
         best_val: None,
         last_val: None,
         evals_since_best: 0,
+        patience: None,
         train_seconds: 0.0,
         corpus: CorpusInfo {
             file: text.scan.name.clone(),

@@ -107,3 +107,25 @@ fn a_twenty_thousand_character_text_stays_within_the_datas_bound() {
     let (config, vals, err) = run(&d, "text.txt", "0.25", &["--batch", "20"]);
     check(&config, &vals, &err, 3.0);
 }
+
+#[test]
+fn a_text_too_short_for_any_split_is_told_to_be_longer_not_given_another_val_frac() {
+    let d = Dir::new("tiny");
+    for text in ["ab", "abc"] {
+        let f = d.write("tiny.txt", text);
+        let r = d.run(&["train", f.to_str().unwrap(), "--steps", "5"]);
+        assert!(!r.stderr().contains("--val-frac"), "{}", r.stderr());
+        r.bad("too short to train on");
+    }
+    // Four characters can be split; what is short then is the validation part.
+    let f = d.write("four.txt", "abcd");
+    d.run(&[
+        "train",
+        f.to_str().unwrap(),
+        "--steps",
+        "5",
+        "--val-frac",
+        "0.1",
+    ])
+    .bad("use a larger --val-frac");
+}

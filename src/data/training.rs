@@ -135,6 +135,14 @@ impl TrainingText {
         let encoded = corpus.encode(&decoding, spec.ascii, &vocab, scan.chars, &spill_dir()?)?;
         let ids = encoded.ids;
         let split = split(ids.len(), spec.val_frac);
+        // 2 characters to validate on and 2 to train on (one step of batch 1 × seq 1).
+        if ids.len() < 4 {
+            bail!(
+                "{} has {} character(s): too short to train on (2 are needed to validate on and 2 more to train on); use a longer text",
+                scan.name,
+                ids.len()
+            );
+        }
         if split.val < 2 {
             bail!(
                 "the validation part of {} has {} character(s); it needs at least 2: use a larger --val-frac or a longer text",

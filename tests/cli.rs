@@ -84,6 +84,29 @@ fn same_seed_gives_the_same_sample_and_a_different_seed_does_not() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     assert_eq!(a.chars().count(), 301, "300 characters and a final newline");
+    // More threads than cores are lowered to the cores, with a warning, and the same text.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let many = (cores + 1).to_string();
+    let r = d
+        .run(&[
+            "sample",
+            "run/last.safetensors",
+            "--seed",
+            "5",
+            "--length",
+            "300",
+            "--threads",
+            &many,
+        ])
+        .ok();
+    assert_eq!(r.stdout(), a);
+    assert!(
+        r.stderr().contains(&format!(
+            "warning: --threads {many} is more than the {cores} core(s) available here"
+        )),
+        "{}",
+        r.stderr()
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! progress display.
 //!
 //! Owns the boundary: Python arguments in, Python exceptions out (`FileNotFoundError`,
-//! `ValueError`, `RuntimeError`, `KeyboardInterrupt`, each with the command line's line), the
+//! `ValueError`, `RuntimeError`, `KeyboardInterrupt`, each with the command line's line, but for
+//! an interrupted run's way to continue, given as the Python call), the
 //! GIL released while Rust works, and no Rust panic crossing into Python. Owns no rule of its
 //! own: arguments are parsed by the command line's clap definitions (`cli::Cli`) and checked by
 //! the commands' own checks, and the work is the library's (`train::train_observed`,

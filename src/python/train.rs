@@ -10,6 +10,7 @@
 
 use super::{guarded, parse};
 use crate::cli::Command;
+use crate::error::{Error, Kind};
 use crate::train::{Observer, Status};
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
@@ -91,6 +92,18 @@ impl Observer for PyObserver {
     }
 }
 
+/// An interrupted run's error with, for the command line's "continue with: charrnn train …",
+/// the call that continues it from Python (`resume`); any other error as it is.
+fn in_python(mut e: Error, resume: &str) -> Error {
+    if e.kind == Kind::Interrupted {
+        if let Some(at) = e.msg.find(crate::train::CONTINUE_WITH) {
+            e.msg.truncate(at + crate::train::CONTINUE_WITH.len());
+            e.msg.push_str(resume);
+        }
+    }
+    e
+}
+
 /// Trains as `charrnn train PATHS --FLAG VALUE...` would and returns the run folder.
 ///
 /// paths: a path or a list of paths (files or folders). flags: the command's flags by name
@@ -117,14 +130,21 @@ pub fn train(
     let Command::Train(a) = parse(args)? else {
         unreachable!("parsed as train")
     };
+    let last = crate::train::out_dir(&a).join("last.safetensors");
+    let resume = pyo3::types::PyString::new(py, &last.display().to_string()).repr()?;
+    let resume = format!("charrnn.train(the same arguments, resume={resume})");
     let error = Arc::new(Mutex::new(None));
     let observer = PyObserver {
         callable: callable.filter(|c| !c.is_none(py)),
         last: Instant::now(),
         error: error.clone(),
     };
-    let result =
-        py.detach(move || guarded(|| crate::train::train_observed(*a, Some(Box::new(observer)))));
+    let result = py.detach(move || {
+        guarded(|| {
+            crate::train::train_observed(*a, Some(Box::new(observer)))
+                .map_err(|e| in_python(e, &resume))
+        })
+    });
     let kept = error.lock().ok().and_then(|mut e| e.take());
     match (result, kept) {
         (Ok(out), _) => Ok(out.display().to_string()),

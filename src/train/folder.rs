@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 const RUN_FILES: [&str; 3] = ["config.json", "metrics.jsonl", "loss.svg"];
 
 /// `--out`, else the resumed checkpoint's folder, else `runs/<file stem>`.
-pub(super) fn out_dir(a: &TrainArgs) -> PathBuf {
+pub(crate) fn out_dir(a: &TrainArgs) -> PathBuf {
     match (&a.out, &a.resume) {
         (Some(o), _) => o.clone(),
         (None, Some(r)) => parent(r).to_path_buf(),

@@ -21,6 +21,8 @@
 pub mod args;
 mod config;
 mod folder;
+#[cfg(feature = "python")]
+pub(crate) use {folder::out_dir, run::CONTINUE_WITH};
 pub mod guard;
 mod init_from;
 mod interrupt;

@@ -686,7 +686,7 @@ impl<'a> Run<'a> {
             return Err(Error {
                 kind: Kind::Interrupted,
                 msg: format!(
-                    "interrupted at step {}; saved {}; continue with: {}",
+                    "interrupted at step {}; saved {}{CONTINUE_WITH}{}",
                     self.st.step,
                     last.display(),
                     self.resume_command(&last)
@@ -758,8 +758,8 @@ impl<'a> Run<'a> {
     fn resume_command(&self, last: &std::path::Path) -> String {
         let a = self.args;
         let mut cmd = vec!["charrnn train".to_string()];
-        cmd.extend(a.files.iter().map(|p| p.display().to_string()));
-        cmd.push(format!("--resume {}", last.display()));
+        cmd.extend(a.files.iter().map(|p| shell_word(p)));
+        cmd.push(format!("--resume {}", shell_word(last)));
         let mut flag = |name: &str, v: Option<String>| {
             if let Some(v) = v {
                 cmd.push(format!("--{name} {v}"));
@@ -787,6 +787,15 @@ impl<'a> Run<'a> {
     }
 }
 
+/// What an interrupted run's message says before the command that continues it.
+pub(crate) const CONTINUE_WITH: &str = "; continue with: ";
+
+/// A path as one word of a POSIX shell command (quoted when it has spaces or the like).
+fn shell_word(p: &std::path::Path) -> String {
+    let s = p.display().to_string();
+    shlex::try_quote(&s).map_or(s.clone(), |q| q.into_owned())
+}
+
 /// A short sample to watch the model learn (its own generator: training is not disturbed).
 fn preview(layout: &Layout, params: &[f32], vocab: &Vocab, seed: u64, len: usize) -> String {
     let mut s = Sampler::new(layout, params, 1);
@@ -803,7 +812,7 @@ fn preview(layout: &Layout, params: &[f32], vocab: &Vocab, seed: u64, len: usize
 
 #[cfg(test)]
 mod tests {
-    use super::{validation_due, EVAL_AT_LEAST_EVERY};
+    use super::{shell_word, validation_due, EVAL_AT_LEAST_EVERY};
 
     /// The steps a run of `steps` steps of `dt` seconds validates at, each validation taking
     /// `cost` seconds.
@@ -874,5 +883,16 @@ mod tests {
     fn an_explicit_eval_every_validates_at_its_multiples_whatever_the_clock() {
         let v = validations(Some(500), 781, 3_000, (1.0, 100.0));
         assert_eq!(v, vec![500, 1000, 1500, 2000, 2500, 3000]);
+    }
+
+    #[test]
+    fn a_path_in_the_continue_command_is_one_shell_word() {
+        use std::path::Path;
+        assert_eq!(
+            shell_word(Path::new("runs/x/last.safetensors")),
+            "runs/x/last.safetensors"
+        );
+        assert_eq!(shell_word(Path::new("my tales.txt")), "'my tales.txt'");
+        assert_eq!(shell_word(Path::new("it's.txt")), "\"it's.txt\"");
     }
 }

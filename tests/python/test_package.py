@@ -158,8 +158,8 @@ def test_ctrl_c_saves_as_the_command_line_does_then_raises_keyboard_interrupt(te
         timer.cancel()
     message = str(caught.value)
     assert message.startswith("interrupted at step "), message
-    assert f"saved {out / 'last.safetensors'}; continue with: charrnn train " in message
-    assert "--resume" in message
+    last = out / "last.safetensors"
+    assert message.endswith(f"saved {last}; continue with: charrnn.train(the same arguments, resume={str(last)!r})"), message
     resumed = charrnn.load(out / "last.safetensors")
     assert resumed.info["train_state"]["step"] > 0
 

@@ -70,6 +70,23 @@ struct Running {
 }
 
 impl Running {
+    /// A request of `choices` choices that sends on `tx` and must finish by `deadline`; its
+    /// streams are counted in `left` as they join the batch.
+    fn new(tx: Sender<Event>, deadline: Instant, choices: u32) -> Running {
+        Running {
+            tx,
+            deadline,
+            left: 0,
+            choices,
+            outbox: VecDeque::new(),
+            parked: Vec::new(),
+            held: Vec::new(),
+            held_chars: 0,
+            held_since: None,
+            spoke: false,
+        }
+    }
+
     /// Sends `ev`, or keeps it (and every event after it) in the outbox while the channel has
     /// no room but the place kept for an error.
     fn send(&mut self, ev: Event) {
@@ -270,18 +287,7 @@ impl Scheduler<'_> {
         if job.tx.is_closed() {
             return;
         }
-        let mut r = Running {
-            tx: job.tx,
-            deadline: job.deadline,
-            left: 0,
-            choices: job.streams.len() as u32,
-            outbox: VecDeque::new(),
-            parked: Vec::new(),
-            held: Vec::new(),
-            held_chars: 0,
-            held_since: None,
-            spoke: false,
-        };
+        let mut r = Running::new(job.tx, job.deadline, job.streams.len() as u32);
         for (index, stream) in job.streams.into_iter().enumerate() {
             if stream.finished().is_some() {
                 // A limit of 0 characters: done before it starts.
@@ -430,18 +436,8 @@ mod tests {
 
     fn running(interval: usize) -> (Running, tokio::sync::mpsc::Receiver<Event>) {
         let (tx, rx) = events(2, interval);
-        let r = Running {
-            tx,
-            deadline: Instant::now() + Duration::from_secs(60),
-            left: 2,
-            choices: 2,
-            outbox: VecDeque::new(),
-            parked: Vec::new(),
-            held: Vec::new(),
-            held_chars: 0,
-            held_since: None,
-            spoke: false,
-        };
+        let mut r = Running::new(tx, Instant::now() + Duration::from_secs(60), 2);
+        r.left = 2;
         (r, rx)
     }
 

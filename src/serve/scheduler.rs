@@ -67,12 +67,15 @@ struct Running {
     held_since: Option<Instant>,
     /// Some text has gone out (the first goes at once, for the time to the first character).
     spoke: bool,
+    /// Characters of text sent together (`--stream-interval`).
+    interval: usize,
 }
 
 impl Running {
-    /// A request of `choices` choices that sends on `tx` and must finish by `deadline`; its
-    /// streams are counted in `left` as they join the batch.
-    fn new(tx: Sender<Event>, deadline: Instant, choices: u32) -> Running {
+    /// A request of `choices` choices that sends on `tx`, `interval` characters of text at a
+    /// time, and must finish by `deadline`; its streams are counted in `left` as they join
+    /// the batch.
+    fn new(tx: Sender<Event>, deadline: Instant, choices: u32, interval: usize) -> Running {
         Running {
             tx,
             deadline,
@@ -84,6 +87,7 @@ impl Running {
             held_chars: 0,
             held_since: None,
             spoke: false,
+            interval,
         }
     }
 
@@ -100,7 +104,7 @@ impl Running {
 
     /// Text of choice `index`: sent at once if it is the request's first, else held back
     /// with the rest until `interval` characters have gathered.
-    fn text(&mut self, index: u32, text: String, logprobs: Vec<Logprob>, interval: usize) {
+    fn text(&mut self, index: u32, text: String, logprobs: Vec<Logprob>) {
         if !std::mem::replace(&mut self.spoke, true) {
             return self.send(Event::Text {
                 index,
@@ -126,7 +130,7 @@ impl Running {
                 logprobs,
             }),
         }
-        if self.held_chars >= interval {
+        if self.held_chars >= self.interval {
             self.release();
         }
     }
@@ -287,7 +291,8 @@ impl Scheduler<'_> {
         if job.tx.is_closed() {
             return;
         }
-        let mut r = Running::new(job.tx, job.deadline, job.streams.len() as u32);
+        let choices = job.streams.len() as u32;
+        let mut r = Running::new(job.tx, job.deadline, choices, self.s.stream_interval);
         for (index, stream) in job.streams.into_iter().enumerate() {
             if stream.finished().is_some() {
                 // A limit of 0 characters: done before it starts.
@@ -353,13 +358,7 @@ impl Scheduler<'_> {
                 _ => None,
             };
             if let Some(r) = self.running.get_mut(&key.0) {
-                send_step(
-                    r,
-                    key.1,
-                    step,
-                    s.unwrap_or_default(),
-                    self.s.stream_interval,
-                );
+                send_step(r, key.1, step, s.unwrap_or_default());
             }
         }
         for ((id, index), stream) in self.batch.take_finished() {
@@ -417,14 +416,14 @@ impl Scheduler<'_> {
 /// One stream's step as its job's events: the prompt's log-probabilities once the prompt is
 /// in, then the new text with its characters' log-probabilities (held back until `interval`
 /// characters have gathered).
-fn send_step(r: &mut Running, index: u32, step: Step, scores: Scores, interval: usize) {
+fn send_step(r: &mut Running, index: u32, step: Step, scores: Scores) {
     if let Some(logprobs) = scores.prompt {
         r.release();
         r.send(Event::Prompt { index, logprobs });
     }
     if let Step::Text(text) | Step::Done(text, _) = step {
         if !text.is_empty() {
-            r.text(index, text, scores.text, interval);
+            r.text(index, text, scores.text);
         }
     }
 }
@@ -436,7 +435,7 @@ mod tests {
 
     fn running(interval: usize) -> (Running, tokio::sync::mpsc::Receiver<Event>) {
         let (tx, rx) = events(2, interval);
-        let mut r = Running::new(tx, Instant::now() + Duration::from_secs(60), 2);
+        let mut r = Running::new(tx, Instant::now() + Duration::from_secs(60), 2, interval);
         r.left = 2;
         (r, rx)
     }
@@ -456,15 +455,15 @@ mod tests {
     #[test]
     fn the_first_text_goes_at_once_and_the_rest_in_pieces_of_the_interval() {
         let (mut r, mut rx) = running(4);
-        r.text(0, "a".into(), Vec::new(), 4);
+        r.text(0, "a".into(), Vec::new());
         assert_eq!(received(&mut rx), vec![text(0, "a")]);
         // Three characters over two choices: held; the fourth sends them, one event per
         // choice, in the order the choices first had some.
         for (i, c) in [(1, "x"), (0, "b"), (1, "y")] {
-            r.text(i, c.into(), Vec::new(), 4);
+            r.text(i, c.into(), Vec::new());
         }
         assert_eq!(received(&mut rx), vec![]);
-        r.text(0, "c".into(), Vec::new(), 4);
+        r.text(0, "c".into(), Vec::new());
         assert_eq!(received(&mut rx), vec![text(1, "xy"), text(0, "bc")]);
         assert!(r.held.is_empty() && r.held_chars == 0 && r.held_since.is_none());
     }
@@ -472,15 +471,15 @@ mod tests {
     #[test]
     fn held_text_goes_once_it_has_waited_and_before_a_choice_ends() {
         let (mut r, mut rx) = running(16);
-        r.text(0, "a".into(), Vec::new(), 16);
-        r.text(0, "b".into(), Vec::new(), 16);
+        r.text(0, "a".into(), Vec::new());
+        r.text(0, "b".into(), Vec::new());
         let since = r.held_since.unwrap();
         r.release_late(since + GATHER_WAIT / 2);
         assert_eq!(received(&mut rx), vec![text(0, "a")]);
         r.release_late(since + GATHER_WAIT);
         assert_eq!(received(&mut rx), vec![text(0, "b")]);
         // A choice that ends sends what is held first.
-        r.text(1, "z".into(), Vec::new(), 16);
+        r.text(1, "z".into(), Vec::new());
         r.done(1, Finish::Length, 1);
         let done = Event::Done {
             index: 1,
@@ -499,9 +498,9 @@ mod tests {
             logprob: -1.0,
             top: Vec::new(),
         };
-        r.text(0, "a".into(), vec![lp('a')], 2);
-        r.text(0, "b".into(), vec![lp('b')], 2);
-        r.text(0, "c".into(), vec![lp('c')], 2);
+        r.text(0, "a".into(), vec![lp('a')]);
+        r.text(0, "b".into(), vec![lp('b')]);
+        r.text(0, "c".into(), vec![lp('c')]);
         let got = received(&mut rx);
         let Event::Text { text, logprobs, .. } = &got[1] else {
             panic!("{got:?}")
